@@ -1,0 +1,257 @@
+// Package config decodes and validates sesam-relay's one TOML file.
+//
+// Decoding is strict: an unknown key, a bad address, size or duration is an
+// error that names the key and its line, because a typo in a relay's config
+// must not silently turn into a default.
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultPath is where the .deb installs the config; every subcommand's --config defaults to it.
+const DefaultPath = "/etc/sesam-relay/config.toml"
+
+// Config is the whole file.
+type Config struct {
+	Hostname       string    `toml:"hostname"`
+	StateDir       string    `toml:"state_dir"`
+	MaxMessageSize Size      `toml:"max_message_size"`
+	MinFreeSpace   Size      `toml:"min_free_space"`
+	Listen         Listen    `toml:"listen"`
+	TLS            TLS       `toml:"tls"`
+	Delivery       Delivery  `toml:"delivery"`
+	LocalAuth      LocalAuth `toml:"local_auth"`
+	Accounts       []Account `toml:"account"`
+}
+
+// Listen says where the local clients reach the relay.
+type Listen struct {
+	SMTP               []HostPort `toml:"smtp"`  // plain, STARTTLS offered
+	SMTPS              []HostPort `toml:"smtps"` // implicit TLS
+	Control            string     `toml:"control"`
+	Allow              []Prefix   `toml:"allow"`
+	AllowPlaintextAuth bool       `toml:"allow_plaintext_auth"`
+}
+
+// TLS names the certificate the local listeners present. Empty: a self-signed
+// one is generated in state_dir on first start.
+type TLS struct {
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+}
+
+// Delivery tunes retries towards the providers.
+type Delivery struct {
+	Lifetime    Duration `toml:"lifetime"`     // give up and bounce after this long
+	DelayNotice Duration `toml:"delay_notice"` // tell the sender we are still trying
+	FirstRetry  Duration `toml:"first_retry"`
+	MaxRetry    Duration `toml:"max_retry"`
+	AuthPause   Duration `toml:"auth_pause"` // wait after the provider refused our login
+	Timeout     Duration `toml:"timeout"`    // one SMTP command or the final reply
+}
+
+// LocalAuth throttles local clients that fail to log in.
+type LocalAuth struct {
+	MaxFailures   int      `toml:"max_failures"`
+	FailureWindow Duration `toml:"failure_window"`
+	FailureDelay  Duration `toml:"failure_delay"`
+}
+
+// Account is one practitioner: a local login and their provider mailbox.
+type Account struct {
+	Name         string   `toml:"name"`
+	PasswordHash string   `toml:"password_hash"`
+	Address      Address  `toml:"address"`
+	Upstream     Provider `toml:"upstream"`
+}
+
+// Provider is how to reach the practitioner's mail provider.
+type Provider struct {
+	SMTP         Upstream `toml:"smtp"`
+	Username     string   `toml:"username"`
+	PasswordFile string   `toml:"password_file"`
+	CAFile       string   `toml:"ca_file"`
+	// Insecure allows plaintext SMTP and AUTH upstream. Tests and the demo use it;
+	// never set it for a real provider.
+	Insecure bool `toml:"insecure"`
+}
+
+// Password reads the upstream password from its file on every call, so a
+// changed password takes effect at the next connection.
+func (p Provider) Password() (string, error) {
+	b, err := os.ReadFile(p.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("reading the upstream password: %w (password_file must be readable by the service user)", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// Defaults returns a Config with every default filled in.
+func Defaults() Config {
+	h, _ := os.Hostname()
+	return Config{
+		Hostname:       h,
+		StateDir:       "/var/lib/sesam-relay",
+		MaxMessageSize: 25 << 20,
+		MinFreeSpace:   64 << 20,
+		Listen: Listen{
+			Control: "/run/sesam-relay/control.sock",
+		},
+		Delivery: Delivery{
+			Lifetime:    Duration(72 * time.Hour),
+			DelayNotice: Duration(4 * time.Hour),
+			FirstRetry:  Duration(30 * time.Second),
+			MaxRetry:    Duration(time.Hour),
+			AuthPause:   Duration(time.Hour),
+			Timeout:     Duration(2 * time.Minute),
+		},
+		LocalAuth: LocalAuth{
+			MaxFailures:   5,
+			FailureWindow: Duration(15 * time.Minute),
+			FailureDelay:  Duration(time.Second),
+		},
+	}
+}
+
+// Load reads and validates the file at path.
+func Load(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the config: %w (give another file with --config)", err)
+	}
+	c, err := Parse(src)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes and validates a config held in memory.
+func Parse(src []byte) (*Config, error) {
+	c := Defaults()
+	md, err := toml.Decode(string(src), &c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("line %d: %s", pe.Position.Line, pe.Message)
+		}
+		return nil, err
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		k := und[0].String()
+		return nil, fmt.Errorf("line %d: unknown key %q (check its spelling and its [section])", lineOf(src, und[0]), k)
+	}
+	if err := c.validate(md); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// lineOf finds the line of an undecoded key, which the decoder does not report:
+// the first "name =" line after the key's table header.
+func lineOf(src []byte, k toml.Key) int {
+	last := k[len(k)-1]
+	sc := bufio.NewScanner(bytes.NewReader(src))
+	sc.Buffer(nil, 1<<20)
+	n, first := 0, 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimSpace(sc.Text())
+		name, _, ok := strings.Cut(line, "=")
+		if !ok && strings.HasPrefix(line, "[") && strings.Trim(line, "[] ") == last {
+			return n // an unknown table
+		}
+		if ok && strings.Trim(strings.TrimSpace(name), `"'`) == last && first == 0 {
+			first = n
+		}
+	}
+	return first
+}
+
+func (c *Config) validate(md toml.MetaData) error {
+	var errs []string
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	if c.StateDir == "" {
+		bad("state_dir is empty: name the folder that holds the queue (e.g. /var/lib/sesam-relay)")
+	}
+	if c.Hostname == "" {
+		bad("hostname is empty: name this relay (e.g. relais.cabinet.lan)")
+	}
+	if len(c.Listen.SMTP)+len(c.Listen.SMTPS) == 0 {
+		bad("[listen] has no smtp or smtps address: the billing software could not submit mail")
+	}
+	if len(c.Listen.Allow) == 0 {
+		bad("[listen] allow is empty: every client would be refused (list the practice networks, e.g. 192.168.0.0/16)")
+	}
+	if c.Listen.Control == "" {
+		bad("[listen] control is empty: name the control socket (e.g. /run/sesam-relay/control.sock)")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("[tls] needs both cert_file and key_file, or neither (a self-signed certificate is then made)")
+	}
+	if c.MaxMessageSize < 1024 {
+		bad("max_message_size %d is too small", c.MaxMessageSize)
+	}
+	d := c.Delivery
+	if d.FirstRetry <= 0 || d.MaxRetry < d.FirstRetry {
+		bad("[delivery] first_retry must be above zero and max_retry at least first_retry")
+	}
+	if d.Lifetime <= 0 || d.Timeout <= 0 || d.AuthPause <= 0 {
+		bad("[delivery] lifetime, timeout and auth_pause must be above zero")
+	}
+	if c.LocalAuth.MaxFailures < 1 {
+		bad("[local_auth] max_failures must be at least 1")
+	}
+	if len(c.Accounts) == 0 {
+		bad("no [[account]]: add one per practitioner")
+	}
+	seen := map[string]bool{}
+	for i, a := range c.Accounts {
+		where := fmt.Sprintf("[[account]] #%d (%s)", i+1, a.Name)
+		switch {
+		case a.Name == "":
+			bad("%s: name is empty (it is the local login of the billing software)", where)
+		case strings.ContainsAny(a.Name, " \t:@/\\"):
+			bad("%s: name %q may not hold spaces, ':', '@', '/' or '\\'", where, a.Name)
+		case seen[a.Name]:
+			bad("%s: the name %q is used twice", where, a.Name)
+		}
+		seen[a.Name] = true
+		if !strings.HasPrefix(a.PasswordHash, "$argon2id$") {
+			bad("%s: password_hash must be an $argon2id$ hash: run `sesam-relay passwd` and paste what it prints", where)
+		}
+		if a.Address == "" {
+			bad("%s: address is empty (the practitioner's provider address)", where)
+		}
+		u := a.Upstream
+		if u.SMTP.Addr == "" {
+			bad("%s: [account.upstream] smtp is missing (e.g. smtps://smtp.laposte.net:465)", where)
+		}
+		if u.Username == "" || u.PasswordFile == "" {
+			bad("%s: [account.upstream] needs username and password_file", where)
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// Account returns the account with that local login, or nil.
+func (c *Config) Account(name string) *Account {
+	for i := range c.Accounts {
+		if c.Accounts[i].Name == name {
+			return &c.Accounts[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,99 @@
+package config_test
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sesam-relay/sesam-relay/relay/config"
+)
+
+func TestExampleConfigLoads(t *testing.T) {
+	c, err := config.Load("../../testdata/config.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Accounts) != 2 || c.Accounts[0].Upstream.SMTP.Addr != "smtp.laposte.net:465" || !c.Accounts[0].Upstream.SMTP.ImplicitTLS {
+		t.Fatalf("accounts decoded wrongly: %+v", c.Accounts)
+	}
+	if c.Delivery.Lifetime.D() != 72*time.Hour || c.MaxMessageSize != 25<<20 {
+		t.Fatalf("lifetime %v size %d", c.Delivery.Lifetime.D(), c.MaxMessageSize)
+	}
+	if c.Account("martin") == nil || c.Account("nobody") != nil {
+		t.Fatal("Account lookup")
+	}
+}
+
+// valid is the smallest config that loads; each bad case below breaks one line.
+const valid = `state_dir = "/tmp/x"
+hostname = "h"
+[listen]
+smtp = ["127.0.0.1:2587"]
+allow = ["127.0.0.0/8"]
+[[account]]
+name = "dupont"
+password_hash = "$argon2id$v=19$m=1,t=1,p=1$YQ$YQ"
+address = "jean.dupont@laposte.net"
+  [account.upstream]
+  smtp = "smtp://127.0.0.1:2525"
+  username = "jean.dupont"
+  password_file = "/dev/null"
+`
+
+func TestBadConfigNamesKeyAndLine(t *testing.T) {
+	if _, err := config.Parse([]byte(valid)); err != nil {
+		t.Fatalf("the valid base config fails: %v", err)
+	}
+	cases := []struct{ name, from, to, want string }{
+		{"unknown key", `username = "jean.dupont"`, `username = "jean.dupont"` + "\n  pasword_file = \"x\"", `line 13: unknown key "account.upstream.pasword_file"`},
+		{"unknown top key", `hostname = "h"`, `hostnam = "h"`, `line 2: unknown key "hostnam"`},
+		{"bad listen address", `"127.0.0.1:2587"`, `"127.0.0.1:99999"`, `line 4`},
+		{"bad network", `"127.0.0.0/8"`, `"127.0.0.0/88"`, `line 5`},
+		{"bad sender address", `"jean.dupont@laposte.net"`, `"Jean <jean.dupont@laposte.net>"`, `line 9`},
+		{"bad duration", `hostname = "h"`, "hostname = \"h\"\n[delivery]\nlifetime = \"3 days\"", `line 4`},
+		{"bad upstream scheme", `"smtp://127.0.0.1:2525"`, `"http://127.0.0.1:2525"`, `line 11`},
+		{"missing hash", `password_hash = "$argon2id$v=19$m=1,t=1,p=1$YQ$YQ"`, `password_hash = "secret"`, `sesam-relay passwd`},
+		{"duplicate account", "  password_file = \"/dev/null\"\n", "  password_file = \"/dev/null\"\n" + strings.SplitN(valid, "[[account]]", 2)[1][0:0] + "[[account]]\n" + strings.SplitN(valid, "[[account]]\n", 2)[1], `used twice`},
+		{"no allow", `allow = ["127.0.0.0/8"]`, ``, `allow is empty`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src := strings.Replace(valid, tc.from, tc.to, 1)
+			if src == valid {
+				t.Fatal("case did not change the config")
+			}
+			_, err := config.Parse([]byte(src))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want error containing %q, got %v", tc.want, err)
+			}
+		})
+	}
+}
+
+func TestDurationsAcceptDays(t *testing.T) {
+	for in, want := range map[string]time.Duration{"3d": 72 * time.Hour, "1d12h": 36 * time.Hour, "90s": 90 * time.Second} {
+		got, err := config.ParseDuration(in)
+		if err != nil || got != want {
+			t.Errorf("%s: got %v, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"", "3 days", "-1h", "d"} {
+		if _, err := config.ParseDuration(in); err == nil {
+			t.Errorf("%q accepted", in)
+		}
+	}
+}
+
+func TestUpstreamPasswordIsReadFromItsFile(t *testing.T) {
+	f := t.TempDir() + "/pw"
+	os.WriteFile(f, []byte("s3cret\n"), 0o600)
+	p := config.Provider{PasswordFile: f}
+	if pw, err := p.Password(); err != nil || pw != "s3cret" {
+		t.Fatalf("got %q %v", pw, err)
+	}
+	p.PasswordFile = f + ".missing"
+	if _, err := p.Password(); err == nil || !strings.Contains(err.Error(), "password_file") {
+		t.Fatalf("missing file: %v", err)
+	}
+}

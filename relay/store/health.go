@@ -1,0 +1,42 @@
+package store
+
+import (
+	"database/sql"
+	"time"
+)
+
+// Health is what the technician sees of an account's provider.
+type Health struct {
+	Account      string
+	LastSuccess  time.Time
+	LastError    string
+	LastErrorAt  time.Time
+	FailingSince time.Time // zero while the provider works
+	PausedUntil  time.Time // after a refused login
+}
+
+// SetHealth records an account's upstream health. It does not wait: health
+// is advice for the technician, not a promise to a client.
+func (s *Store) SetHealth(h Health) <-chan error {
+	return s.write(func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO upstream(account, last_success, last_error, last_error_at, failing_since, paused_until)
+			VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT(account) DO UPDATE SET last_success = excluded.last_success, last_error = excluded.last_error,
+			last_error_at = excluded.last_error_at, failing_since = excluded.failing_since, paused_until = excluded.paused_until`,
+			h.Account, ms(h.LastSuccess), h.LastError, ms(h.LastErrorAt), ms(h.FailingSince), ms(h.PausedUntil))
+		return err
+	})
+}
+
+// Health returns the recorded health of an account (zero if none yet).
+func (s *Store) Health(account string) (Health, error) {
+	h := Health{Account: account}
+	var ls, lea, fs, pu int64
+	err := s.r.QueryRow("SELECT last_success, last_error, last_error_at, failing_since, paused_until FROM upstream WHERE account = ?", account).
+		Scan(&ls, &h.LastError, &lea, &fs, &pu)
+	if err == sql.ErrNoRows {
+		return h, nil
+	}
+	h.LastSuccess, h.LastErrorAt, h.FailingSince, h.PausedUntil = fromMS(ls), fromMS(lea), fromMS(fs), fromMS(pu)
+	return h, err
+}

@@ -1,0 +1,446 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// State is where a queued message stands.
+type State string
+
+const (
+	Queued   State = "queued"   // waiting for its first try
+	Deferred State = "deferred" // a try failed; next_attempt says when again
+	Sending  State = "sending"  // recorded just before the final dot
+	Held     State = "held"     // waits for a technician (uncertain fate, or held by hand)
+	Sent     State = "sent"     // the provider answered 250 to the final dot
+	Bounced  State = "bounced"  // refused for good; a DSN went to the sender's mailbox
+	Dropped  State = "dropped"  // removed by a technician
+)
+
+// Envelope is what the submission session knows of a message besides its bytes.
+type Envelope struct {
+	Account   string
+	From      string
+	To        []string
+	Subject   string
+	MessageID string
+	Client    string // remote address of the submitting client
+}
+
+// Message is one row of the queue.
+type Message struct {
+	Envelope
+	ID          int64
+	Size        int64
+	State       State
+	Attempts    int
+	Received    time.Time
+	NextAttempt time.Time
+	LastAttempt time.Time
+	LastError   string
+	HoldReason  string
+	DoneAt      time.Time // sent, bounced or dropped at
+	Reply       string    // the provider's reply to the final dot
+	NoticeSent  bool
+}
+
+// Event is one line of a message's history, for `queue show`.
+type Event struct {
+	At   time.Time
+	Text string
+}
+
+const msgCols = `id, account, mail_from, rcpts, subject, message_id, client, size, state, attempts,
+	received_at, next_attempt, last_attempt, last_error, hold_reason, done_at, reply, notice_sent`
+
+func scanMessage(row interface{ Scan(...any) error }) (Message, error) {
+	var m Message
+	var rcpts string
+	var recv, next, last, done int64
+	err := row.Scan(&m.ID, &m.Account, &m.From, &rcpts, &m.Subject, &m.MessageID, &m.Client, &m.Size,
+		&m.State, &m.Attempts, &recv, &next, &last, &m.LastError, &m.HoldReason, &done, &m.Reply, &m.NoticeSent)
+	if err != nil {
+		return m, err
+	}
+	json.Unmarshal([]byte(rcpts), &m.To)
+	m.Received, m.NextAttempt, m.LastAttempt, m.DoneAt = fromMS(recv), fromMS(next), fromMS(last), fromMS(done)
+	return m, nil
+}
+
+// putBody stores a body and returns its id. Every body goes through here.
+func putBody(tx *sql.Tx, data []byte) (int64, error) {
+	res, err := tx.Exec("INSERT INTO bodies(data) VALUES (?)", data)
+	if err != nil {
+		return 0, err
+	}
+	return res.LastInsertId()
+}
+
+func readBody(db *sql.DB, where string, id int64) ([]byte, error) {
+	var data []byte
+	err := db.QueryRow("SELECT b.data FROM bodies b JOIN "+where+" t ON t.body_id = b.id WHERE t.id = ?", id).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return data, err
+}
+
+func event(tx *sql.Tx, id int64, at time.Time, format string, a ...any) error {
+	_, err := tx.Exec("INSERT INTO events(msg_id, at, text) VALUES (?, ?, ?)", id, ms(at), fmt.Sprintf(format, a...))
+	return err
+}
+
+// Enqueue stores a submitted message and returns once it is durable: only
+// then may the submission be answered 250.
+func (s *Store) Enqueue(ctx context.Context, env Envelope, body []byte) (int64, error) {
+	rcpts, _ := json.Marshal(env.To)
+	now := s.now()
+	var id int64
+	err := s.writeWait(ctx, func(tx *sql.Tx) error {
+		bid, err := putBody(tx, body)
+		if err != nil {
+			return err
+		}
+		res, err := tx.Exec(`INSERT INTO messages(account, mail_from, rcpts, subject, message_id, size, client, body_id, state, received_at, next_attempt)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			env.Account, env.From, string(rcpts), env.Subject, env.MessageID, len(body), env.Client, bid, Queued, ms(now), ms(now))
+		if err != nil {
+			return err
+		}
+		if id, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		return event(tx, id, now, "accepted from %s for %s", env.Client, strings.Join(env.To, ", "))
+	})
+	return id, err
+}
+
+// Body returns a queued message's bytes, exactly as accepted.
+func (s *Store) Body(id int64) ([]byte, error) { return readBody(s.r, "messages", id) }
+
+// Get returns one message with its history.
+func (s *Store) Get(id int64) (Message, []Event, error) {
+	m, err := scanMessage(s.r.QueryRow("SELECT "+msgCols+" FROM messages WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, nil, ErrNotFound
+	}
+	if err != nil {
+		return m, nil, err
+	}
+	rows, err := s.r.Query("SELECT at, text FROM events WHERE msg_id = ? ORDER BY id", id)
+	if err != nil {
+		return m, nil, err
+	}
+	defer rows.Close()
+	var evs []Event
+	for rows.Next() {
+		var at int64
+		var e Event
+		if err := rows.Scan(&at, &e.Text); err != nil {
+			return m, nil, err
+		}
+		e.At = fromMS(at)
+		evs = append(evs, e)
+	}
+	return m, evs, rows.Err()
+}
+
+// Filter selects messages for List.
+type Filter struct {
+	Account string
+	States  []State // empty: all
+	Limit   int     // 0: 1000
+}
+
+// List returns messages, oldest first.
+func (s *Store) List(f Filter) ([]Message, error) {
+	q := "SELECT " + msgCols + " FROM messages WHERE 1=1"
+	var args []any
+	if f.Account != "" {
+		q += " AND account = ?"
+		args = append(args, f.Account)
+	}
+	if len(f.States) > 0 {
+		q += " AND state IN (?" + strings.Repeat(",?", len(f.States)-1) + ")"
+		for _, st := range f.States {
+			args = append(args, st)
+		}
+	}
+	if f.Limit <= 0 {
+		f.Limit = 1000
+	}
+	q += " ORDER BY id DESC LIMIT ?"
+	args = append(args, f.Limit)
+	rows, err := s.r.Query(q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append([]Message{m}, out...)
+	}
+	return out, rows.Err()
+}
+
+// Due returns an account's messages whose next try has come, oldest first.
+func (s *Store) Due(account string, now time.Time, limit int) ([]Message, error) {
+	rows, err := s.r.Query("SELECT "+msgCols+" FROM messages WHERE account = ? AND state IN (?, ?) AND next_attempt <= ? ORDER BY id LIMIT ?",
+		account, Queued, Deferred, ms(now), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// NextAttempt returns when an account's next waiting message is due (ok false: none waits).
+func (s *Store) NextAttempt(account string) (time.Time, bool, error) {
+	var next sql.NullInt64
+	err := s.r.QueryRow("SELECT MIN(next_attempt) FROM messages WHERE account = ? AND state IN (?, ?)", account, Queued, Deferred).Scan(&next)
+	if err != nil || !next.Valid {
+		return time.Time{}, false, err
+	}
+	return fromMS(next.Int64), true, nil
+}
+
+// Counts returns, per account and state, how many messages there are.
+func (s *Store) Counts() (map[string]map[State]int, error) {
+	rows, err := s.r.Query("SELECT account, state, COUNT(*) FROM messages GROUP BY account, state")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]map[State]int{}
+	for rows.Next() {
+		var a string
+		var st State
+		var n int
+		if err := rows.Scan(&a, &st, &n); err != nil {
+			return nil, err
+		}
+		if out[a] == nil {
+			out[a] = map[State]int{}
+		}
+		out[a][st] = n
+	}
+	return out, rows.Err()
+}
+
+// ErrWrongState is wrapped when a transition does not apply to a message's current state.
+var ErrWrongState = errors.New("not in a state that allows this")
+
+// transition moves message id from one of the states in from to "to",
+// applying set (extra SQL assignments) and logging an event, in one write.
+func transition(tx *sql.Tx, id int64, now time.Time, from []State, to State, set string, args []any, ev string) error {
+	q := "UPDATE messages SET state = ?" + set + " WHERE id = ? AND state IN (?" + strings.Repeat(",?", len(from)-1) + ")"
+	all := append([]any{to}, args...)
+	all = append(all, id)
+	for _, f := range from {
+		all = append(all, f)
+	}
+	res, err := tx.Exec(q, all...)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		var cur State
+		if err := tx.QueryRow("SELECT state FROM messages WHERE id = ?", id).Scan(&cur); err != nil {
+			return ErrNotFound
+		}
+		return fmt.Errorf("message %d is %s: %w", id, cur, ErrWrongState)
+	}
+	return event(tx, id, now, "%s", ev)
+}
+
+var waiting = []State{Queued, Deferred}
+
+// MarkSending records, durably, that the final dot is about to be sent.
+// If the process dies before MarkSent, the message is uncertain and is held.
+func (s *Store) MarkSending(ctx context.Context, id int64) error {
+	now := s.now()
+	return s.writeWait(ctx, func(tx *sql.Tx) error {
+		return transition(tx, id, now, waiting, Sending, ", attempts = attempts + 1, last_attempt = ?", []any{ms(now)}, "sending the final dot upstream")
+	})
+}
+
+// MarkSent records the provider's 250. It does not wait: the next
+// MarkSending (which waits) makes it durable in the same commit. If the
+// process dies first, the message comes back as uncertain and is held, never resent.
+func (s *Store) MarkSent(id int64, reply string) <-chan error {
+	now := s.now()
+	return s.write(func(tx *sql.Tx) error {
+		return transition(tx, id, now, []State{Sending}, Sent, ", done_at = ?, reply = ?, last_error = ''", []any{ms(now), reply}, "delivered upstream: "+reply)
+	})
+}
+
+// MarkDeferred records a failed try and when to try again. A try that failed
+// before the final dot (state still queued or deferred) counts as an attempt here.
+func (s *Store) MarkDeferred(ctx context.Context, id int64, why string, next time.Time) error {
+	now := s.now()
+	return s.writeWait(ctx, func(tx *sql.Tx) error {
+		return transition(tx, id, now, []State{Queued, Deferred, Sending}, Deferred,
+			", attempts = attempts + CASE WHEN state = 'sending' THEN 0 ELSE 1 END, last_attempt = ?, last_error = ?, next_attempt = ?",
+			[]any{ms(now), why, ms(next)}, "deferred: "+why)
+	})
+}
+
+// MarkUncertain holds a message whose final dot may have reached the provider
+// without its reply reaching us. Only a technician's Release sends it again.
+func (s *Store) MarkUncertain(ctx context.Context, id int64, why string) error {
+	now := s.now()
+	return s.writeWait(ctx, func(tx *sql.Tx) error {
+		return transition(tx, id, now, []State{Sending}, Held, ", hold_reason = ?, last_error = ?",
+			[]any{"uncertain: " + why, why}, "held as uncertain: "+why)
+	})
+}
+
+// Bounce marks a message refused for good and stores the DSN for the
+// sender's account, in one transaction: the bounce is never lost nor doubled.
+func (s *Store) Bounce(ctx context.Context, id int64, why, dsnSubject string, dsn []byte) error {
+	now := s.now()
+	return s.writeWait(ctx, func(tx *sql.Tx) error {
+		var account string
+		if err := tx.QueryRow("SELECT account FROM messages WHERE id = ?", id).Scan(&account); err != nil {
+			return ErrNotFound
+		}
+		if err := transition(tx, id, now, []State{Queued, Deferred, Sending}, Bounced, ", done_at = ?, last_error = ?", []any{ms(now), why}, "bounced: "+why); err != nil {
+			return err
+		}
+		return addMail(tx, account, "bounce", dsnSubject, dsn, id, now)
+	})
+}
+
+// AddDelayNotice stores a "still trying" notice for the sender, once per message.
+func (s *Store) AddDelayNotice(ctx context.Context, id int64, subject string, notice []byte) error {
+	now := s.now()
+	return s.writeWait(ctx, func(tx *sql.Tx) error {
+		var account string
+		if err := tx.QueryRow("SELECT account FROM messages WHERE id = ? AND notice_sent = 0", id).Scan(&account); err != nil {
+			return nil // already sent, or gone: nothing to do
+		}
+		if _, err := tx.Exec("UPDATE messages SET notice_sent = 1 WHERE id = ?", id); err != nil {
+			return err
+		}
+		if err := event(tx, id, now, "delay notice sent to the sender's mailbox"); err != nil {
+			return err
+		}
+		return addMail(tx, account, "notice", subject, notice, id, now)
+	})
+}
+
+// Hold holds a waiting message by hand.
+func (s *Store) Hold(ctx context.Context, id int64, reason string) error {
+	now := s.now()
+	return s.writeWait(ctx, func(tx *sql.Tx) error {
+		return transition(tx, id, now, waiting, Held, ", hold_reason = ?", []any{reason}, "held: "+reason)
+	})
+}
+
+// Release lets a held message (including an uncertain one) be sent again now.
+func (s *Store) Release(ctx context.Context, id int64, who string) error {
+	now := s.now()
+	return s.writeWait(ctx, func(tx *sql.Tx) error {
+		return transition(tx, id, now, []State{Held}, Queued, ", hold_reason = '', next_attempt = ?", []any{ms(now)}, "released by "+who)
+	})
+}
+
+// Retry makes a waiting message due now.
+func (s *Store) Retry(ctx context.Context, id int64) error {
+	now := s.now()
+	return s.writeWait(ctx, func(tx *sql.Tx) error {
+		return transition(tx, id, now, waiting, Queued, ", next_attempt = ?", []any{ms(now)}, "retry asked by the technician")
+	})
+}
+
+// Drop removes a message that has not been sent from delivery. Its bytes stay
+// for the record.
+func (s *Store) Drop(ctx context.Context, id int64, who string) error {
+	now := s.now()
+	return s.writeWait(ctx, func(tx *sql.Tx) error {
+		return transition(tx, id, now, []State{Queued, Deferred, Held}, Dropped, ", done_at = ?", []any{ms(now)}, "dropped by "+who)
+	})
+}
+
+// RecoverInterrupted holds every message left in "sending" by a crash: its
+// final dot may have reached the provider, so it must not be sent again on
+// its own. It returns how many it held.
+func (s *Store) RecoverInterrupted(ctx context.Context) (int, error) {
+	now := s.now()
+	var n int
+	err := s.writeWait(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.Query("SELECT id FROM messages WHERE state = ?", Sending)
+		if err != nil {
+			return err
+		}
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			rows.Scan(&id)
+			ids = append(ids, id)
+		}
+		rows.Close()
+		why := "the relay stopped while sending the final dot: the provider may have it already; check the sent folder, then release or drop"
+		for _, id := range ids {
+			if err := transition(tx, id, now, []State{Sending}, Held, ", hold_reason = ?", []any{"uncertain: " + why}, "held as uncertain: "+why); err != nil {
+				return err
+			}
+		}
+		n = len(ids)
+		return nil
+	})
+	return n, err
+}
+
+// HoldOrphans holds waiting messages of accounts no longer in the config.
+func (s *Store) HoldOrphans(ctx context.Context, known []string) (int, error) {
+	now := s.now()
+	var n int
+	err := s.writeWait(ctx, func(tx *sql.Tx) error {
+		q := "SELECT id, account FROM messages WHERE state IN ('queued','deferred')"
+		rows, err := tx.Query(q)
+		if err != nil {
+			return err
+		}
+		isKnown := map[string]bool{}
+		for _, k := range known {
+			isKnown[k] = true
+		}
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			var a string
+			rows.Scan(&id, &a)
+			if !isKnown[a] {
+				ids = append(ids, id)
+			}
+		}
+		rows.Close()
+		for _, id := range ids {
+			if err := transition(tx, id, now, waiting, Held, ", hold_reason = ?", []any{"its account is no longer in the config"}, "held: its account is no longer in the config"); err != nil {
+				return err
+			}
+		}
+		n = len(ids)
+		return nil
+	})
+	return n, err
+}

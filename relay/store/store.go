@@ -1,0 +1,243 @@
+// Package store owns everything under state_dir: the outbound queue, the
+// local mailboxes, upstream health, and the durable writes behind them.
+//
+// It is the only package that opens files there. The index is SQLite in WAL
+// mode with synchronous=FULL, so a committed transaction survives a crash or
+// a power cut, and the CLI can read while the daemon writes. Writes go
+// through one committer goroutine that batches concurrent callers into one
+// transaction (group commit): ten clients submitting at once cost one fsync,
+// not ten.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the pure Go "sqlite" driver
+)
+
+// dbFile is the index's name inside state_dir.
+const dbFile = "sesam-relay.db"
+
+// maxBatch bounds one group commit so that one huge burst cannot starve its first writer.
+const maxBatch = 256
+
+// Store is an open state folder.
+type Store struct {
+	dir      string
+	w        *sql.DB // the single writer connection, used only by the committer
+	r        *sql.DB // readers
+	reqs     chan *writeReq
+	done     chan struct{}
+	readOnly bool
+	now      func() time.Time
+	commits  atomic.Int64 // transactions committed, to prove group commit in tests
+}
+
+type writeReq struct {
+	fn   func(*sql.Tx) error
+	done chan error
+}
+
+// ErrNotFound is returned for an id the store does not hold.
+var ErrNotFound = errors.New("no such message")
+
+func dsn(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	if readOnly {
+		q.Add("mode", "ro")
+	} else {
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(FULL)")
+		q.Add("_txlock", "immediate")
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Open opens (creating if needed) the state folder for the daemon.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating state_dir: %w", err)
+	}
+	path := filepath.Join(dir, dbFile)
+	w, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	if err := migrate(w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("opening the queue in %s: %w", dir, err)
+	}
+	// The database and its WAL now exist: sync the folder once so that their
+	// directory entries survive a power cut too.
+	if err := syncDir(dir); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(4)
+	s := &Store{dir: dir, w: w, r: r, reqs: make(chan *writeReq, 1024), done: make(chan struct{}), now: time.Now}
+	go s.committer()
+	return s, nil
+}
+
+// OpenReadOnly opens the state folder for reading only: the CLI uses it when
+// the daemon is down. It never creates anything.
+func OpenReadOnly(dir string) (*Store, error) {
+	path := filepath.Join(dir, dbFile)
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no queue in %s: %w", dir, err)
+	}
+	r, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Ping(); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("opening the queue in %s read-only: %w", dir, err)
+	}
+	return &Store{dir: dir, r: r, readOnly: true, now: time.Now}, nil
+}
+
+// Close stops the committer after the writes already asked for, and closes the files.
+func (s *Store) Close() error {
+	if !s.readOnly {
+		close(s.reqs)
+		<-s.done
+		s.w.Close()
+	}
+	return s.r.Close()
+}
+
+// Dir is the state folder, for messages to the technician.
+func (s *Store) Dir() string { return s.dir }
+
+// FreeSpace reports the bytes available to us on state_dir's file system.
+func (s *Store) FreeSpace() (uint64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(s.dir, &st); err != nil {
+		return 0, err
+	}
+	return st.Bavail * uint64(st.Bsize), nil
+}
+
+// write queues fn to run in the next group commit. The channel receives
+// fn's error, or the commit's, once the transaction is durable (or failed).
+// Callers that must not go on before the write is durable wait on it; the
+// committer keeps the order of requests, so a later waited-for write also
+// proves every earlier one durable.
+func (s *Store) write(fn func(*sql.Tx) error) <-chan error {
+	req := &writeReq{fn: fn, done: make(chan error, 1)}
+	if s.readOnly {
+		req.done <- errors.New("the store is open read-only")
+		return req.done
+	}
+	s.reqs <- req
+	return req.done
+}
+
+// writeWait is write, waiting for durability or ctx.
+func (s *Store) writeWait(ctx context.Context, fn func(*sql.Tx) error) error {
+	select {
+	case err := <-s.write(fn):
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Store) committer() {
+	defer close(s.done)
+	for first := range s.reqs {
+		batch := []*writeReq{first}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+// commit runs a batch in one transaction. Each request runs inside its own
+// savepoint, so one failing request is rolled back alone and the rest commit.
+func (s *Store) commit(batch []*writeReq) {
+	errs := make([]error, len(batch))
+	tx, err := s.w.Begin()
+	if err != nil {
+		for _, r := range batch {
+			r.done <- fmt.Errorf("starting a queue transaction: %w", err)
+		}
+		return
+	}
+	for i, r := range batch {
+		if _, err := tx.Exec("SAVEPOINT req"); err != nil {
+			errs[i] = err
+			continue
+		}
+		if errs[i] = r.fn(tx); errs[i] != nil {
+			tx.Exec("ROLLBACK TO req")
+		}
+		tx.Exec("RELEASE req")
+	}
+	s.commits.Add(1)
+	if err := tx.Commit(); err != nil {
+		tx.Rollback()
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = fmt.Errorf("committing to the queue: %w", err)
+			}
+		}
+	}
+	for i, r := range batch {
+		r.done <- errs[i]
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v)
+}
