@@ -118,6 +118,9 @@ func (s *Store) Enqueue(ctx context.Context, env Envelope, body []byte) (int64, 
 		}
 		return event(tx, id, now, "accepted from %s for %s", env.Client, strings.Join(env.To, ", "))
 	})
+	if err == nil {
+		s.notify(env.Account)
+	}
 	return id, err
 }
 
@@ -358,17 +361,25 @@ func (s *Store) Hold(ctx context.Context, id int64, reason string) error {
 // Release lets a held message (including an uncertain one) be sent again now.
 func (s *Store) Release(ctx context.Context, id int64, who string) error {
 	now := s.now()
-	return s.writeWait(ctx, func(tx *sql.Tx) error {
+	err := s.writeWait(ctx, func(tx *sql.Tx) error {
 		return transition(tx, id, now, []State{Held}, Queued, ", hold_reason = '', next_attempt = ?", []any{ms(now)}, "released by "+who)
 	})
+	if err == nil {
+		s.wakeOwner(id)
+	}
+	return err
 }
 
 // Retry makes a waiting message due now.
 func (s *Store) Retry(ctx context.Context, id int64) error {
 	now := s.now()
-	return s.writeWait(ctx, func(tx *sql.Tx) error {
+	err := s.writeWait(ctx, func(tx *sql.Tx) error {
 		return transition(tx, id, now, waiting, Queued, ", next_attempt = ?", []any{ms(now)}, "retry asked by the technician")
 	})
+	if err == nil {
+		s.wakeOwner(id)
+	}
+	return err
 }
 
 // Drop removes a message that has not been sent from delivery. Its bytes stay
@@ -443,4 +454,12 @@ func (s *Store) HoldOrphans(ctx context.Context, known []string) (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// wakeOwner wakes the deliverer of a message's account.
+func (s *Store) wakeOwner(id int64) {
+	var account string
+	if s.r.QueryRow("SELECT account FROM messages WHERE id = ?", id).Scan(&account) == nil {
+		s.notify(account)
+	}
 }

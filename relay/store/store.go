@@ -40,6 +40,7 @@ type Store struct {
 	readOnly bool
 	now      func() time.Time
 	commits  atomic.Int64 // transactions committed, to prove group commit in tests
+	wake     wakers
 }
 
 type writeReq struct {

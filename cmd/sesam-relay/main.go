@@ -1,0 +1,304 @@
+// Command sesam-relay is the practice's mail relay for SESAM-Vitale
+// teletransmission: run `sesam-relay help` for the subcommands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/sesam-relay/sesam-relay/relay/auth"
+	"github.com/sesam-relay/sesam-relay/relay/config"
+	"github.com/sesam-relay/sesam-relay/relay/control"
+	"github.com/sesam-relay/sesam-relay/relay/daemon"
+	"github.com/sesam-relay/sesam-relay/relay/deliver"
+	"github.com/sesam-relay/sesam-relay/relay/demo"
+	"github.com/sesam-relay/sesam-relay/relay/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `sesam-relay — the practice's mail relay for SESAM-Vitale teletransmission
+
+USAGE
+  sesam-relay [--config FILE] COMMAND [ARGS] [--json]
+
+COMMANDS
+  serve                    run the daemon (systemd starts it)
+  demo                     run the relay against a simulated provider, on this machine
+  status                   listeners, each account's provider health, queue counts
+  queue [--all] [--account NAME]
+                           mail waiting (with --all: also sent, bounced, dropped)
+  queue show ID            one mail and its whole history
+  queue retry ID           try a deferred mail now
+  queue hold ID [--reason TEXT]
+                           keep a waiting mail from being sent
+  queue release ID         send a held mail (also an uncertain one: check the
+                           provider's sent folder first, or the fund may get it twice)
+  queue drop ID            never send this mail (its bytes are kept)
+  check                    validate the config and try each provider login once
+  passwd                   read a password (prompt, or standard input) and print
+                           its hash for password_hash
+  version                  print the version
+
+OPTIONS
+  --config FILE  the configuration (default /etc/sesam-relay/config.toml)
+  --json         machine-readable output (status, queue, queue show)
+
+EXIT STATUS
+  0 success; 1 failure; 2 bad usage; 3 status: the daemon is not running.
+
+FILES
+  /etc/sesam-relay/config.toml   configuration (see the README for every key)
+  /var/lib/sesam-relay/          the queue (state_dir); only the daemon writes it
+  /run/sesam-relay/control.sock  control socket (group sesam-relay)
+`
+
+type opts struct {
+	config  string
+	json    bool
+	all     bool
+	account string
+	reason  string
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var o opts
+	fs := flag.NewFlagSet("sesam-relay", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.config, "config", config.DefaultPath, "")
+	fs.BoolVar(&o.json, "json", false, "")
+	fs.BoolVar(&o.all, "all", false, "")
+	fs.StringVar(&o.account, "account", "", "")
+	fs.StringVar(&o.reason, "reason", "", "")
+	// Flags may stand anywhere: "queue show 5 --json" as well as "--json queue show 5".
+	var pos []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			fmt.Fprintf(stderr, "sesam-relay: %v\n\n%s", err, usage)
+			return 2
+		}
+		args = fs.Args()
+		if len(args) > 0 {
+			pos, args = append(pos, args[0]), args[1:]
+		}
+	}
+	if len(pos) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "sesam-relay %s: %v\n", pos[0], err)
+		return 1
+	}
+	switch pos[0] {
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "version":
+		fmt.Fprintln(stdout, "sesam-relay", version)
+		return 0
+	case "passwd":
+		return passwd(stdin, stdout, stderr)
+	case "demo":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := demo.Run(ctx, stdin, stdout); err != nil {
+			return fail(err)
+		}
+		return 0
+	}
+	cfg, err := config.Load(o.config)
+	if err != nil {
+		return fail(err)
+	}
+	switch pos[0] {
+	case "serve":
+		log := slog.New(slog.NewTextHandler(stderr, nil))
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		go func() {
+			for range hup {
+				log.Warn("SIGHUP: reloading the config is not supported yet; restart the service to apply changes")
+			}
+		}()
+		if err := daemon.Run(ctx, cfg, log); err != nil {
+			log.Error("sesam-relay stopped", "error", err.Error())
+			return 1
+		}
+		return 0
+	case "check":
+		return check(cfg, stdout)
+	case "status":
+		return status(cfg, o, stdout, stderr)
+	case "queue":
+		return queue(cfg, o, pos[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "sesam-relay: unknown command %q\n\n%s", pos[0], usage)
+	return 2
+}
+
+// call asks the daemon; for read-only commands it falls back to reading
+// the store directly when the daemon is down.
+func call(cfg *config.Config, req control.Request, out any) (running bool, err error) {
+	err = control.Call(cfg.Listen.Control, req, out)
+	if !errors.Is(err, control.ErrDaemonDown) || (req.Cmd != "status" && req.Cmd != "queue" && req.Cmd != "show") {
+		return err == nil, err
+	}
+	st, oerr := store.OpenReadOnly(cfg.StateDir)
+	if oerr != nil {
+		return false, fmt.Errorf("%v, and the store cannot be read: %v", err, oerr)
+	}
+	defer st.Close()
+	h := &control.Handler{Store: st, Config: cfg}
+	data, err := h.Handle(context.Background(), req)
+	if err != nil {
+		return false, err
+	}
+	return false, remarshal(data, out)
+}
+
+func status(cfg *config.Config, o opts, stdout, stderr io.Writer) int {
+	var st control.Status
+	if _, err := call(cfg, control.Request{Cmd: "status"}, &st); err != nil {
+		fmt.Fprintf(stderr, "sesam-relay status: %v\n", err)
+		return 1
+	}
+	if o.json {
+		printJSON(stdout, st)
+	} else {
+		printStatus(stdout, st)
+	}
+	if !st.Running {
+		return 3
+	}
+	return 0
+}
+
+func queue(cfg *config.Config, o opts, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		var ms []store.Message
+		running, err := call(cfg, control.Request{Cmd: "queue", All: o.all, Account: o.account}, &ms)
+		if err != nil {
+			fmt.Fprintf(stderr, "sesam-relay queue: %v\n", err)
+			return 1
+		}
+		if o.json {
+			printJSON(stdout, ms)
+		} else {
+			printQueue(stdout, ms, running)
+		}
+		return 0
+	}
+	if len(args) != 2 {
+		fmt.Fprintf(stderr, "sesam-relay queue: give an action and an id, e.g. `queue show 12`\n")
+		return 2
+	}
+	id, err := strconv.ParseInt(args[1], 10, 64)
+	if err != nil {
+		fmt.Fprintf(stderr, "sesam-relay queue: %q is not a message id (see `sesam-relay queue`)\n", args[1])
+		return 2
+	}
+	switch args[0] {
+	case "show":
+		var sh control.Show
+		if _, err := call(cfg, control.Request{Cmd: "show", ID: id}, &sh); err != nil {
+			fmt.Fprintf(stderr, "sesam-relay queue show: %v\n", err)
+			return 1
+		}
+		if o.json {
+			printJSON(stdout, sh)
+		} else {
+			printShow(stdout, sh)
+		}
+		return 0
+	case "retry", "hold", "release", "drop":
+		if _, err := call(cfg, control.Request{Cmd: args[0], ID: id, Reason: o.reason}, nil); err != nil {
+			fmt.Fprintf(stderr, "sesam-relay queue %s: %v\n", args[0], err)
+			return 1
+		}
+		if o.json {
+			printJSON(stdout, map[string]any{"ok": true, "id": id, "action": args[0]})
+		} else {
+			fmt.Fprintf(stdout, "message %d: %s done\n", id, args[0])
+		}
+		return 0
+	}
+	fmt.Fprintf(stderr, "sesam-relay queue: unknown action %q (show, retry, hold, release, drop)\n", args[0])
+	return 2
+}
+
+func check(cfg *config.Config, stdout io.Writer) int {
+	fmt.Fprintf(stdout, "config: OK (%d account(s), state_dir %s)\n", len(cfg.Accounts), cfg.StateDir)
+	bad := 0
+	for _, a := range cfg.Accounts {
+		if _, err := auth.Verify(a.PasswordHash, ""); err != nil {
+			fmt.Fprintf(stdout, "%s: FAILED — %v\n", a.Name, err)
+			bad++
+			continue
+		}
+		err := deliver.Check(a.Upstream, cfg.Hostname, 30*time.Second)
+		if err != nil {
+			fmt.Fprintf(stdout, "%s: FAILED — %v\n", a.Name, err)
+			bad++
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: OK — logged in to %s as %s\n", a.Name, a.Upstream.SMTP.String(), a.Upstream.Username)
+	}
+	if bad > 0 {
+		return 1
+	}
+	return 0
+}
+
+func passwd(stdin io.Reader, stdout, stderr io.Writer) int {
+	var pw string
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(stderr, "Password: ")
+		a, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprint(stderr, "\nAgain: ")
+		b, err2 := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil || err2 != nil || string(a) != string(b) {
+			fmt.Fprintln(stderr, "sesam-relay passwd: the two passwords differ")
+			return 1
+		}
+		pw = string(a)
+	} else {
+		b, err := io.ReadAll(io.LimitReader(stdin, 4096))
+		if err != nil {
+			fmt.Fprintf(stderr, "sesam-relay passwd: %v\n", err)
+			return 1
+		}
+		pw = strings.TrimRight(string(b), "\r\n")
+	}
+	if pw == "" {
+		fmt.Fprintln(stderr, "sesam-relay passwd: empty password refused")
+		return 1
+	}
+	h, err := auth.Hash(pw)
+	if err != nil {
+		fmt.Fprintf(stderr, "sesam-relay passwd: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, h)
+	return 0
+}

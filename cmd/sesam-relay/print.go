@@ -1,0 +1,167 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sesam-relay/sesam-relay/relay/control"
+	"github.com/sesam-relay/sesam-relay/relay/store"
+)
+
+func printJSON(w io.Writer, v any) {
+	e := json.NewEncoder(w)
+	e.SetIndent("", "  ")
+	e.Encode(v)
+}
+
+func remarshal(in, out any) error {
+	if out == nil {
+		return nil
+	}
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, out)
+}
+
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := time.Since(t)
+	if d < 0 {
+		return "in " + round(-d)
+	}
+	return round(d) + " ago"
+}
+
+func round(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func when(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") }
+
+func size(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func printStatus(w io.Writer, st control.Status) {
+	if st.Running {
+		fmt.Fprintf(w, "sesam-relay on %s: running since %s (%s)\n", st.Hostname, when(st.Started), ago(st.Started))
+		fmt.Fprintf(w, "listening:  %s\n", strings.Join(st.Listeners, ", "))
+	} else {
+		fmt.Fprintf(w, "sesam-relay on %s: NOT RUNNING (figures read from the store; start it: systemctl start sesam-relay)\n", st.Hostname)
+	}
+	fmt.Fprintf(w, "state_dir:  %s (%s free)\n", st.StateDir, size(st.FreeBytes))
+	for _, a := range st.Accounts {
+		fmt.Fprintf(w, "\n%s <%s> via %s\n", a.Name, a.Address, a.Upstream)
+		h := a.Health
+		switch {
+		case !h.FailingSince.IsZero():
+			fmt.Fprintf(w, "  provider: FAILING since %s (%s): %s\n", when(h.FailingSince), ago(h.FailingSince), h.LastError)
+			if h.PausedUntil.After(time.Now()) {
+				fmt.Fprintf(w, "  paused until %s so as not to hammer the provider; fix the password, then restart or wait\n", when(h.PausedUntil))
+			}
+			if !h.LastSuccess.IsZero() {
+				fmt.Fprintf(w, "  last delivery: %s (%s)\n", when(h.LastSuccess), ago(h.LastSuccess))
+			}
+		case !h.LastSuccess.IsZero():
+			fmt.Fprintf(w, "  provider: OK, last delivery %s (%s)\n", when(h.LastSuccess), ago(h.LastSuccess))
+		default:
+			fmt.Fprintf(w, "  provider: nothing sent yet\n")
+		}
+		c := a.Counts
+		fmt.Fprintf(w, "  queue: %d waiting (%d queued, %d deferred), %d sending, %d held; %d sent, %d bounced, %d dropped\n",
+			c[store.Queued]+c[store.Deferred], c[store.Queued], c[store.Deferred], c[store.Sending], c[store.Held], c[store.Sent], c[store.Bounced], c[store.Dropped])
+		if c[store.Held] > 0 {
+			fmt.Fprintf(w, "  ! %d held mail need a technician: see `sesam-relay queue`\n", c[store.Held])
+		}
+	}
+}
+
+func printQueue(w io.Writer, ms []store.Message, running bool) {
+	if !running {
+		fmt.Fprintln(w, "(the daemon is not running: read from the store)")
+	}
+	if len(ms) == 0 {
+		fmt.Fprintln(w, "no mail waiting")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tACCOUNT\tRECIPIENT\tSUBJECT\tSIZE\tAGE\tSTATE\tTRIES\tNEXT TRY\tLAST ERROR / REASON")
+	for _, m := range ms {
+		next := "-"
+		if m.State == store.Queued || m.State == store.Deferred {
+			next = ago(m.NextAttempt)
+		}
+		why := m.LastError
+		if m.State == store.Held {
+			why = m.HoldReason
+		} else if m.State == store.Sent {
+			why = m.Reply
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.ID, m.Account, cut(strings.Join(m.To, ","), 32), cut(m.Subject, 40),
+			size(uint64(m.Size)), round(time.Since(m.Received)), m.State, m.Attempts, next, cut(why, 90))
+	}
+	tw.Flush()
+}
+
+func printShow(w io.Writer, sh control.Show) {
+	m := sh.Message
+	fmt.Fprintf(w, "message %d: %s\n", m.ID, strings.ToUpper(string(m.State)))
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(w, "  %-13s %s\n", k+":", v)
+		}
+	}
+	row("account", m.Account)
+	row("from", m.From)
+	row("to", strings.Join(m.To, ", "))
+	row("subject", m.Subject)
+	row("message-id", m.MessageID)
+	row("size", size(uint64(m.Size)))
+	row("client", m.Client)
+	row("received", when(m.Received)+" ("+ago(m.Received)+")")
+	row("attempts", fmt.Sprint(m.Attempts))
+	if m.State == store.Queued || m.State == store.Deferred {
+		row("next try", when(m.NextAttempt)+" ("+ago(m.NextAttempt)+")")
+	}
+	row("last error", m.LastError)
+	row("held because", m.HoldReason)
+	row("provider said", m.Reply)
+	if m.State == store.Held && strings.HasPrefix(m.HoldReason, "uncertain") {
+		fmt.Fprintf(w, "\n  The provider may already have this mail. Look in the practitioner's sent folder\n  (webmail) for the subject above: if it is there, `queue drop %d`; if not, `queue release %d`.\n", m.ID, m.ID)
+	}
+	fmt.Fprintln(w, "\nhistory:")
+	for _, e := range sh.Events {
+		fmt.Fprintf(w, "  %s  %s\n", when(e.At), e.Text)
+	}
+}
+
+func cut(s string, n int) string {
+	if len([]rune(s)) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
+}

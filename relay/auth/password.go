@@ -1,0 +1,112 @@
+// Package auth checks local logins: argon2id password hashes, a throttle on
+// repeated failures from one address, and the source-address allowlist.
+package auth
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// Parameters from OWASP's argon2id minimum (19 MiB, 2 passes, 1 lane): cheap
+// enough for a Raspberry Pi, far too costly for an offline guesser.
+const (
+	argonMemory = 19 * 1024
+	argonTime   = 2
+	argonLanes  = 1
+	argonKeyLen = 32
+)
+
+var b64 = base64.RawStdEncoding
+
+// Hash returns a PHC-format argon2id hash of password, for the config's password_hash.
+func Hash(password string) (string, error) {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", err
+	}
+	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonLanes, argonKeyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonLanes, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+}
+
+// ErrBadHash is returned for a password_hash this package cannot read.
+var ErrBadHash = errors.New("password_hash is not an argon2id hash made by `sesam-relay passwd`")
+
+// Verify reports whether password matches a PHC argon2id hash.
+func Verify(hash, password string) (bool, error) {
+	parts := strings.Split(hash, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false, ErrBadHash
+	}
+	var v int
+	var m, t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &v); err != nil || v != argon2.Version {
+		return false, ErrBadHash
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m == 0 || t == 0 || p == 0 || m > 4<<20 {
+		return false, ErrBadHash
+	}
+	salt, err1 := b64.DecodeString(parts[4])
+	want, err2 := b64.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(want) == 0 {
+		return false, ErrBadHash
+	}
+	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// Checker verifies logins against a fixed table of hashes. It remembers
+// recent successes (as an HMAC under a per-process key, never the password)
+// so that billing software that logs in once per mail does not pay an
+// argon2 computation each time.
+type Checker struct {
+	hashes map[string]string
+	key    []byte
+	ttl    time.Duration
+	mu     sync.Mutex
+	ok     map[string]time.Time // HMAC(login, password) -> until
+}
+
+// NewChecker returns a Checker for login -> hash.
+func NewChecker(hashes map[string]string) *Checker {
+	key := make([]byte, 32)
+	rand.Read(key)
+	return &Checker{hashes: hashes, key: key, ttl: 10 * time.Minute, ok: map[string]time.Time{}}
+}
+
+// Check reports whether the login and password are right.
+func (c *Checker) Check(login, password string) bool {
+	hash, found := c.hashes[login]
+	if !found {
+		// Spend the same time as for a known login, so timing does not reveal logins.
+		Verify("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", password)
+		return false
+	}
+	mac := hmac.New(sha256.New, c.key)
+	mac.Write([]byte(login + "\x00" + password))
+	tag := string(mac.Sum(nil))
+	now := time.Now()
+	c.mu.Lock()
+	until, cached := c.ok[tag]
+	c.mu.Unlock()
+	if cached && now.Before(until) {
+		return true
+	}
+	good, _ := Verify(hash, password)
+	if good {
+		c.mu.Lock()
+		c.ok[tag] = now.Add(c.ttl)
+		c.mu.Unlock()
+	}
+	return good
+}

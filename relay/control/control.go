@@ -1,0 +1,237 @@
+// Package control is the technician's way into the running daemon: a Unix
+// socket (mode 0660, the service's group) carrying one JSON request and one
+// JSON reply per connection. The same Handler also answers read-only
+// requests straight from the store when the daemon is down.
+package control
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sesam-relay/sesam-relay/relay/config"
+	"github.com/sesam-relay/sesam-relay/relay/store"
+)
+
+// Request is one command.
+type Request struct {
+	Cmd     string `json:"cmd"` // status, queue, show, retry, hold, release, drop
+	ID      int64  `json:"id,omitempty"`
+	Account string `json:"account,omitempty"`
+	All     bool   `json:"all,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// Reply is the answer: Data on success, Error otherwise.
+type Reply struct {
+	OK    bool            `json:"ok"`
+	Error string          `json:"error,omitempty"`
+	Data  json.RawMessage `json:"data,omitempty"`
+}
+
+// Status is the reply to "status".
+type Status struct {
+	Running   bool            `json:"running"` // false: read from the store, daemon down
+	Hostname  string          `json:"hostname"`
+	StateDir  string          `json:"state_dir"`
+	Started   time.Time       `json:"started,omitzero"`
+	FreeBytes uint64          `json:"free_bytes"`
+	Listeners []string        `json:"listeners"`
+	Accounts  []AccountStatus `json:"accounts"`
+}
+
+// AccountStatus is one account's line in "status".
+type AccountStatus struct {
+	Name     string              `json:"name"`
+	Address  string              `json:"address"`
+	Upstream string              `json:"upstream"`
+	Health   store.Health        `json:"health"`
+	Counts   map[store.State]int `json:"counts"`
+}
+
+// Show is the reply to "show": a message and its history.
+type Show struct {
+	Message store.Message `json:"message"`
+	Events  []store.Event `json:"events"`
+}
+
+// Live is what only the running daemon knows.
+type Live struct {
+	Started   time.Time
+	Listeners []string
+	Health    func(account string) (store.Health, bool)
+}
+
+// Handler answers requests over a store.
+type Handler struct {
+	Store  *store.Store
+	Config *config.Config
+	Live   *Live // nil when the CLI reads the store with the daemon down
+}
+
+// Handle runs one request.
+func (h *Handler) Handle(ctx context.Context, req Request) (any, error) {
+	who := "the technician (control socket)"
+	switch req.Cmd {
+	case "status":
+		return h.status()
+	case "queue":
+		f := store.Filter{Account: req.Account}
+		if !req.All {
+			f.States = []store.State{store.Queued, store.Deferred, store.Sending, store.Held}
+		}
+		return h.Store.List(f)
+	case "show":
+		m, evs, err := h.Store.Get(req.ID)
+		return Show{m, evs}, err
+	}
+	if h.Live == nil {
+		return nil, fmt.Errorf("%q needs the running daemon (start it: systemctl start sesam-relay)", req.Cmd)
+	}
+	switch req.Cmd {
+	case "retry":
+		return nil, h.Store.Retry(ctx, req.ID)
+	case "hold":
+		reason := req.Reason
+		if reason == "" {
+			reason = "held by the technician"
+		}
+		return nil, h.Store.Hold(ctx, req.ID, reason)
+	case "release":
+		return nil, h.Store.Release(ctx, req.ID, who)
+	case "drop":
+		return nil, h.Store.Drop(ctx, req.ID, who)
+	}
+	return nil, fmt.Errorf("unknown command %q", req.Cmd)
+}
+
+func (h *Handler) status() (Status, error) {
+	st := Status{Hostname: h.Config.Hostname, StateDir: h.Config.StateDir}
+	st.FreeBytes, _ = h.Store.FreeSpace()
+	if h.Live != nil {
+		st.Running, st.Started, st.Listeners = true, h.Live.Started, h.Live.Listeners
+	}
+	counts, err := h.Store.Counts()
+	if err != nil {
+		return st, err
+	}
+	for _, a := range h.Config.Accounts {
+		as := AccountStatus{Name: a.Name, Address: string(a.Address), Upstream: a.Upstream.SMTP.String(), Counts: counts[a.Name]}
+		if as.Counts == nil {
+			as.Counts = map[store.State]int{}
+		}
+		ok := false
+		if h.Live != nil && h.Live.Health != nil {
+			as.Health, ok = h.Live.Health(a.Name)
+		}
+		if !ok {
+			as.Health, _ = h.Store.Health(a.Name)
+		}
+		st.Accounts = append(st.Accounts, as)
+	}
+	return st, nil
+}
+
+// Listen opens the control socket, replacing a stale one, with mode 0660.
+func Listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("creating the control socket's folder: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("%s is in use: is another sesam-relay running?", path)
+	}
+	os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("opening the control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Serve answers requests on l until it is closed.
+func Serve(l net.Listener, h *Handler) error {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		go serveConn(c, h)
+	}
+}
+
+func serveConn(c net.Conn, h *Handler) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	var req Request
+	line, err := bufio.NewReader(c).ReadBytes('\n')
+	rep := Reply{}
+	if err == nil {
+		err = json.Unmarshal(line, &req)
+	}
+	if err == nil {
+		var data any
+		data, err = h.Handle(context.Background(), req)
+		if err == nil {
+			rep.OK = true
+			rep.Data, err = json.Marshal(data)
+		}
+	}
+	if err != nil {
+		rep.OK, rep.Error = false, err.Error()
+	}
+	b, _ := json.Marshal(rep)
+	c.Write(append(b, '\n'))
+}
+
+// ErrDaemonDown means nothing answers on the control socket.
+var ErrDaemonDown = errors.New("the daemon is not running")
+
+// Call sends one request to the daemon and decodes its data into out.
+func Call(path string, req Request, out any) error {
+	c, err := net.DialTimeout("unix", path, 3*time.Second)
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return fmt.Errorf("no permission on %s: run as root or as a member of group sesam-relay", path)
+		}
+		if errors.Is(err, os.ErrNotExist) || strings.Contains(err.Error(), "connection refused") {
+			return fmt.Errorf("%w (nothing listens on %s)", ErrDaemonDown, path)
+		}
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	b, _ := json.Marshal(req)
+	if _, err := c.Write(append(b, '\n')); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadBytes('\n')
+	if err != nil {
+		return fmt.Errorf("reading the daemon's reply: %w", err)
+	}
+	var rep Reply
+	if err := json.Unmarshal(line, &rep); err != nil {
+		return fmt.Errorf("the daemon's reply is not JSON: %w", err)
+	}
+	if !rep.OK {
+		return errors.New(rep.Error)
+	}
+	if out != nil && len(rep.Data) > 0 {
+		return json.Unmarshal(rep.Data, out)
+	}
+	return nil
+}

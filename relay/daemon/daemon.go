@@ -1,0 +1,187 @@
+// Package daemon wires sesam-relay together: the store, the SMTP listeners,
+// one delivery worker per account, and the control socket; it tells systemd
+// when it is ready and pings its watchdog.
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	sd "github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/sesam-relay/sesam-relay/relay/auth"
+	"github.com/sesam-relay/sesam-relay/relay/config"
+	"github.com/sesam-relay/sesam-relay/relay/control"
+	"github.com/sesam-relay/sesam-relay/relay/deliver"
+	"github.com/sesam-relay/sesam-relay/relay/smtpd"
+	"github.com/sesam-relay/sesam-relay/relay/store"
+)
+
+// Run serves until ctx ends, then stops cleanly: listeners first, then each
+// worker after the mail in hand.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	st, err := store.Open(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if n, err := st.RecoverInterrupted(ctx); err != nil {
+		return fmt.Errorf("recovering the queue: %w", err)
+	} else if n > 0 {
+		log.Warn("mail was being sent when the relay stopped: held as uncertain, not resent; see `sesam-relay queue`", "held", n)
+	}
+	names := make([]string, len(cfg.Accounts))
+	hashes := map[string]string{}
+	for i, a := range cfg.Accounts {
+		names[i] = a.Name
+		hashes[a.Name] = a.PasswordHash
+	}
+	if n, _ := st.HoldOrphans(ctx, names); n > 0 {
+		log.Warn("mail of accounts no longer in the config is held", "held", n)
+	}
+	tlsConf, err := loadTLS(cfg, st)
+	if err != nil {
+		return err
+	}
+	allow := make(auth.Allowlist, len(cfg.Listen.Allow))
+	for i, p := range cfg.Listen.Allow {
+		allow[i] = p.Prefix
+	}
+	la := cfg.LocalAuth
+	srv := smtpd.New(smtpd.Options{
+		Hostname:           cfg.Hostname,
+		MaxMessageSize:     int64(cfg.MaxMessageSize),
+		MinFreeSpace:       uint64(cfg.MinFreeSpace),
+		AllowPlaintextAuth: cfg.Listen.AllowPlaintextAuth,
+		TLS:                tlsConf,
+		Logins:             auth.NewChecker(hashes),
+		Throttle:           auth.NewThrottle(la.MaxFailures, la.FailureWindow.D(), la.FailureDelay.D()),
+		Allow:              allow,
+		Queue:              st,
+		Log:                log,
+	})
+
+	var listeners []net.Listener
+	var names2 []string
+	closeAll := func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}
+	for _, spec := range []struct {
+		proto string
+		addrs []config.HostPort
+		serve func(net.Listener) error
+	}{{"smtp", cfg.Listen.SMTP, srv.Serve}, {"smtps", cfg.Listen.SMTPS, srv.ServeTLS}} {
+		for _, a := range spec.addrs {
+			l, err := net.Listen("tcp", string(a))
+			if err != nil {
+				closeAll()
+				return fmt.Errorf("listening for %s on %s: %w", spec.proto, a, err)
+			}
+			listeners = append(listeners, l)
+			names2 = append(names2, spec.proto+"://"+l.Addr().String())
+			log.Info("listening", "proto", spec.proto, "addr", l.Addr().String())
+			go spec.serve(l)
+		}
+	}
+	defer srv.Close()
+
+	wctx, stopWorkers := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	workers := map[string]*deliver.Worker{}
+	for _, a := range cfg.Accounts {
+		w := deliver.NewWorker(a, cfg.Delivery, cfg.Hostname, st, log)
+		workers[a.Name] = w
+		wg.Add(1)
+		go func() { defer wg.Done(); w.Run(wctx) }()
+	}
+
+	ctl, err := control.Listen(cfg.Listen.Control)
+	if err != nil {
+		closeAll()
+		stopWorkers()
+		return err
+	}
+	defer ctl.Close()
+	started := time.Now()
+	h := &control.Handler{Store: st, Config: cfg, Live: &control.Live{Started: started, Listeners: names2,
+		Health: func(a string) (store.Health, bool) {
+			if w := workers[a]; w != nil {
+				return w.Health(), true
+			}
+			return store.Health{}, false
+		}}}
+	go control.Serve(ctl, h)
+
+	sd.SdNotify(false, sd.SdNotifyReady)
+	log.Info("sesam-relay ready", "accounts", len(cfg.Accounts), "state_dir", cfg.StateDir, "control", cfg.Listen.Control)
+	watchdog(ctx, st, log)
+
+	log.Info("stopping: no new mail accepted; finishing deliveries in hand")
+	sd.SdNotify(false, sd.SdNotifyStopping)
+	closeAll()
+	srv.Close()
+	stopWorkers()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(cfg.Delivery.Timeout.D() + 5*time.Second):
+		log.Error("a delivery did not finish in time; it will be held as uncertain at the next start")
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// watchdog blocks until ctx ends, pinging systemd's watchdog while the
+// store answers: a wedged store stops the pings and systemd restarts us.
+func watchdog(ctx context.Context, st *store.Store, log *slog.Logger) {
+	interval, err := sd.SdWatchdogEnabled(false)
+	if err != nil || interval == 0 {
+		<-ctx.Done()
+		return
+	}
+	t := time.NewTicker(interval / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := st.Counts(); err != nil {
+				log.Error("the store does not answer; not pinging the watchdog", "error", err.Error())
+				continue
+			}
+			sd.SdNotify(false, sd.SdNotifyWatchdog)
+		}
+	}
+}
+
+func loadTLS(cfg *config.Config, st *store.Store) (*tls.Config, error) {
+	var cert tls.Certificate
+	var err error
+	if cfg.TLS.CertFile != "" {
+		cert, err = tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("loading [tls] cert_file/key_file: %w", err)
+		}
+	} else {
+		pemBytes, err := st.LoadOrCreate("tls/selfsigned.pem", func() ([]byte, error) { return selfSigned(cfg.Hostname) })
+		if err != nil {
+			return nil, fmt.Errorf("making the self-signed certificate: %w", err)
+		}
+		cert, err = tls.X509KeyPair(pemBytes, pemBytes)
+		if err != nil {
+			return nil, fmt.Errorf("reading the self-signed certificate in state_dir (delete tls/selfsigned.pem to make a new one): %w", err)
+		}
+	}
+	// TLS 1.0 stays possible: some billing software in practices is that old,
+	// and the LAN link matters less than refusing its lots.
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS10}, nil
+}

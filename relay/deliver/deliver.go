@@ -1,0 +1,308 @@
+// Package deliver takes due mail from the store and sends it to each
+// account's provider: one connection per account, reused for a burst;
+// retries with backoff; a bounce when the provider refuses for good or the
+// lifetime runs out; and never a second sending of a mail whose first final
+// dot may have been received.
+package deliver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/sesam-relay/sesam-relay/relay/config"
+	"github.com/sesam-relay/sesam-relay/relay/store"
+)
+
+// idleKeep is how long a connection stays open after a burst, in case the
+// billing software sends the next lot a moment later.
+const idleKeep = 10 * time.Second
+
+// Worker delivers one account's mail.
+type Worker struct {
+	acct     config.Account
+	opt      config.Delivery
+	hostname string
+	st       *store.Store
+	log      *slog.Logger
+
+	mu     sync.Mutex
+	health store.Health
+	fails  int // consecutive connection-level failures
+	client *smtp.Client
+}
+
+// NewWorker returns a worker for one account; Run starts it.
+func NewWorker(acct config.Account, opt config.Delivery, hostname string, st *store.Store, log *slog.Logger) *Worker {
+	h, _ := st.Health(acct.Name)
+	return &Worker{acct: acct, opt: opt, hostname: hostname, st: st, log: log.With("account", acct.Name, "upstream", acct.Upstream.SMTP.String()), health: h}
+}
+
+// Health returns the account's upstream health as the worker sees it.
+func (w *Worker) Health() store.Health {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.health
+}
+
+// Run delivers until ctx ends. It finishes the message in hand first, so
+// that a stop never turns a clean delivery into an uncertain one.
+func (w *Worker) Run(ctx context.Context) {
+	defer w.disconnect()
+	for ctx.Err() == nil {
+		w.deliverDue(ctx)
+		wait := time.Hour
+		if next, ok, _ := w.st.NextAttempt(w.acct.Name); ok {
+			wait = time.Until(next)
+		}
+		if p := w.Health().PausedUntil; time.Until(p) > wait {
+			wait = time.Until(p)
+		}
+		if w.client != nil && wait > idleKeep {
+			wait = idleKeep
+		}
+		t := time.NewTimer(max(wait, 10*time.Millisecond))
+		select {
+		case <-ctx.Done():
+		case <-w.st.Wake(w.acct.Name):
+		case <-t.C:
+			if w.client != nil {
+				if due, _ := w.st.Due(w.acct.Name, time.Now(), 1); len(due) == 0 {
+					w.disconnect() // the burst is over
+				}
+			}
+		}
+		t.Stop()
+	}
+}
+
+func (w *Worker) deliverDue(ctx context.Context) {
+	for ctx.Err() == nil {
+		if p := w.Health().PausedUntil; time.Now().Before(p) {
+			return
+		}
+		due, err := w.st.Due(w.acct.Name, time.Now(), 50)
+		if err != nil {
+			w.log.Error("reading the queue", "error", err.Error())
+			return
+		}
+		if len(due) == 0 {
+			return
+		}
+		if err := w.connect(); err != nil {
+			w.connectionFailed(ctx, due, err)
+			return
+		}
+		for _, m := range due {
+			if ctx.Err() != nil {
+				return
+			}
+			if !w.sendOne(ctx, m) {
+				break // connection gone: reconnect on the next round
+			}
+		}
+	}
+}
+
+func (w *Worker) connect() error {
+	if w.client != nil {
+		if err := w.client.Reset(); err == nil {
+			return nil
+		}
+		w.disconnect()
+	}
+	c, err := dial(w.acct.Upstream, w.hostname, w.opt.Timeout.D())
+	if err != nil {
+		return err
+	}
+	w.client = c
+	return nil
+}
+
+func (w *Worker) disconnect() {
+	if w.client != nil {
+		w.client.Quit()
+		w.client.Close()
+		w.client = nil
+	}
+}
+
+func (w *Worker) drop() {
+	if w.client != nil {
+		w.client.Close()
+		w.client = nil
+	}
+}
+
+// backoff is the wait after the n-th consecutive failure: exponential from
+// first_retry, capped at max_retry, with ±20% jitter so that many waiting
+// mails and many relays do not all knock at once.
+func (w *Worker) backoff(n int) time.Duration {
+	d := w.opt.FirstRetry.D()
+	for i := 1; i < n && d < w.opt.MaxRetry.D(); i++ {
+		d *= 2
+	}
+	d = min(d, w.opt.MaxRetry.D())
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+func (w *Worker) setHealth(f func(h *store.Health)) {
+	w.mu.Lock()
+	f(&w.health)
+	h := w.health
+	w.mu.Unlock()
+	w.st.SetHealth(h)
+}
+
+// connectionFailed defers every due mail to the account's next try.
+func (w *Worker) connectionFailed(ctx context.Context, due []store.Message, err error) {
+	ue, ok := err.(*upstreamError)
+	if !ok {
+		ue = &upstreamError{temporary, err.Error()}
+	}
+	w.fails++
+	now := time.Now()
+	next := now.Add(w.backoff(w.fails))
+	if ue.kind == authRefused {
+		next = now.Add(w.opt.AuthPause.D())
+	}
+	w.setHealth(func(h *store.Health) {
+		h.Account, h.LastError, h.LastErrorAt = w.acct.Name, ue.text, now
+		if h.FailingSince.IsZero() {
+			h.FailingSince = now
+		}
+		if ue.kind == authRefused {
+			h.PausedUntil = next
+		}
+	})
+	w.log.Warn("upstream unavailable; mail waits", "error", ue.text, "next_try", next.Format(time.RFC3339), "waiting", len(due))
+	for _, m := range due {
+		w.retryLater(ctx, m, ue.text, next)
+	}
+}
+
+// retryLater defers m, or bounces it when its lifetime is over.
+func (w *Worker) retryLater(ctx context.Context, m store.Message, why string, next time.Time) {
+	expiry := m.Received.Add(w.opt.Lifetime.D())
+	now := time.Now()
+	if !now.Before(expiry) {
+		w.bounce(ctx, m, fmt.Sprintf("no delivery after %s; last error: %s", w.opt.Lifetime.D(), why), "4.4.7")
+		return
+	}
+	if next.After(expiry) {
+		next = expiry // one last try at the end of the lifetime
+	}
+	if err := w.st.MarkDeferred(ctx, m.ID, why, next); err != nil {
+		w.log.Error("recording a deferral", "id", m.ID, "error", err.Error())
+		return
+	}
+	if !m.NoticeSent && now.Sub(m.Received) >= w.opt.DelayNotice.D() {
+		w.notify(ctx, m, why, expiry)
+	}
+}
+
+func (w *Worker) bounce(ctx context.Context, m store.Message, why, status string) {
+	body, _ := w.st.Body(m.ID)
+	r := report{hostname: w.hostname, upstream: w.acct.Upstream.SMTP.Host, msg: m, headers: headerBlock(body),
+		action: "failed", status: statusOf(why, status), diagnosis: why, now: time.Now()}
+	if err := w.st.Bounce(ctx, m.ID, why, r.subject(), r.build()); err != nil {
+		w.log.Error("recording a bounce", "id", m.ID, "error", err.Error())
+		return
+	}
+	w.log.Warn("mail bounced to the sender's mailbox", "id", m.ID, "message_id", m.MessageID, "reason", why)
+}
+
+func (w *Worker) notify(ctx context.Context, m store.Message, why string, expiry time.Time) {
+	body, _ := w.st.Body(m.ID)
+	r := report{hostname: w.hostname, upstream: w.acct.Upstream.SMTP.Host, msg: m, headers: headerBlock(body),
+		action: "delayed", status: statusOf(why, "4.0.0"), diagnosis: why, retryTill: expiry, now: time.Now()}
+	if err := w.st.AddDelayNotice(ctx, m.ID, r.subject(), r.build()); err != nil {
+		w.log.Error("storing a delay notice", "id", m.ID, "error", err.Error())
+		return
+	}
+	w.log.Info("delay notice stored in the sender's mailbox", "id", m.ID)
+}
+
+// sendOne sends m over the open connection. It returns false when the
+// connection can no longer be used.
+func (w *Worker) sendOne(ctx context.Context, m store.Message) bool {
+	c := w.client
+	log := w.log.With("id", m.ID, "message_id", m.MessageID)
+	body, err := w.st.Body(m.ID)
+	if err != nil {
+		log.Error("reading a queued body", "error", err.Error())
+		return true
+	}
+	host := w.acct.Upstream.SMTP.Host
+	// Until the final dot, any failure is safe to retry: the provider has
+	// accepted nothing.
+	fail := func(stage string, err error) bool {
+		ue := classify(stage, host, err)
+		var se *smtp.SMTPError
+		isReply := errors.As(err, &se)
+		if ue.kind == permanent {
+			w.bounce(ctx, m, ue.text, "5.0.0")
+		} else {
+			w.retryLater(ctx, m, ue.text, time.Now().Add(w.backoff(m.Attempts+1)))
+		}
+		if !isReply || c.Reset() != nil {
+			w.drop()
+			return false
+		}
+		return true
+	}
+	if err := c.Mail(m.From, nil); err != nil {
+		return fail("MAIL FROM", err)
+	}
+	for _, rcpt := range m.To {
+		if err := c.Rcpt(rcpt, nil); err != nil {
+			return fail("RCPT TO <"+rcpt+">", err)
+		}
+	}
+	wc, err := c.Data()
+	if err != nil {
+		return fail("DATA", err)
+	}
+	if _, err := wc.Write(body); err != nil {
+		w.drop()
+		return fail("sending the body", err)
+	}
+	// The line that makes "never twice" hold: the dot is not sent unless
+	// "sending" is durable, so a crash from here on leaves a held message.
+	if err := w.st.MarkSending(ctx, m.ID); err != nil {
+		log.Error("could not record 'sending'; the final dot was not sent", "error", err.Error())
+		w.drop()
+		return false
+	}
+	resp, err := wc.CloseWithResponse()
+	var se *smtp.SMTPError
+	switch {
+	case err == nil:
+		reply := "250 " + resp.StatusText
+		w.st.MarkSent(m.ID, reply) // made durable by the next write
+		w.fails = 0
+		now := time.Now()
+		w.setHealth(func(h *store.Health) {
+			h.Account, h.LastSuccess, h.FailingSince, h.PausedUntil = w.acct.Name, now, time.Time{}, time.Time{}
+		})
+		log.Info("delivered upstream", "reply", reply, "size", len(body), "attempt", m.Attempts+1)
+		return true
+	case errors.As(err, &se):
+		m.Attempts++
+		return fail("the final dot", err)
+	default:
+		why := fmt.Sprintf("the connection to %s was lost after the final dot (%v): the provider may have accepted the mail", host, err)
+		if err := w.st.MarkUncertain(ctx, m.ID, why); err != nil {
+			log.Error("recording an uncertain delivery", "error", err.Error())
+		}
+		log.Error("delivery uncertain: held for a technician, not resent", "reason", why)
+		w.drop()
+		return false
+	}
+}

@@ -1,0 +1,279 @@
+// Package smtpd is the local SMTP submission server the billing software
+// talks to. It answers 250 only once a mail is durable in the store, and
+// 451 (try again) whenever the store fails, so a client never drops a lot
+// because of us.
+package smtpd
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/mail"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/sesam-relay/sesam-relay/relay/auth"
+	"github.com/sesam-relay/sesam-relay/relay/store"
+)
+
+// Queue is what the submission server needs of the store.
+type Queue interface {
+	Enqueue(ctx context.Context, env store.Envelope, body []byte) (int64, error)
+	FreeSpace() (uint64, error)
+}
+
+// Options configure a Server.
+type Options struct {
+	Hostname           string
+	MaxMessageSize     int64
+	MinFreeSpace       uint64
+	AllowPlaintextAuth bool
+	TLS                *tls.Config // nil: no STARTTLS
+	Logins             *auth.Checker
+	Throttle           *auth.Throttle
+	Allow              auth.Allowlist
+	Queue              Queue
+	Log                *slog.Logger
+}
+
+// Server serves submission on any number of listeners.
+type Server struct {
+	opt Options
+	srv *smtp.Server
+}
+
+var (
+	errAuthRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required: log in with your sesam-relay account"}
+	errBareLF       = &smtp.SMTPError{Code: 521, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Error reading DATA: invalid line ending (bare LF or CR): mail refused"}
+	errStorage      = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Could not store the mail; it was not accepted, try again later"}
+	errDiskFull     = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage on the relay; try again later"}
+	errBadLogin     = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication failed: wrong login or password"}
+	errTooMany      = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many failed logins from your address; try again later"}
+)
+
+// New returns a Server; call Serve for each listener.
+func New(opt Options) *Server {
+	s := &Server{opt: opt}
+	srv := smtp.NewServer(s)
+	srv.Domain = opt.Hostname
+	srv.MaxMessageBytes = opt.MaxMessageSize
+	// Old billing software writes very long lines (unwrapped base64): a line
+	// may be as long as a whole message.
+	srv.MaxLineLength = int(opt.MaxMessageSize)
+	srv.MaxRecipients = 100
+	srv.ReadTimeout = 5 * time.Minute
+	srv.WriteTimeout = time.Minute
+	srv.AllowInsecureAuth = opt.AllowPlaintextAuth
+	srv.TLSConfig = opt.TLS
+	srv.ErrorLog = slogAdapter{opt.Log}
+	s.srv = srv
+	return s
+}
+
+// Refusals are the SMTP lines for connections the guard turns away.
+var Refusals = &auth.Refusals{
+	NotAllowed: func(ip string) string {
+		return "554 5.7.1 " + ip + " is not allowed to use this relay (see [listen] allow)"
+	},
+	Blocked: func(ip string) string { return "421 4.7.0 Too many failed logins from " + ip + "; try again later" },
+}
+
+// Serve serves plain SMTP (STARTTLS offered) on l until Close.
+func (s *Server) Serve(l net.Listener) error {
+	return s.srv.Serve(auth.Guard(l, s.opt.Allow, s.opt.Throttle, Refusals, s.opt.Log))
+}
+
+// ServeTLS serves implicit-TLS SMTP on l until Close.
+func (s *Server) ServeTLS(l net.Listener) error {
+	return s.srv.Serve(tls.NewListener(auth.Guard(l, s.opt.Allow, s.opt.Throttle, nil, s.opt.Log), s.opt.TLS))
+}
+
+// Close stops every listener and connection. A mail not yet answered 250 is
+// not in the queue; the client will send it again.
+func (s *Server) Close() error { return s.srv.Close() }
+
+// NewSession implements smtp.Backend.
+func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return &session{s: s, conn: c, remote: c.Conn().RemoteAddr()}, nil
+}
+
+type session struct {
+	s       *Server
+	conn    *smtp.Conn
+	remote  net.Addr
+	account string
+	from    string
+	to      []string
+}
+
+func (ss *session) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
+
+func (ss *session) Auth(mech string) (sasl.Server, error) {
+	switch mech {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(identity, user, pass string) error {
+			if identity != "" && identity != user {
+				return errBadLogin
+			}
+			return ss.login(user, pass)
+		}), nil
+	case sasl.Login:
+		return newLoginServer(ss.login), nil
+	}
+	return nil, smtp.ErrAuthUnknownMechanism
+}
+
+func (ss *session) login(user, pass string) error {
+	log := ss.s.opt.Log.With("remote", ss.remote.String(), "login", user)
+	if ss.s.opt.Logins.Check(user, pass) {
+		ss.s.opt.Throttle.Succeed(ss.remote)
+		ss.account = user
+		log.Info("smtp login")
+		return nil
+	}
+	wait, blocked := ss.s.opt.Throttle.Fail(ss.remote)
+	time.Sleep(wait)
+	if blocked {
+		log.Warn("smtp login failed; address blocked after too many failures")
+		ss.closeAfterReply()
+		return errTooMany
+	}
+	log.Warn("smtp login failed")
+	return errBadLogin
+}
+
+// closeAfterReply closes the connection once the pending reply is written.
+func (ss *session) closeAfterReply() {
+	c := ss.conn.Conn()
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if gc, ok := c.(*auth.Conn); ok {
+		gc.CloseAfterNextWrite()
+	}
+}
+
+func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+	if ss.account == "" {
+		return errAuthRequired
+	}
+	if free, err := ss.s.opt.Queue.FreeSpace(); err == nil && free < ss.s.opt.MinFreeSpace {
+		ss.s.opt.Log.Error("disk almost full: refusing new mail with 452", "free_bytes", free, "min_free_space", ss.s.opt.MinFreeSpace)
+		return errDiskFull
+	}
+	ss.from = from
+	return nil
+}
+
+func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if ss.account == "" {
+		return errAuthRequired
+	}
+	ss.to = append(ss.to, to)
+	return nil
+}
+
+func (ss *session) Data(r io.Reader) error {
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return err // 552 from go-smtp's size limit, or the connection died
+	}
+	if bad := bareLineEnding(body); bad >= 0 {
+		ss.s.opt.Log.Warn("mail refused: bare LF or CR (SMTP smuggling?)", "remote", ss.remote.String(), "account", ss.account, "offset", bad)
+		return errBareLF
+	}
+	env := store.Envelope{Account: ss.account, From: ss.from, To: ss.to, Client: ss.remote.String()}
+	env.Subject, env.MessageID = summary(body)
+	full := append(ss.received(), body...)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	id, err := ss.s.opt.Queue.Enqueue(ctx, env, full)
+	if err != nil {
+		ss.s.opt.Log.Error("could not store a mail: answered 451", "account", ss.account, "error", err.Error())
+		return errStorage
+	}
+	ss.s.opt.Log.Info("mail queued", "id", id, "account", ss.account, "from", ss.from, "to", ss.to, "size", len(full), "message_id", env.MessageID)
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: fmt.Sprintf("OK: queued as %d", id)}
+}
+
+// received is the one header the relay adds (RFC 5321 section 4.4).
+func (ss *session) received() []byte {
+	proto := "ESMTPA"
+	if _, ok := ss.conn.TLSConnectionState(); ok {
+		proto = "ESMTPSA"
+	}
+	id := make([]byte, 6)
+	rand.Read(id)
+	host, _, _ := net.SplitHostPort(ss.remote.String())
+	return fmt.Appendf(nil, "Received: from %s ([%s])\r\n\tby %s (sesam-relay) with %s id %s\r\n\t(authenticated as %s);\r\n\t%s\r\n",
+		sanitize(ss.conn.Hostname()), host, ss.s.opt.Hostname, proto, hex.EncodeToString(id), ss.account, time.Now().Format(time.RFC1123Z))
+}
+
+func (ss *session) Reset() { ss.from, ss.to = "", nil }
+
+func (ss *session) Logout() error { return nil }
+
+// bareLineEnding returns the offset of the first LF not preceded by CR or CR
+// not followed by LF, or -1. Refusing them closes SMTP smuggling: a bare
+// "\n.\n" inside DATA must never end a message for anyone downstream.
+func bareLineEnding(b []byte) int {
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '\n':
+			if i == 0 || b[i-1] != '\r' {
+				return i
+			}
+		case '\r':
+			if i+1 >= len(b) || b[i+1] != '\n' {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// summary pulls Subject and Message-ID for the queue listing; a mail whose
+// header does not parse is still accepted, with both left empty.
+func summary(body []byte) (subject, msgID string) {
+	m, err := mail.ReadMessage(bytes.NewReader(body))
+	if err != nil {
+		return "", ""
+	}
+	subject = m.Header.Get("Subject")
+	if dec, err := new(mime.WordDecoder).DecodeHeader(subject); err == nil {
+		subject = dec
+	}
+	return subject, m.Header.Get("Message-Id")
+}
+
+func sanitize(s string) string {
+	out := []rune{}
+	for _, r := range s {
+		if r > ' ' && r < 127 && r != '(' && r != ')' {
+			out = append(out, r)
+		}
+	}
+	if len(out) > 64 {
+		out = out[:64]
+	}
+	return string(out)
+}
+
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Printf(format string, v ...any) {
+	a.l.Debug("smtp", "detail", fmt.Sprintf(format, v...))
+}
+func (a slogAdapter) Println(v ...any) { a.l.Debug("smtp", "detail", fmt.Sprint(v...)) }
+
+var _ = errors.New

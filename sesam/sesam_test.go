@@ -1,0 +1,35 @@
+package sesam_test
+
+import (
+	"bytes"
+	"net/mail"
+	"testing"
+	"time"
+
+	"github.com/sesam-relay/sesam-relay/sesam"
+)
+
+func TestSampleLotHasTheLotShape(t *testing.T) {
+	l := sesam.Lot{From: "jean.dupont@laposte.net", Fund: sesam.FundAddress("01", "996"), Emitter: "12345678901234", Invoices: 3,
+		At: time.Date(2026, 11, 24, 8, 15, 0, 0, time.UTC), Seq: 42, Payload: 1000}
+	if l.Fund != "01996@996.01.rss.fr" {
+		t.Fatalf("fund %q", l.Fund)
+	}
+	if got := l.Subject(); got != "IR/12345678901234/2026112408150000042/00003" || !sesam.LooksLikeLot(got) {
+		t.Fatalf("subject %q", got)
+	}
+	raw := l.Mail()
+	m, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Header.Get("Subject") != l.Subject() || !bytes.Contains(raw, []byte("application/pkcs7-mime")) {
+		t.Fatal("headers")
+	}
+	if bytes.Contains(bytes.ReplaceAll(raw, []byte("\r\n"), nil), []byte("\n")) {
+		t.Fatal("bare LF in a lot mail")
+	}
+	if sesam.LooksLikeLot("Re: hello") {
+		t.Fatal("plain subject taken for a lot")
+	}
+}
