@@ -68,8 +68,9 @@ func New(opt Options) *Server {
 	srv.Domain = opt.Hostname
 	srv.MaxMessageBytes = opt.MaxMessageSize
 	// Old billing software writes very long lines (unwrapped base64): a line
-	// may be as long as a whole message.
-	srv.MaxLineLength = int(opt.MaxMessageSize)
+	// may be as long as a whole message. Twice that, so that an oversized
+	// one-line mail gets its 552 instead of a closed connection.
+	srv.MaxLineLength = int(max(2*opt.MaxMessageSize, 64<<10))
 	srv.MaxRecipients = 100
 	srv.ReadTimeout = 5 * time.Minute
 	srv.WriteTimeout = time.Minute
