@@ -51,6 +51,9 @@ type Provider struct {
 	mails []Received
 	conns int
 	auths int
+	delay time.Duration // before answering the final dot
+	live  int           // sessions open now
+	peak  int           // most sessions open at once
 }
 
 // Start listens on addr ("127.0.0.1:0" for any port).
@@ -68,6 +71,10 @@ func (p *Provider) listen(addr string) error {
 		return err
 	}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		p.mu.Lock()
+		p.live++
+		p.peak = max(p.peak, p.live)
+		p.mu.Unlock()
 		return &session{p: p, conn: c}, nil
 	}))
 	srv.Domain = "smtp.provider.test"
@@ -92,10 +99,13 @@ func (p *Provider) getMode() Mode { p.mu.Lock(); defer p.mu.Unlock(); return p.m
 // Off closes the port: connections are refused, as when a provider is down.
 func (p *Provider) Off() {
 	p.mu.Lock()
-	srv := p.srv
-	p.srv = nil
+	srv, l := p.srv, p.l
+	p.srv, p.l = nil, nil
 	p.mu.Unlock()
 	if srv != nil {
+		// Close the listener ourselves too: Serve may not have registered
+		// it with the server yet.
+		l.Close()
 		srv.Close()
 	}
 }
@@ -137,6 +147,15 @@ func (p *Provider) Stats() (conns, auths int) {
 	defer p.mu.Unlock()
 	return p.conns, p.auths
 }
+
+// SetReplyDelay makes the provider wait before answering each final dot,
+// like a busy provider: a crash test then often kills the relay in between.
+func (p *Provider) SetReplyDelay(d time.Duration) { p.mu.Lock(); p.delay = d; p.mu.Unlock() }
+
+func (p *Provider) replyDelay() time.Duration { p.mu.Lock(); defer p.mu.Unlock(); return p.delay }
+
+// MaxConcurrent is the most SMTP sessions that were open at once.
+func (p *Provider) MaxConcurrent() int { p.mu.Lock(); defer p.mu.Unlock(); return p.peak }
 
 type hangListener struct {
 	net.Listener
@@ -213,6 +232,9 @@ func (s *session) Data(r io.Reader) error {
 		s.conn.Conn().Close()
 		return errDropped
 	}
+	if d := s.p.replyDelay(); d > 0 {
+		time.Sleep(d)
+	}
 	m := Received{From: s.from, To: s.to, Data: data, At: time.Now()}
 	s.p.mu.Lock()
 	s.p.mails = append(s.p.mails, m)
@@ -229,8 +251,13 @@ func (s *session) Data(r io.Reader) error {
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: fmt.Sprintf("Ok: queued as P%05d", n)}
 }
 
-func (s *session) Reset()        { s.from, s.to = "", nil }
-func (s *session) Logout() error { return nil }
+func (s *session) Reset() { s.from, s.to = "", nil }
+func (s *session) Logout() error {
+	s.p.mu.Lock()
+	s.p.live--
+	s.p.mu.Unlock()
+	return nil
+}
 
 type quiet struct{}
 

@@ -1,0 +1,324 @@
+package e2e_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sesam-relay/sesam-relay/relay/auth"
+	"github.com/sesam-relay/sesam-relay/relay/control"
+	"github.com/sesam-relay/sesam-relay/relay/demo"
+	"github.com/sesam-relay/sesam-relay/relay/store"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sesam-relay-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "sesam-relay")
+	out, err := exec.Command("go", "build", "-o", binary, "../../cmd/sesam-relay").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building the binary: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const (
+	login    = "dupont"
+	password = "billing-pw"
+	sender   = "jean.dupont@laposte.net"
+	fund     = "01422@422.01.rss.fr"
+)
+
+var passwordHash = func() string { h, _ := auth.Hash(password); return h }()
+
+// opts shape a test relay's config; zero values give the defaults below.
+type opts struct {
+	allow     string // TOML array body
+	top       string // extra top-level keys
+	listen    string // extra [listen] keys
+	delivery  string // [delivery] body
+	localAuth string // [local_auth] body
+	stateDir  string
+}
+
+type relay struct {
+	t        *testing.T
+	dir      string
+	cfgPath  string
+	control  string
+	stateDir string
+	prov     *demo.Provider
+	cmd      *exec.Cmd
+	logMu    sync.Mutex
+	log      bytes.Buffer
+	smtp     string // host:port
+	smtps    string
+}
+
+func newProvider(t *testing.T) *demo.Provider {
+	p, err := demo.Start("127.0.0.1:0", "jean.dupont", "provider-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// newRelay writes a config for prov and starts the binary.
+func newRelay(t *testing.T, prov *demo.Provider, o opts) *relay {
+	t.Helper()
+	dir := t.TempDir()
+	r := &relay{t: t, dir: dir, prov: prov, cfgPath: filepath.Join(dir, "config.toml"), control: filepath.Join(dir, "control.sock")}
+	if o.allow == "" {
+		o.allow = `"127.0.0.0/8", "::1/128"`
+	}
+	if o.delivery == "" {
+		o.delivery = `first_retry = "1s"` + "\n" + `max_retry = "2s"` + "\n" + `timeout = "3s"`
+	}
+	if o.localAuth == "" {
+		o.localAuth = `failure_delay = "10ms"`
+	}
+	r.stateDir = o.stateDir
+	if r.stateDir == "" {
+		r.stateDir = filepath.Join(dir, "state")
+	}
+	os.WriteFile(filepath.Join(dir, "upstream-pw"), []byte("provider-pw\n"), 0o600)
+	cfg := fmt.Sprintf(`hostname = "relais.test"
+state_dir = %q
+%s
+[listen]
+smtp = ["127.0.0.1:0"]
+smtps = ["127.0.0.1:0"]
+control = %q
+allow = [%s]
+%s
+[delivery]
+%s
+[local_auth]
+%s
+[[account]]
+name = %q
+password_hash = %q
+address = %q
+  [account.upstream]
+  smtp = "smtp://%s"
+  username = "jean.dupont"
+  password_file = %q
+  insecure = true
+`, r.stateDir, o.top, r.control, o.allow, o.listen, o.delivery, o.localAuth, login, passwordHash, sender, prov.Addr(), filepath.Join(dir, "upstream-pw"))
+	if err := os.WriteFile(r.cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *relay) start() {
+	r.t.Helper()
+	r.cmd = exec.Command(binary, "--config", r.cfgPath, "serve")
+	r.cmd.Stdout = &lockedWriter{r}
+	r.cmd.Stderr = &lockedWriter{r}
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		var st control.Status
+		if err := control.Call(r.control, control.Request{Cmd: "status"}, &st); err == nil && st.Running {
+			for _, l := range st.Listeners {
+				if a, ok := strings.CutPrefix(l, "smtp://"); ok {
+					r.smtp = a
+				}
+				if a, ok := strings.CutPrefix(l, "smtps://"); ok {
+					r.smtps = a
+				}
+			}
+			return
+		}
+		if r.cmd.ProcessState != nil {
+			break
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	r.t.Fatalf("the relay did not start; its log:\n%s", r.Log())
+}
+
+type lockedWriter struct{ r *relay }
+
+func (w *lockedWriter) Write(b []byte) (int, error) {
+	w.r.logMu.Lock()
+	defer w.r.logMu.Unlock()
+	return w.r.log.Write(b)
+}
+
+// Log is what the daemon wrote so far.
+func (r *relay) Log() string { r.logMu.Lock(); defer r.logMu.Unlock(); return r.log.String() }
+
+func (r *relay) stop() {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return
+	}
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { r.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		r.cmd.Process.Kill()
+		<-done
+	}
+	r.cmd = nil
+}
+
+// kill is a crash: SIGKILL, no chance to clean up.
+func (r *relay) kill() {
+	r.cmd.Process.Signal(syscall.SIGKILL)
+	r.cmd.Wait()
+	r.cmd = nil
+}
+
+func (r *relay) hostPort(tls bool) (string, string) {
+	a := r.smtp
+	if tls {
+		a = r.smtps
+	}
+	h, p, _ := strings.Cut(a, ":")
+	return h, p
+}
+
+// cli runs a subcommand of the real binary against this relay.
+func (r *relay) cli(args ...string) (string, int) {
+	cmd := exec.Command(binary, append([]string{"--config", r.cfgPath}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		r.t.Fatal(err)
+	}
+	return out.String(), code
+}
+
+func (r *relay) queue() []store.Message {
+	r.t.Helper()
+	var ms []store.Message
+	if err := control.Call(r.control, control.Request{Cmd: "queue", All: true}, &ms); err != nil {
+		r.t.Fatal(err)
+	}
+	return ms
+}
+
+func (r *relay) status() control.Status {
+	r.t.Helper()
+	var st control.Status
+	if err := control.Call(r.control, control.Request{Cmd: "status"}, &st); err != nil {
+		r.t.Fatal(err)
+	}
+	return st
+}
+
+func (r *relay) states() map[store.State]int {
+	out := map[store.State]int{}
+	for _, m := range r.queue() {
+		out[m.State]++
+	}
+	return out
+}
+
+// mailbox opens the store read-only (as the CLI does with the daemon down)
+// to read the account's local mailbox.
+func (r *relay) mailbox() ([]store.MailboxEntry, func(int64) []byte) {
+	r.t.Helper()
+	st, err := store.OpenReadOnly(r.stateDir)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { st.Close() })
+	mb, err := st.Mailbox(login)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return mb, func(id int64) []byte { b, _ := st.MailboxBody(id); return b }
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %v waiting for %s", d, what)
+}
+
+// result is one line of smtpclient.py's output.
+type result struct {
+	I     int    `json:"i"`
+	Code  int    `json:"code"`
+	Resp  string `json:"resp"`
+	Stage string `json:"stage"`
+}
+
+type pyArgs map[string]any
+
+// python runs testdata/smtpclient.py (Python's smtplib) against the relay.
+func (r *relay) python(a pyArgs) []result {
+	r.t.Helper()
+	host, port := r.hostPort(a["mode"] == "ssl")
+	base := pyArgs{"host": host, "port": port, "user": login, "password": password, "from": sender, "to": fund, "mode": "starttls"}
+	for k, v := range a {
+		base[k] = v
+	}
+	if base["mode"] == "ssl" {
+		base["host"], base["port"] = host, port
+	}
+	b, _ := json.Marshal(base)
+	cmd := exec.Command("python3", "testdata/smtpclient.py", string(b))
+	out, err := cmd.Output()
+	if err != nil {
+		r.t.Fatalf("smtpclient.py: %v\n%s", err, out)
+	}
+	return parseResults(out)
+}
+
+func parseResults(out []byte) []result {
+	var res []result
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		var x result
+		if json.Unmarshal(sc.Bytes(), &x) == nil {
+			res = append(res, x)
+		}
+	}
+	return res
+}
+
+func need(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed: .ci/run installs it (apt-get install -y swaks postfix)", tool)
+		}
+	}
+}
