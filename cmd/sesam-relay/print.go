@@ -82,6 +82,8 @@ func printStatus(w io.Writer, st control.Status) {
 			fmt.Fprintf(w, "  provider: FAILING since %s (%s): %s\n", when(h.FailingSince), ago(h.FailingSince), h.LastError)
 			if h.PausedUntil.After(time.Now()) {
 				fmt.Fprintf(w, "  paused until %s so as not to hammer the provider; fix the password, then restart or wait\n", when(h.PausedUntil))
+			} else if h.NextTry.After(time.Now()) {
+				fmt.Fprintf(w, "  next try: %s (%s)\n", when(h.NextTry), ago(h.NextTry))
 			}
 			if !h.LastSuccess.IsZero() {
 				fmt.Fprintf(w, "  last delivery: %s (%s)\n", when(h.LastSuccess), ago(h.LastSuccess))

@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,5 +72,32 @@ func TestAllowlistMatchesNetworks(t *testing.T) {
 		if got := l.Allows(net.TCPAddrFromAddrPort(ap)); got != want {
 			t.Errorf("%s: %v", addr, got)
 		}
+	}
+}
+
+func TestSimultaneousLoginsShareOneHashComputation(t *testing.T) {
+	h, _ := auth.Hash("pw")
+	c := auth.NewChecker(map[string]string{"dupont": h})
+	var wg sync.WaitGroup
+	var ok atomic.Int32
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if c.Check("dupont", "pw") {
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 20 {
+		t.Fatalf("%d of 20 logins succeeded", ok.Load())
+	}
+	if n := c.Hashed(); n != 1 {
+		t.Fatalf("20 simultaneous identical logins ran argon2 %d times, want 1", n)
+	}
+	// Different passwords are each computed, and a wrong one still fails.
+	if c.Check("dupont", "other") || c.Hashed() != 2 {
+		t.Fatalf("wrong password: hashed %d", c.Hashed())
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -69,19 +70,37 @@ func Verify(hash, password string) (bool, error) {
 // recent successes (as an HMAC under a per-process key, never the password)
 // so that billing software that logs in once per mail does not pay an
 // argon2 computation each time.
+//
+// Each argon2 check holds 19 MiB for its duration, so checks are bounded:
+// identical ones in flight share one computation (ten workstations logging
+// in at once as the same account), and at most maxHashing run at a time, so
+// that a burst of logins, honest or not, cannot exhaust a small appliance's
+// memory.
 type Checker struct {
-	hashes map[string]string
-	key    []byte
-	ttl    time.Duration
-	mu     sync.Mutex
-	ok     map[string]time.Time // HMAC(login, password) -> until
+	hashes   map[string]string
+	key      []byte
+	ttl      time.Duration
+	sem      chan struct{}
+	mu       sync.Mutex
+	ok       map[string]time.Time // HMAC(login, password) -> until
+	inflight map[string]*check
+	hashed   atomic.Int64 // argon2 computations done, for tests
 }
+
+type check struct {
+	done chan struct{}
+	good bool
+}
+
+// maxHashing bounds concurrent argon2 computations (19 MiB each).
+const maxHashing = 2
 
 // NewChecker returns a Checker for login -> hash.
 func NewChecker(hashes map[string]string) *Checker {
 	key := make([]byte, 32)
 	rand.Read(key)
-	return &Checker{hashes: hashes, key: key, ttl: 10 * time.Minute, ok: map[string]time.Time{}}
+	return &Checker{hashes: hashes, key: key, ttl: 10 * time.Minute, sem: make(chan struct{}, maxHashing),
+		ok: map[string]time.Time{}, inflight: map[string]*check{}}
 }
 
 // Check reports whether the login and password are right.
@@ -89,24 +108,35 @@ func (c *Checker) Check(login, password string) bool {
 	hash, found := c.hashes[login]
 	if !found {
 		// Spend the same time as for a known login, so timing does not reveal logins.
-		Verify("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", password)
-		return false
+		hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 	}
 	mac := hmac.New(sha256.New, c.key)
 	mac.Write([]byte(login + "\x00" + password))
 	tag := string(mac.Sum(nil))
-	now := time.Now()
 	c.mu.Lock()
-	until, cached := c.ok[tag]
-	c.mu.Unlock()
-	if cached && now.Before(until) {
-		return true
-	}
-	good, _ := Verify(hash, password)
-	if good {
-		c.mu.Lock()
-		c.ok[tag] = now.Add(c.ttl)
+	if until, cached := c.ok[tag]; cached && time.Now().Before(until) {
 		c.mu.Unlock()
+		return found
 	}
-	return good
+	if ch := c.inflight[tag]; ch != nil {
+		c.mu.Unlock()
+		<-ch.done
+		return ch.good && found
+	}
+	ch := &check{done: make(chan struct{})}
+	c.inflight[tag] = ch
+	c.mu.Unlock()
+
+	c.sem <- struct{}{}
+	ch.good, _ = Verify(hash, password)
+	<-c.sem
+	c.hashed.Add(1)
+	c.mu.Lock()
+	if ch.good && found {
+		c.ok[tag] = time.Now().Add(c.ttl)
+	}
+	delete(c.inflight, tag)
+	c.mu.Unlock()
+	close(ch.done)
+	return ch.good && found
 }

@@ -76,10 +76,12 @@ type Account struct {
 
 // Provider is how to reach the practitioner's mail provider.
 type Provider struct {
-	SMTP         Upstream `toml:"smtp"`
-	Username     string   `toml:"username"`
-	PasswordFile string   `toml:"password_file"`
-	CAFile       string   `toml:"ca_file"`
+	SMTP Upstream `toml:"smtp"`
+	// Username empty: no AUTH, for a smarthost that knows the practice by
+	// its address (an ISP's port-25 relay).
+	Username     string `toml:"username"`
+	PasswordFile string `toml:"password_file"`
+	CAFile       string `toml:"ca_file"`
 	// Insecure allows plaintext SMTP and AUTH upstream. Tests and the demo use it;
 	// never set it for a real provider.
 	Insecure bool `toml:"insecure"`
@@ -236,8 +238,8 @@ func (c *Config) validate(md toml.MetaData) error {
 		if u.SMTP.Addr == "" {
 			bad("%s: [account.upstream] smtp is missing (e.g. smtps://smtp.laposte.net:465)", where)
 		}
-		if u.Username == "" || u.PasswordFile == "" {
-			bad("%s: [account.upstream] needs username and password_file", where)
+		if (u.Username == "") != (u.PasswordFile == "") {
+			bad("%s: [account.upstream] needs both username and password_file (or neither, for a smarthost that needs no login)", where)
 		}
 	}
 	if len(errs) > 0 {

@@ -32,15 +32,19 @@ type Worker struct {
 	st       *store.Store
 	log      *slog.Logger
 
-	mu     sync.Mutex
-	health store.Health
-	fails  int // consecutive connection-level failures
-	client *smtp.Client
+	mu        sync.Mutex
+	health    store.Health
+	fails     int       // consecutive connection-level failures
+	holdUntil time.Time // no new connection before this, whatever arrives
+	client    *smtp.Client
 }
 
 // NewWorker returns a worker for one account; Run starts it.
 func NewWorker(acct config.Account, opt config.Delivery, hostname string, st *store.Store, log *slog.Logger) *Worker {
 	h, _ := st.Health(acct.Name)
+	// A restart clears a pause after a refused login: restarting is how the
+	// technician says "I fixed the password, try now".
+	h.PausedUntil, h.NextTry = time.Time{}, time.Time{}
 	return &Worker{acct: acct, opt: opt, hostname: hostname, st: st, log: log.With("account", acct.Name, "upstream", acct.Upstream.SMTP.String()), health: h}
 }
 
@@ -61,8 +65,8 @@ func (w *Worker) Run(ctx context.Context) {
 		if next, ok, _ := w.st.NextAttempt(w.acct.Name); ok {
 			wait = time.Until(next)
 		}
-		if p := w.Health().PausedUntil; time.Until(p) > wait {
-			wait = time.Until(p)
+		if time.Until(w.holdUntil) > wait {
+			wait = time.Until(w.holdUntil)
 		}
 		if w.client != nil && wait > idleKeep {
 			wait = idleKeep
@@ -84,8 +88,8 @@ func (w *Worker) Run(ctx context.Context) {
 
 func (w *Worker) deliverDue(ctx context.Context) {
 	for ctx.Err() == nil {
-		if p := w.Health().PausedUntil; time.Now().Before(p) {
-			return
+		if time.Now().Before(w.holdUntil) {
+			return // the provider failed: new mail waits for the account's next try
 		}
 		due, err := w.st.Due(w.acct.Name, time.Now(), 50)
 		if err != nil {
@@ -172,8 +176,9 @@ func (w *Worker) connectionFailed(ctx context.Context, due []store.Message, err 
 	if ue.kind == authRefused {
 		next = now.Add(w.opt.AuthPause.D())
 	}
+	w.holdUntil = next
 	w.setHealth(func(h *store.Health) {
-		h.Account, h.LastError, h.LastErrorAt = w.acct.Name, ue.text, now
+		h.Account, h.LastError, h.LastErrorAt, h.NextTry = w.acct.Name, ue.text, now, next
 		if h.FailingSince.IsZero() {
 			h.FailingSince = now
 		}
@@ -286,10 +291,10 @@ func (w *Worker) sendOne(ctx context.Context, m store.Message) bool {
 	case err == nil:
 		reply := "250 " + resp.StatusText
 		w.st.MarkSent(m.ID, reply) // made durable by the next write
-		w.fails = 0
+		w.fails, w.holdUntil = 0, time.Time{}
 		now := time.Now()
 		w.setHealth(func(h *store.Health) {
-			h.Account, h.LastSuccess, h.FailingSince, h.PausedUntil = w.acct.Name, now, time.Time{}, time.Time{}
+			h.Account, h.LastSuccess, h.FailingSince, h.PausedUntil, h.NextTry = w.acct.Name, now, time.Time{}, time.Time{}, time.Time{}
 		})
 		log.Info("delivered upstream", "reply", reply, "size", len(body), "attempt", m.Attempts+1)
 		return true

@@ -171,8 +171,13 @@ func (h *hangListener) Accept() (net.Conn, error) {
 		h.p.mu.Lock()
 		h.p.conns++
 		h.p.mu.Unlock()
-		if h.p.getMode() == HangAtGreet {
+		switch h.p.getMode() {
+		case HangAtGreet:
 			go func() { io.Copy(io.Discard, c); c.Close() }() // never greets
+			continue
+		case Unavailable:
+			c.Write([]byte("421 4.3.2 Service not available, closing channel\r\n"))
+			c.Close()
 			continue
 		}
 		return c, nil

@@ -260,3 +260,27 @@ func TestOneUpstreamConnectionCarriesABurst(t *testing.T) {
 }
 
 func itoa(i int64) string { return strconv.FormatInt(i, 10) }
+
+// While the provider fails, new mail must wait for the account's next try:
+// a fresh connection per arriving lot is the burst providers punish.
+func TestNewMailDuringAnOutageDoesNotHammerTheProvider(t *testing.T) {
+	prov := newProvider(t)
+	prov.SetMode(demo.Unavailable)
+	r := newRelay(t, prov, opts{delivery: "first_retry = \"30s\"\nmax_retry = \"1m\"\ntimeout = \"3s\""})
+	for i := 0; i < 6; i++ {
+		submitOne(t, r)
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if conns, _ := prov.Stats(); conns != 1 {
+		t.Fatalf("6 mails during an outage made %d connection attempts, want 1", conns)
+	}
+	st := r.status().Accounts[0].Health
+	if st.NextTry.IsZero() || time.Until(st.NextTry) < 20*time.Second {
+		t.Fatalf("next try %v, want about 30s away", st.NextTry)
+	}
+	out, _ := r.cli("status")
+	if !strings.Contains(out, "next try:") || !strings.Contains(out, "421") {
+		t.Fatalf("status:\n%s", out)
+	}
+}

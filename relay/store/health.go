@@ -13,6 +13,7 @@ type Health struct {
 	LastErrorAt  time.Time
 	FailingSince time.Time // zero while the provider works
 	PausedUntil  time.Time // after a refused login
+	NextTry      time.Time // the worker's next connection while failing (not persisted)
 }
 
 // SetHealth records an account's upstream health. It does not wait: health
