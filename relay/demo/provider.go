@@ -28,6 +28,7 @@ const (
 	HangAfterDot  Mode = "hang-after-dot"   // read the whole mail, then never answer
 	HangAtGreet   Mode = "hang-at-greeting" // accept the connection, say nothing
 	AcceptAndDrop Mode = "accept-and-drop"  // store the mail, then cut the connection unanswered
+	Unavailable   Mode = "unavailable"      // 421 at the greeting, then close
 )
 
 // Received is one mail the provider got.
