@@ -75,6 +75,10 @@ func (w *Worker) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 		case <-w.st.Wake(w.acct.Name):
+		case <-w.st.Kick(w.acct.Name):
+			// A technician's retry or release: try now, pause or not (the
+			// password file is read again at each connection).
+			w.holdUntil = time.Time{}
 		case <-t.C:
 			if w.client != nil {
 				if due, _ := w.st.Due(w.acct.Name, time.Now(), 1); len(due) == 0 {

@@ -456,10 +456,11 @@ func (s *Store) HoldOrphans(ctx context.Context, known []string) (int, error) {
 	return n, err
 }
 
-// wakeOwner wakes the deliverer of a message's account.
+// wakeOwner tells the deliverer of a message's account that a technician
+// wants it tried now.
 func (s *Store) wakeOwner(id int64) {
 	var account string
 	if s.r.QueryRow("SELECT account FROM messages WHERE id = ?", id).Scan(&account) == nil {
-		s.notify(account)
+		s.kickOwner(account)
 	}
 }

@@ -41,6 +41,7 @@ type Store struct {
 	now      func() time.Time
 	commits  atomic.Int64 // transactions committed, to prove group commit in tests
 	wake     wakers
+	kick     wakers
 }
 
 type writeReq struct {

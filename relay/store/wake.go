@@ -34,3 +34,16 @@ func (s *Store) notify(account string) {
 	default:
 	}
 }
+
+// Kick returns a channel that receives when a technician asks for a message
+// to be tried now (retry, release): the deliverer then drops any pause it
+// keeps after provider failures.
+func (s *Store) Kick(account string) <-chan struct{} { return s.kick.get(account) }
+
+func (s *Store) kickOwner(account string) {
+	s.notify(account)
+	select {
+	case s.kick.get(account) <- struct{}{}:
+	default:
+	}
+}
