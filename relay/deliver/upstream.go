@@ -110,6 +110,10 @@ func dial(p config.Provider, hostname string, timeout time.Duration) (*smtp.Clie
 			conn.Close()
 			return nil, classify("STARTTLS", host, err)
 		}
+		if err := c.Noop(); err != nil {
+			c.Close()
+			return nil, classify("STARTTLS", host, err)
+		}
 	}
 	c.CommandTimeout = timeout
 	c.SubmissionTimeout = timeout

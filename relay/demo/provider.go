@@ -5,6 +5,7 @@
 package demo
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -44,6 +45,9 @@ type Provider struct {
 	User, Pass string
 	OnMail     func(Received) // called for each accepted mail (the demo prints it)
 
+	tls      *tls.Config // nil: plain text
+	implicit bool        // TLS from the first byte (smtps) rather than STARTTLS
+
 	mu    sync.Mutex
 	mode  Mode
 	addr  string
@@ -66,6 +70,16 @@ func Start(addr, user, pass string) (*Provider, error) {
 	return p, nil
 }
 
+// StartTLS is Start for a provider that speaks TLS with conf: from the
+// first byte (implicit, like smtps://) or after STARTTLS.
+func StartTLS(addr, user, pass string, conf *tls.Config, implicit bool) (*Provider, error) {
+	p := &Provider{User: user, Pass: pass, mode: Normal, tls: conf, implicit: implicit}
+	if err := p.listen(addr); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
 func (p *Provider) listen(addr string) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -82,10 +96,16 @@ func (p *Provider) listen(addr string) error {
 	srv.AllowInsecureAuth = true
 	srv.MaxLineLength = 1 << 20
 	srv.ErrorLog = quiet{}
+	var served net.Listener = &hangListener{Listener: l, p: p}
+	if p.tls != nil && p.implicit {
+		served = tls.NewListener(served, p.tls)
+	} else {
+		srv.TLSConfig = p.tls // STARTTLS offered
+	}
 	p.mu.Lock()
 	p.l, p.srv, p.addr = l, srv, l.Addr().String()
 	p.mu.Unlock()
-	go srv.Serve(&hangListener{Listener: l, p: p})
+	go srv.Serve(served)
 	return nil
 }
 

@@ -137,15 +137,15 @@ func Run(ctx context.Context, in io.Reader, out io.Writer) error {
   e.g.  swaks --server %s --auth PLAIN --au demo --ap demo \
               --from %s --to %s </dev/null
 
-  In another terminal:  sesam-relay --config %s status
-                        sesam-relay --config %s queue --all
+  In another terminal:  %s --config %s status
+                        %s --config %s queue --all
 
   Keys (then Enter):
     l   send a lot of care sheets, as the billing software would
     o   switch the simulated provider off / on
     q   show the queue
     x   quit (Ctrl-C works too)
-`, smtpAddr, demoLogin, demoPassword, smtpAddr, demoAddress, sesam.FundAddress("01", "996"), cfgPath, cfgPath)
+`, smtpAddr, demoLogin, demoPassword, smtpAddr, demoAddress, sesam.FundAddress("01", "996"), self(), cfgPath, self(), cfgPath)
 
 	lines := make(chan string)
 	go func() {
@@ -204,6 +204,15 @@ func Run(ctx context.Context, in io.Reader, out io.Writer) error {
 			}
 		}
 	}
+}
+
+// self is this program's path, so that the printed commands work after
+// `go run` too, when no sesam-relay is on the PATH.
+func self() string {
+	if p, err := os.Executable(); err == nil {
+		return p
+	}
+	return "sesam-relay"
 }
 
 func waitReady(cfg *config.Config, done chan error) (string, error) {

@@ -55,6 +55,9 @@ type opts struct {
 	delivery  string // [delivery] body
 	localAuth string // [local_auth] body
 	stateDir  string
+	upstream  string // [account.upstream] smtp; default smtp://provider
+	provExtra string // more [account.upstream] keys; default insecure = true
+	accounts  string // more [[account]] tables
 }
 
 type relay struct {
@@ -94,6 +97,12 @@ func newRelay(t *testing.T, prov *demo.Provider, o opts) *relay {
 	if o.localAuth == "" {
 		o.localAuth = `failure_delay = "10ms"`
 	}
+	if o.upstream == "" {
+		o.upstream = "smtp://" + prov.Addr()
+	}
+	if o.provExtra == "" {
+		o.provExtra = "insecure = true"
+	}
 	r.stateDir = o.stateDir
 	if r.stateDir == "" {
 		r.stateDir = filepath.Join(dir, "state")
@@ -117,11 +126,12 @@ name = %q
 password_hash = %q
 address = %q
   [account.upstream]
-  smtp = "smtp://%s"
+  smtp = %q
   username = "jean.dupont"
   password_file = %q
-  insecure = true
-`, r.stateDir, o.top, r.control, o.allow, o.listen, o.delivery, o.localAuth, login, passwordHash, sender, prov.Addr(), filepath.Join(dir, "upstream-pw"))
+  %s
+%s
+`, r.stateDir, o.top, r.control, o.allow, o.listen, o.delivery, o.localAuth, login, passwordHash, sender, o.upstream, filepath.Join(dir, "upstream-pw"), o.provExtra, o.accounts)
 	if err := os.WriteFile(r.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

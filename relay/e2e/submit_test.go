@@ -52,6 +52,16 @@ func TestLotFromSmtplibReachesProviderByteForByte(t *testing.T) {
 		t.Fatal("Received line does not say TLS+auth")
 	}
 	waitFor(t, 5*time.Second, "state sent", func() bool { return r.states()[store.Sent] == 1 })
+	log := r.Log()
+	if strings.Contains(log, password) || strings.Contains(log, "provider-pw") || strings.Contains(log, "smime.p7m") {
+		t.Fatal("the log holds a password or mail content")
+	}
+	if !strings.Contains(log, "mail queued") || !strings.Contains(log, "delivered upstream") {
+		t.Fatalf("the log misses the events:\n%s", log)
+	}
+	if fi, err := os.Stat(r.control); err != nil || fi.Mode().Perm() != 0o660 {
+		t.Fatalf("control socket mode: %v %v", fi.Mode(), err)
+	}
 }
 
 func TestImplicitTLSWithAuthPlain(t *testing.T) {

@@ -11,9 +11,12 @@ Usage: smtpclient.py '{"host":..., "port":..., "mode":"plain|starttls|ssl",
 import json, smtplib, ssl, sys, threading
 
 a = json.loads(sys.argv[1])
-ctx = ssl.create_default_context()
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE  # the relay's self-signed certificate
+if a.get("cafile"):
+    ctx = ssl.create_default_context(cafile=a["cafile"])  # verify, hostname included
+else:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # the relay's self-signed certificate
 lock = threading.Lock()
 
 
