@@ -62,7 +62,7 @@ func TestStatusComesFromTheProvidersReply(t *testing.T) {
 	for in, want := range map[string]string{
 		"smtp.x refused the mail at RCPT: 550 5.1.1 unknown": "5.1.1",
 		"no delivery after 72h0m0s; last error: refused":     "4.4.7",
-		"552 5.3.4 too big":                                  "5.3.4",
+		"552 5.3.4 too big": "5.3.4",
 	} {
 		if got := statusOf(in, "4.4.7"); got != want {
 			t.Errorf("%q: %s", in, got)
