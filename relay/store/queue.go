@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -178,28 +179,14 @@ func (s *Store) List(f Filter) ([]Message, error) {
 	if f.Limit <= 0 {
 		f.Limit = 1000
 	}
-	q += " ORDER BY id DESC LIMIT ?"
-	args = append(args, f.Limit)
-	rows, err := s.r.Query(q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Message
-	for rows.Next() {
-		m, err := scanMessage(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append([]Message{m}, out...)
-	}
-	return out, rows.Err()
+	q += " ORDER BY id DESC LIMIT ?" // the newest Limit ones...
+	out, err := s.query(q, append(args, f.Limit)...)
+	slices.Reverse(out) // ...oldest first
+	return out, err
 }
 
-// Due returns an account's messages whose next try has come, oldest first.
-func (s *Store) Due(account string, now time.Time, limit int) ([]Message, error) {
-	rows, err := s.r.Query("SELECT "+msgCols+" FROM messages WHERE account = ? AND state IN (?, ?) AND next_attempt <= ? ORDER BY id LIMIT ?",
-		account, Queued, Deferred, ms(now), limit)
+func (s *Store) query(q string, args ...any) ([]Message, error) {
+	rows, err := s.r.Query(q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -213,6 +200,12 @@ func (s *Store) Due(account string, now time.Time, limit int) ([]Message, error)
 		out = append(out, m)
 	}
 	return out, rows.Err()
+}
+
+// Due returns an account's messages whose next try has come, oldest first.
+func (s *Store) Due(account string, now time.Time, limit int) ([]Message, error) {
+	return s.query("SELECT "+msgCols+" FROM messages WHERE account = ? AND state IN (?, ?) AND next_attempt <= ? ORDER BY id LIMIT ?",
+		account, Queued, Deferred, ms(now), limit)
 }
 
 // NextAttempt returns when an account's next waiting message is due (ok false: none waits).
