@@ -196,9 +196,7 @@ func (ss *session) Data(r io.Reader) error {
 	env := store.Envelope{Account: ss.account, From: ss.from, To: ss.to, Client: ss.remote.String()}
 	env.Subject, env.MessageID = summary(body)
 	full := append(ss.received(), body...)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	id, err := ss.s.opt.Queue.Enqueue(ctx, env, full)
+	id, err := ss.s.opt.Queue.Enqueue(context.Background(), env, full)
 	if err != nil {
 		ss.s.opt.Log.Error("could not store a mail: answered 451", "account", ss.account, "error", err.Error())
 		return errStorage

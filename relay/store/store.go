@@ -153,14 +153,13 @@ func (s *Store) write(fn func(*sql.Tx) error) <-chan error {
 	return req.done
 }
 
-// writeWait is write, waiting for durability or ctx.
-func (s *Store) writeWait(ctx context.Context, fn func(*sql.Tx) error) error {
-	select {
-	case err := <-s.write(fn):
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+// writeWait is write, waiting for the outcome. It never gives up early,
+// whatever ctx says: a write once asked goes on in the committer, so
+// returning before its outcome could tell a client "451, try again" about a
+// mail that then commits — a lot sent twice. ctx is kept for the callers'
+// symmetry and future tracing.
+func (s *Store) writeWait(_ context.Context, fn func(*sql.Tx) error) error {
+	return <-s.write(fn)
 }
 
 func (s *Store) committer() {
