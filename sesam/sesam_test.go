@@ -33,3 +33,22 @@ func TestSampleLotHasTheLotShape(t *testing.T) {
 		t.Fatal("plain subject taken for a lot")
 	}
 }
+
+func TestReadHeadersDecodesAndNeverFails(t *testing.T) {
+	h := sesam.ReadHeaders([]byte("Subject: =?iso-8859-1?q?Retour_NO=C9MIE?=\r\nFrom: CPAM <noemie@cpam.fr>\r\nMessage-ID: <a@b>\r\n\r\nbody\r\n"))
+	if h.Subject != "Retour NOÉMIE" || h.From != "CPAM <noemie@cpam.fr>" || h.MessageID != "<a@b>" {
+		t.Fatalf("%+v", h)
+	}
+	for _, raw := range []string{"", "no header at all", "\x00\xff: \r\n", "Subject: x\nFrom: y\n\nbare LF body"} {
+		sesam.ReadHeaders([]byte(raw))
+	}
+	if h := sesam.ReadHeaders([]byte("Subject: x\nFrom: y\n\nbody")); h.Subject != "x" {
+		t.Fatalf("bare-LF header: %+v", h)
+	}
+}
+
+func FuzzReadHeaders(f *testing.F) {
+	f.Add([]byte("Subject: =?utf-8?b?w6k=?=\r\n\r\n"))
+	f.Add([]byte("From: a\r\n b\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) { sesam.ReadHeaders(raw) })
+}

@@ -26,6 +26,7 @@ type Config struct {
 	StateDir       string    `toml:"state_dir"`
 	MaxMessageSize Size      `toml:"max_message_size"`
 	MinFreeSpace   Size      `toml:"min_free_space"`
+	Retention      Duration  `toml:"retention"` // local mail is kept this long
 	Listen         Listen    `toml:"listen"`
 	TLS            TLS       `toml:"tls"`
 	Delivery       Delivery  `toml:"delivery"`
@@ -37,6 +38,8 @@ type Config struct {
 type Listen struct {
 	SMTP               []HostPort `toml:"smtp"`  // plain, STARTTLS offered
 	SMTPS              []HostPort `toml:"smtps"` // implicit TLS
+	POP3               []HostPort `toml:"pop3"`  // plain, STLS offered
+	POP3S              []HostPort `toml:"pop3s"` // implicit TLS
 	Control            string     `toml:"control"`
 	Allow              []Prefix   `toml:"allow"`
 	AllowPlaintextAuth bool       `toml:"allow_plaintext_auth"`
@@ -72,11 +75,29 @@ type Account struct {
 	PasswordHash string   `toml:"password_hash"`
 	Address      Address  `toml:"address"`
 	Upstream     Provider `toml:"upstream"`
+	Logins       []Login  `toml:"login"` // more local logins reading this account's mail
+}
+
+// Login is a further local login of an account (a phone, a second program):
+// it submits as the account and has its own POP3 view of the account's mail.
+type Login struct {
+	Name         string `toml:"name"`
+	PasswordHash string `toml:"password_hash"`
+}
+
+// AllLogins returns the account's own login first, then the extra ones.
+func (a Account) AllLogins() []Login {
+	return append([]Login{{Name: a.Name, PasswordHash: a.PasswordHash}}, a.Logins...)
 }
 
 // Provider is how to reach the practitioner's mail provider.
 type Provider struct {
 	SMTP Upstream `toml:"smtp"`
+	// IMAP is where returns and acknowledgements are collected; empty: no polling.
+	IMAP         Upstream `toml:"imap"`
+	Folders      []string `toml:"folders"`       // default INBOX; acknowledgements sometimes land in spam
+	Poll         Schedule `toml:"poll"`          // default @every 2m
+	KeepUpstream Keep     `toml:"keep_upstream"` // default forever
 	// Username empty: no AUTH, for a smarthost that knows the practice by
 	// its address (an ISP's port-25 relay).
 	Username     string `toml:"username"`
@@ -105,6 +126,7 @@ func Defaults() Config {
 		StateDir:       "/var/lib/sesam-relay",
 		MaxMessageSize: 25 << 20,
 		MinFreeSpace:   64 << 20,
+		Retention:      Duration(90 * 24 * time.Hour),
 		Listen: Listen{
 			Control: "/run/sesam-relay/control.sock",
 		},
@@ -188,6 +210,9 @@ func (c *Config) validate(md toml.MetaData) error {
 	if c.Hostname == "" {
 		bad("hostname is empty: name this relay (e.g. relais.cabinet.lan)")
 	}
+	if c.Retention < Duration(24*time.Hour) {
+		bad("retention must be at least 1d (practitioners must keep FSE records 90 days)")
+	}
 	if len(c.Listen.SMTP)+len(c.Listen.SMTPS) == 0 {
 		bad("[listen] has no smtp or smtps address: the billing software could not submit mail")
 	}
@@ -219,24 +244,36 @@ func (c *Config) validate(md toml.MetaData) error {
 	seen := map[string]bool{}
 	for i, a := range c.Accounts {
 		where := fmt.Sprintf("[[account]] #%d (%s)", i+1, a.Name)
-		switch {
-		case a.Name == "":
-			bad("%s: name is empty (it is the local login of the billing software)", where)
-		case strings.ContainsAny(a.Name, " \t:@/\\"):
-			bad("%s: name %q may not hold spaces, ':', '@', '/' or '\\'", where, a.Name)
-		case seen[a.Name]:
-			bad("%s: the name %q is used twice", where, a.Name)
-		}
-		seen[a.Name] = true
-		if !strings.HasPrefix(a.PasswordHash, "$argon2id$") {
-			bad("%s: password_hash must be an $argon2id$ hash: run `sesam-relay passwd` and paste what it prints", where)
+		for j, l := range a.AllLogins() {
+			lw := where
+			if j > 0 {
+				lw = fmt.Sprintf("%s [[account.login]] #%d", where, j)
+			}
+			switch {
+			case l.Name == "":
+				bad("%s: name is empty (it is a local login, e.g. of the billing software)", lw)
+			case strings.ContainsAny(l.Name, " \t:@/\\"):
+				bad("%s: name %q may not hold spaces, ':', '@', '/' or '\\'", lw, l.Name)
+			case seen[l.Name]:
+				bad("%s: the login %q is used twice", lw, l.Name)
+			}
+			seen[l.Name] = true
+			if !strings.HasPrefix(l.PasswordHash, "$argon2id$") {
+				bad("%s: password_hash must be an $argon2id$ hash: run `sesam-relay passwd` and paste what it prints", lw)
+			}
 		}
 		if a.Address == "" {
 			bad("%s: address is empty (the practitioner's provider address)", where)
 		}
 		u := a.Upstream
-		if u.SMTP.Addr == "" {
-			bad("%s: [account.upstream] smtp is missing (e.g. smtps://smtp.laposte.net:465)", where)
+		if u.SMTP.Addr == "" || u.SMTP.Proto() != "smtp" {
+			bad("%s: [account.upstream] smtp must be smtps://host or smtp://host (e.g. smtps://smtp.laposte.net:465)", where)
+		}
+		if u.IMAP.Addr != "" && u.IMAP.Proto() != "imap" {
+			bad("%s: [account.upstream] imap must be imaps://host or imap://host (e.g. imaps://imap.laposte.net:993)", where)
+		}
+		if u.IMAP.Addr != "" && u.Username == "" {
+			bad("%s: [account.upstream] imap needs username and password_file", where)
 		}
 		if (u.Username == "") != (u.PasswordFile == "") {
 			bad("%s: [account.upstream] needs both username and password_file (or neither, for a smarthost that needs no login)", where)
@@ -244,6 +281,30 @@ func (c *Config) validate(md toml.MetaData) error {
 	}
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))
+	}
+	for i := range c.Accounts {
+		u := &c.Accounts[i].Upstream
+		if len(u.Folders) == 0 {
+			u.Folders = []string{"INBOX"}
+		}
+		if u.Poll.Schedule == nil {
+			u.Poll.UnmarshalText([]byte("@every 2m"))
+		}
+		if !u.KeepUpstream.Forever && u.KeepUpstream.For == 0 {
+			u.KeepUpstream.Forever = true
+		}
+	}
+	return nil
+}
+
+// Login returns the account a local login belongs to, or nil.
+func (c *Config) Login(name string) *Account {
+	for i := range c.Accounts {
+		for _, l := range c.Accounts[i].AllLogins() {
+			if l.Name == name {
+				return &c.Accounts[i]
+			}
+		}
 	}
 	return nil
 }

@@ -23,6 +23,20 @@ func TestExampleConfigLoads(t *testing.T) {
 	if c.Account("martin") == nil || c.Account("nobody") != nil {
 		t.Fatal("Account lookup")
 	}
+	u := c.Accounts[0].Upstream
+	if u.IMAP.Addr != "imap.laposte.net:993" || len(u.Folders) != 2 || u.Poll.Spec != "@every 2m" || u.KeepUpstream.For != 30*24*time.Hour {
+		t.Fatalf("imap settings: %+v", u)
+	}
+	if c.Login("dupont-mobile") != &c.Accounts[0] || c.Login("martin") != &c.Accounts[1] {
+		t.Fatal("Login lookup")
+	}
+	m := c.Accounts[1].Upstream
+	if m.IMAP.Addr != "" || m.Folders[0] != "INBOX" || !m.KeepUpstream.Forever {
+		t.Fatalf("defaults: %+v", m)
+	}
+	if c.Retention.D() != 90*24*time.Hour || len(c.Listen.POP3) != 1 {
+		t.Fatal("retention or pop3")
+	}
 }
 
 // valid is the smallest config that loads; each bad case below breaks one line.
@@ -56,6 +70,10 @@ func TestBadConfigNamesKeyAndLine(t *testing.T) {
 		{"missing hash", `password_hash = "$argon2id$v=19$m=1,t=1,p=1$YQ$YQ"`, `password_hash = "secret"`, `sesam-relay passwd`},
 		{"duplicate account", "  password_file = \"/dev/null\"\n", "  password_file = \"/dev/null\"\n" + strings.SplitN(valid, "[[account]]", 2)[1][0:0] + "[[account]]\n" + strings.SplitN(valid, "[[account]]\n", 2)[1], `used twice`},
 		{"no allow", `allow = ["127.0.0.0/8"]`, ``, `allow is empty`},
+		{"imap url for smtp", `"smtp://127.0.0.1:2525"`, `"imaps://127.0.0.1:993"`, `smtp must be smtps://host`},
+		{"bad poll", `  password_file = "/dev/null"`, "  password_file = \"/dev/null\"\n  poll = \"@every 1s\"", `line 14`},
+		{"bad keep", `  password_file = "/dev/null"`, "  password_file = \"/dev/null\"\n  keep_upstream = \"always\"", `forever`},
+		{"login twice", `  password_file = "/dev/null"`, "  password_file = \"/dev/null\"\n  [[account.login]]\n  name = \"dupont\"\n  password_hash = \"$argon2id$x\"", `login "dupont" is used twice`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/robfig/cron/v3"
 )
 
 // The types below validate themselves while the TOML is decoded, so that the
@@ -126,48 +128,96 @@ func (a *Address) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Upstream is the provider's SMTP server: "smtps://host:465" (implicit TLS) or
-// "smtp://host:587" (STARTTLS, which is then required).
+// Upstream is a provider's server URL: "smtps://host:465" or
+// "smtp://host:587" for sending, "imaps://host:993" or "imap://host:143" for
+// collecting. The plain schemes require STARTTLS (unless insecure is set).
 type Upstream struct {
+	Scheme      string // smtp, smtps, imap, imaps
 	ImplicitTLS bool
 	Addr        string // host:port
 	Host        string
 }
 
-// UnmarshalText parses the URL form; the port defaults to 465 or 587.
+var defaultPorts = map[string]string{"smtp": "587", "smtps": "465", "imap": "143", "imaps": "993"}
+
+// UnmarshalText parses the URL form; the port defaults by scheme.
 func (u *Upstream) UnmarshalText(b []byte) error {
 	s := strings.TrimSpace(string(b))
 	p, err := url.Parse(s)
 	if err != nil || p.Host == "" || (p.Path != "" && p.Path != "/") || p.User != nil {
-		return fmt.Errorf("%q is not an upstream URL (write smtps://smtp.laposte.net:465 or smtp://host:587)", s)
+		return fmt.Errorf("%q is not a server URL (write smtps://smtp.laposte.net:465 or imaps://imap.laposte.net:993)", s)
 	}
-	switch p.Scheme {
-	case "smtps":
-		u.ImplicitTLS = true
-	case "smtp":
-		u.ImplicitTLS = false
-	default:
-		return fmt.Errorf("%q: scheme %q is not smtps or smtp", s, p.Scheme)
+	def, ok := defaultPorts[p.Scheme]
+	if !ok {
+		return fmt.Errorf("%q: scheme %q is not smtps, smtp, imaps or imap", s, p.Scheme)
 	}
-	u.Host = p.Hostname()
+	u.Scheme, u.ImplicitTLS, u.Host = p.Scheme, strings.HasSuffix(p.Scheme, "s"), p.Hostname()
 	port := p.Port()
 	if port == "" {
-		port = "587"
-		if u.ImplicitTLS {
-			port = "465"
-		}
+		port = def
 	}
 	u.Addr = net.JoinHostPort(u.Host, port)
 	return nil
 }
 
-// MarshalText gives back the URL form, for `check` and the demo's generated config.
-func (u Upstream) MarshalText() ([]byte, error) {
-	scheme := "smtp"
-	if u.ImplicitTLS {
-		scheme = "smtps"
+// Proto is "smtp" or "imap", whatever the TLS mode.
+func (u Upstream) Proto() string { return strings.TrimSuffix(u.Scheme, "s") }
+
+// MarshalText gives back the URL form.
+func (u Upstream) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
+
+func (u Upstream) String() string {
+	if u.Addr == "" {
+		return ""
 	}
-	return []byte(scheme + "://" + u.Addr), nil
+	return u.Scheme + "://" + u.Addr
 }
 
-func (u Upstream) String() string { b, _ := u.MarshalText(); return string(b) }
+// Schedule is a poll schedule: a cron expression with optional seconds
+// ("*/5 * * * *") or a descriptor ("@every 2m", "@hourly").
+type Schedule struct {
+	Spec     string
+	Schedule cron.Schedule
+}
+
+// CronParser is the parser every schedule goes through.
+var CronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// UnmarshalText parses and checks the schedule. "@every" below 10 seconds is
+// refused: polling a provider that often is what gets an account cut off.
+func (s *Schedule) UnmarshalText(b []byte) error {
+	spec := strings.TrimSpace(string(b))
+	sch, err := CronParser.Parse(spec)
+	if err != nil {
+		return fmt.Errorf("%q is not a schedule (write \"@every 2m\" or \"*/5 * * * *\"): %v", spec, err)
+	}
+	if every, ok := strings.CutPrefix(spec, "@every "); ok {
+		if d, err := time.ParseDuration(strings.TrimSpace(every)); err != nil || d < 10*time.Second {
+			return fmt.Errorf("%q: poll at most every 10 seconds", spec)
+		}
+	}
+	s.Spec, s.Schedule = spec, sch
+	return nil
+}
+
+// Keep is how long mail stays upstream after its local copy is safe:
+// a duration, or "forever" (never delete upstream).
+type Keep struct {
+	Forever bool
+	For     time.Duration
+}
+
+// UnmarshalText accepts "forever" or a duration such as "30d".
+func (k *Keep) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if s == "forever" {
+		*k = Keep{Forever: true}
+		return nil
+	}
+	d, err := ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is neither \"forever\" nor a duration such as \"30d\"", s)
+	}
+	*k = Keep{For: d}
+	return nil
+}

@@ -220,7 +220,7 @@ func (w *Worker) bounce(ctx context.Context, m store.Message, why, status string
 	body, _ := w.st.Body(m.ID)
 	r := report{hostname: w.hostname, upstream: w.acct.Upstream.SMTP.Host, msg: m, headers: headerBlock(body),
 		action: "failed", status: statusOf(why, status), diagnosis: why, now: time.Now()}
-	if err := w.st.Bounce(ctx, m.ID, why, r.subject(), r.build()); err != nil {
+	if err := w.st.Bounce(ctx, m.ID, why, r.build()); err != nil {
 		w.log.Error("recording a bounce", "id", m.ID, "error", err.Error())
 		return
 	}
@@ -231,7 +231,7 @@ func (w *Worker) notify(ctx context.Context, m store.Message, why string, expiry
 	body, _ := w.st.Body(m.ID)
 	r := report{hostname: w.hostname, upstream: w.acct.Upstream.SMTP.Host, msg: m, headers: headerBlock(body),
 		action: "delayed", status: statusOf(why, "4.0.0"), diagnosis: why, retryTill: expiry, now: time.Now()}
-	if err := w.st.AddDelayNotice(ctx, m.ID, r.subject(), r.build()); err != nil {
+	if err := w.st.AddDelayNotice(ctx, m.ID, r.build()); err != nil {
 		w.log.Error("storing a delay notice", "id", m.ID, "error", err.Error())
 		return
 	}

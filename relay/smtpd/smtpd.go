@@ -5,7 +5,6 @@
 package smtpd
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -14,9 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
 	"net"
-	"net/mail"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -24,6 +21,7 @@ import (
 
 	"github.com/sesam-relay/sesam-relay/relay/auth"
 	"github.com/sesam-relay/sesam-relay/relay/store"
+	"github.com/sesam-relay/sesam-relay/sesam"
 )
 
 // Queue is what the submission server needs of the store.
@@ -40,6 +38,7 @@ type Options struct {
 	AllowPlaintextAuth bool
 	TLS                *tls.Config // nil: no STARTTLS
 	Logins             *auth.Checker
+	AccountOf          map[string]string // local login -> account
 	Throttle           *auth.Throttle
 	Allow              auth.Allowlist
 	Queue              Queue
@@ -139,6 +138,9 @@ func (ss *session) login(user, pass string) error {
 	if ss.s.opt.Logins.Check(user, pass) {
 		ss.s.opt.Throttle.Succeed(ss.remote)
 		ss.account = user
+		if a, ok := ss.s.opt.AccountOf[user]; ok {
+			ss.account = a
+		}
 		log.Info("smtp login")
 		return nil
 	}
@@ -194,7 +196,8 @@ func (ss *session) Data(r io.Reader) error {
 		return errBareLF
 	}
 	env := store.Envelope{Account: ss.account, From: ss.from, To: ss.to, Client: ss.remote.String()}
-	env.Subject, env.MessageID = summary(body)
+	h := sesam.ReadHeaders(body)
+	env.Subject, env.MessageID = h.Subject, h.MessageID
 	full := append(ss.received(), body...)
 	id, err := ss.s.opt.Queue.Enqueue(context.Background(), env, full)
 	if err != nil {
@@ -239,20 +242,6 @@ func bareLineEnding(b []byte) int {
 		}
 	}
 	return -1
-}
-
-// summary pulls Subject and Message-ID for the queue listing; a mail whose
-// header does not parse is still accepted, with both left empty.
-func summary(body []byte) (subject, msgID string) {
-	m, err := mail.ReadMessage(bytes.NewReader(body))
-	if err != nil {
-		return "", ""
-	}
-	subject = m.Header.Get("Subject")
-	if dec, err := new(mime.WordDecoder).DecodeHeader(subject); err == nil {
-		subject = dec
-	}
-	return subject, m.Header.Get("Message-Id")
 }
 
 func sanitize(s string) string {

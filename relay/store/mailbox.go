@@ -1,51 +1,382 @@
 package store
 
 import (
+	"bytes"
+	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
 	"time"
+
+	"github.com/sesam-relay/sesam-relay/sesam"
 )
 
-// MailboxEntry is a message waiting in an account's local mailbox: for now
-// the relay's own bounces and notices, which the POP3 server will serve.
+// Origins of local mail.
+const (
+	Fetched  = "fetched"  // collected from the provider's IMAP
+	Imported = "imported" // saved from the webmail and imported by a technician
+	Bounce   = "bounce"   // our DSN for a refused lot
+	Notice   = "notice"   // our "still trying" notice
+)
+
+// MailboxEntry is one message in an account's local mailbox.
 type MailboxEntry struct {
-	ID       int64
-	Account  string
-	Origin   string // bounce, notice
-	Received time.Time
-	Subject  string
-	Size     int64
-	RefMsg   int64 // the queued message it is about
+	ID          int64
+	Account     string
+	Origin      string
+	Received    time.Time
+	Subject     string
+	From        string
+	MessageID   string
+	Size        int64
+	Folder      string // of origin, for fetched mail
+	RefMsg      int64  // the queued message a bounce or notice is about
+	UIDL        string
+	Collections []Collection
 }
 
-func addMail(tx *sql.Tx, account, origin, subject string, body []byte, ref int64, now time.Time) error {
+// Collection is what one login did with one message.
+type Collection struct {
+	Login     string
+	Retrieved time.Time
+	Deleted   time.Time
+}
+
+// Origin says where a message comes from, for AddMail.
+type Origin struct {
+	Kind        string // Fetched, Imported, Bounce, Notice
+	Folder      string // IMAP folder, for Fetched
+	UIDValidity uint32
+	UID         uint32
+	RefMsg      int64
+}
+
+// Added is the outcome of AddMail.
+type Added struct {
+	ID        int64
+	Duplicate bool // the account already holds the same bytes
+	Err       error
+}
+
+func hashOf(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// wireSize is the size POP3 announces: bare LFs go out as CRLF, and a
+// message not ending in CRLF gets one.
+func wireSize(b []byte) int64 {
+	n := int64(len(b))
+	for i, c := range b {
+		if c == '\n' && (i == 0 || b[i-1] != '\r') {
+			n++
+		}
+	}
+	if !bytes.HasSuffix(b, []byte("\r\n")) {
+		n += 2
+	}
+	return n
+}
+
+// uidl is a message's POP3 unique id: it never changes, and stays far
+// below RFC 1939's 70 characters.
+func uidl(id int64, hash string) string { return fmt.Sprintf("%d.%s", id, hash[:16]) }
+
+func addMail(tx *sql.Tx, account string, o Origin, body []byte, now time.Time) (int64, bool, error) {
+	hash := hashOf(body)
+	var id int64
+	err := tx.QueryRow("SELECT id FROM mailbox WHERE account = ? AND hash = ?", account, hash).Scan(&id)
+	if err == nil {
+		return id, true, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return 0, false, err
+	}
 	bid, err := putBody(tx, body)
 	if err != nil {
-		return err
+		return 0, false, err
 	}
-	_, err = tx.Exec("INSERT INTO mailbox(account, origin, received_at, subject, size, body_id, ref_msg) VALUES (?, ?, ?, ?, ?, ?, ?)",
-		account, origin, ms(now), subject, len(body), bid, ref)
-	return err
+	h := sesam.ReadHeaders(body)
+	res, err := tx.Exec(`INSERT INTO mailbox(account, origin, received_at, subject, from_addr, message_id, size, wire_size, hash, body_id, ref_msg, folder, uidvalidity, uid)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		account, o.Kind, ms(now), h.Subject, h.From, h.MessageID, len(body), wireSize(body), hash, bid, o.RefMsg, o.Folder, o.UIDValidity, o.UID)
+	if err != nil {
+		return 0, false, err
+	}
+	id, err = res.LastInsertId()
+	return id, false, err
 }
 
-// Mailbox lists an account's local mailbox, oldest first.
+// AddMail stores a message in an account's local mailbox, once: the same
+// bytes already there make it a duplicate, not a second copy. For fetched
+// mail, the folder's sync position moves to its UID in the same
+// transaction, so a crash can neither lose a message nor fetch it twice.
+// It does not wait: the poller sends a batch, then waits on every result.
+func (s *Store) AddMail(account string, o Origin, body []byte) <-chan Added {
+	now := s.now()
+	out := make(chan Added, 1)
+	var res Added // set inside the transaction, sent only once it is durable
+	done := s.write(func(tx *sql.Tx) error {
+		var err error
+		res.ID, res.Duplicate, err = addMail(tx, account, o, body, now)
+		if err != nil {
+			return err
+		}
+		if o.Kind == Fetched {
+			_, err = tx.Exec(`INSERT INTO imap_sync(account, folder, uidvalidity, last_uid) VALUES (?, ?, ?, ?)
+				ON CONFLICT(account, folder) DO UPDATE SET last_uid = MAX(last_uid, excluded.last_uid)
+				WHERE uidvalidity = excluded.uidvalidity`, account, o.Folder, o.UIDValidity, o.UID)
+		}
+		return err
+	})
+	go func() {
+		if err := <-done; err != nil {
+			res = Added{Err: err}
+		}
+		out <- res
+		close(out)
+	}()
+	return out
+}
+
+// SyncState returns a folder's recorded UIDVALIDITY and last fetched UID (0, 0: never synced).
+func (s *Store) SyncState(account, folder string) (uidValidity, lastUID uint32, err error) {
+	err = s.r.QueryRow("SELECT uidvalidity, last_uid FROM imap_sync WHERE account = ? AND folder = ?", account, folder).Scan(&uidValidity, &lastUID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, nil
+	}
+	return
+}
+
+// ResetSync starts a folder over under a new UIDVALIDITY: every message is
+// fetched again and the duplicates are recognised by their bytes.
+func (s *Store) ResetSync(ctx context.Context, account, folder string, uidValidity uint32) error {
+	return s.writeWait(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO imap_sync(account, folder, uidvalidity, last_uid) VALUES (?, ?, ?, 0)
+			ON CONFLICT(account, folder) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = 0`, account, folder, uidValidity)
+		return err
+	})
+}
+
+const entryCols = "id, account, origin, received_at, subject, from_addr, message_id, size, folder, ref_msg, hash"
+
+func scanEntry(row interface{ Scan(...any) error }) (MailboxEntry, error) {
+	var e MailboxEntry
+	var at int64
+	var hash string
+	err := row.Scan(&e.ID, &e.Account, &e.Origin, &at, &e.Subject, &e.From, &e.MessageID, &e.Size, &e.Folder, &e.RefMsg, &hash)
+	e.Received, e.UIDL = fromMS(at), uidl(e.ID, hash)
+	return e, err
+}
+
+// Mailbox lists an account's local mailbox, oldest first, with who collected what.
 func (s *Store) Mailbox(account string) ([]MailboxEntry, error) {
-	rows, err := s.r.Query("SELECT id, account, origin, received_at, subject, size, ref_msg FROM mailbox WHERE account = ? ORDER BY id", account)
+	rows, err := s.r.Query("SELECT "+entryCols+" FROM mailbox WHERE account = ? ORDER BY id", account)
+	if err != nil {
+		return nil, err
+	}
+	var out []MailboxEntry
+	byID := map[int64]int{}
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		byID[e.ID] = len(out)
+		out = append(out, e)
+	}
+	rows.Close()
+	crow, err := s.r.Query("SELECT v.mailbox_id, v.login, v.retrieved_at, v.deleted_at FROM views v JOIN mailbox m ON m.id = v.mailbox_id WHERE m.account = ? ORDER BY v.login", account)
+	if err != nil {
+		return nil, err
+	}
+	defer crow.Close()
+	for crow.Next() {
+		var id, r, d int64
+		var c Collection
+		if err := crow.Scan(&id, &c.Login, &r, &d); err != nil {
+			return nil, err
+		}
+		c.Retrieved, c.Deleted = fromMS(r), fromMS(d)
+		if i, ok := byID[id]; ok {
+			out[i].Collections = append(out[i].Collections, c)
+		}
+	}
+	return out, crow.Err()
+}
+
+// MailboxEntryByID returns one local message with who collected it.
+func (s *Store) MailboxEntryByID(id int64) (MailboxEntry, error) {
+	e, err := scanEntry(s.r.QueryRow("SELECT "+entryCols+" FROM mailbox WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, ErrNotFound
+	}
+	if err != nil {
+		return e, err
+	}
+	all, err := s.Mailbox(e.Account)
+	for _, x := range all {
+		if x.ID == id {
+			return x, err
+		}
+	}
+	return e, err
+}
+
+// MailboxBody returns a local message's bytes, exactly as received.
+func (s *Store) MailboxBody(id int64) ([]byte, error) { return readBody(s.r, "mailbox", id) }
+
+// ViewEntry is one message of a login's POP3 maildrop.
+type ViewEntry struct {
+	ID       int64
+	WireSize int64
+	UIDL     string
+}
+
+// View is what a login sees of its account's mailbox: everything it has
+// not deleted, oldest first.
+func (s *Store) View(login, account string) ([]ViewEntry, error) {
+	rows, err := s.r.Query(`SELECT m.id, m.wire_size, m.hash FROM mailbox m
+		LEFT JOIN views v ON v.mailbox_id = m.id AND v.login = ?
+		WHERE m.account = ? AND COALESCE(v.deleted_at, 0) = 0 ORDER BY m.id`, login, account)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []MailboxEntry
+	var out []ViewEntry
 	for rows.Next() {
-		var e MailboxEntry
-		var at int64
-		if err := rows.Scan(&e.ID, &e.Account, &e.Origin, &at, &e.Subject, &e.Size, &e.RefMsg); err != nil {
+		var e ViewEntry
+		var hash string
+		if err := rows.Scan(&e.ID, &e.WireSize, &hash); err != nil {
 			return nil, err
 		}
-		e.Received = fromMS(at)
+		e.UIDL = uidl(e.ID, hash)
 		out = append(out, e)
 	}
 	return out, rows.Err()
 }
 
-// MailboxBody returns a local mailbox message's bytes.
-func (s *Store) MailboxBody(id int64) ([]byte, error) { return readBody(s.r, "mailbox", id) }
+// MarkRetrieved records that a login downloaded a message (for `mail`). It
+// does not wait: it is information, not a promise.
+func (s *Store) MarkRetrieved(login string, id int64) {
+	now := s.now()
+	s.write(func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO views(login, mailbox_id, retrieved_at) VALUES (?, ?, ?)
+			ON CONFLICT(login, mailbox_id) DO UPDATE SET retrieved_at = excluded.retrieved_at`, login, id, ms(now))
+		return err
+	})
+}
+
+// DeleteFromView hides messages from one login, durably, all or none: the
+// POP3 UPDATE state.
+func (s *Store) DeleteFromView(ctx context.Context, login string, ids []int64) error {
+	now := s.now()
+	return s.writeWait(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := tx.Exec(`INSERT INTO views(login, mailbox_id, deleted_at) VALUES (?, ?, ?)
+				ON CONFLICT(login, mailbox_id) DO UPDATE SET deleted_at = excluded.deleted_at`, login, id, ms(now)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Restore makes a message visible again to a login that deleted it.
+func (s *Store) Restore(ctx context.Context, login string, id int64) error {
+	return s.writeWait(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec("UPDATE views SET deleted_at = 0 WHERE login = ? AND mailbox_id = ? AND deleted_at != 0", login, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("message %d is not deleted for login %s: %w", id, login, ErrWrongState)
+		}
+		return nil
+	})
+}
+
+// UpstreamExpired returns the UIDs, in a folder under its current
+// UIDVALIDITY, of fetched mail held locally since before `before` and not
+// yet deleted upstream.
+func (s *Store) UpstreamExpired(account, folder string, uidValidity uint32, before time.Time) ([]uint32, error) {
+	rows, err := s.r.Query(`SELECT uid FROM mailbox WHERE account = ? AND origin = ? AND folder = ? AND uidvalidity = ?
+		AND upstream_deleted = 0 AND received_at < ? ORDER BY uid`, account, Fetched, folder, uidValidity, ms(before))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []uint32
+	for rows.Next() {
+		var u uint32
+		rows.Scan(&u)
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// MarkUpstreamDeleted records that the provider no longer holds these UIDs.
+func (s *Store) MarkUpstreamDeleted(ctx context.Context, account, folder string, uidValidity uint32, uids []uint32) error {
+	return s.writeWait(ctx, func(tx *sql.Tx) error {
+		for _, u := range uids {
+			if _, err := tx.Exec("UPDATE mailbox SET upstream_deleted = 1 WHERE account = ? AND folder = ? AND uidvalidity = ? AND uid = ?", account, folder, uidValidity, u); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Purge deletes local mail and finished queue entries older than before
+// (the retention), bodies included. It returns how many messages went.
+func (s *Store) Purge(ctx context.Context, before time.Time) (int, error) {
+	var n int
+	err := s.writeWait(ctx, func(tx *sql.Tx) error {
+		cut := ms(before)
+		res, err := tx.Exec("DELETE FROM views WHERE mailbox_id IN (SELECT id FROM mailbox WHERE received_at < ?)", cut)
+		if err != nil {
+			return err
+		}
+		var bodies []string
+		for _, q := range []string{
+			"SELECT body_id FROM mailbox WHERE received_at < ?",
+			"SELECT body_id FROM messages WHERE received_at < ? AND state IN ('sent', 'bounced', 'dropped')",
+		} {
+			rows, err := tx.Query(q, cut)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var id string
+				rows.Scan(&id)
+				bodies = append(bodies, id)
+			}
+			rows.Close()
+		}
+		for _, q := range []string{
+			"DELETE FROM mailbox WHERE received_at < ?",
+			"DELETE FROM events WHERE msg_id IN (SELECT id FROM messages WHERE received_at < ? AND state IN ('sent', 'bounced', 'dropped'))",
+			"DELETE FROM messages WHERE received_at < ? AND state IN ('sent', 'bounced', 'dropped')",
+		} {
+			if res, err = tx.Exec(q, cut); err != nil {
+				return err
+			}
+			if strings.HasPrefix(q, "DELETE FROM mailbox") || strings.HasPrefix(q, "DELETE FROM messages") {
+				k, _ := res.RowsAffected()
+				n += int(k)
+			}
+		}
+		for i := 0; i < len(bodies); i += 500 {
+			chunk := bodies[i:min(i+500, len(bodies))]
+			if _, err := tx.Exec("DELETE FROM bodies WHERE id IN ("+strings.Join(chunk, ",")+")"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return n, err
+}

@@ -311,7 +311,7 @@ func (s *Store) MarkUncertain(ctx context.Context, id int64, why string) error {
 
 // Bounce marks a message refused for good and stores the DSN for the
 // sender's account, in one transaction: the bounce is never lost nor doubled.
-func (s *Store) Bounce(ctx context.Context, id int64, why, dsnSubject string, dsn []byte) error {
+func (s *Store) Bounce(ctx context.Context, id int64, why string, dsn []byte) error {
 	now := s.now()
 	return s.writeWait(ctx, func(tx *sql.Tx) error {
 		var account string
@@ -321,12 +321,13 @@ func (s *Store) Bounce(ctx context.Context, id int64, why, dsnSubject string, ds
 		if err := transition(tx, id, now, []State{Queued, Deferred, Sending}, Bounced, ", done_at = ?, last_error = ?", []any{ms(now), why}, "bounced: "+why); err != nil {
 			return err
 		}
-		return addMail(tx, account, "bounce", dsnSubject, dsn, id, now)
+		_, _, err := addMail(tx, account, Origin{Kind: Bounce, RefMsg: id}, dsn, now)
+		return err
 	})
 }
 
 // AddDelayNotice stores a "still trying" notice for the sender, once per message.
-func (s *Store) AddDelayNotice(ctx context.Context, id int64, subject string, notice []byte) error {
+func (s *Store) AddDelayNotice(ctx context.Context, id int64, notice []byte) error {
 	now := s.now()
 	return s.writeWait(ctx, func(tx *sql.Tx) error {
 		var account string
@@ -339,7 +340,8 @@ func (s *Store) AddDelayNotice(ctx context.Context, id int64, subject string, no
 		if err := event(tx, id, now, "delay notice sent to the sender's mailbox"); err != nil {
 			return err
 		}
-		return addMail(tx, account, "notice", subject, notice, id, now)
+		_, _, err := addMail(tx, account, Origin{Kind: Notice, RefMsg: id}, notice, now)
+		return err
 	})
 }
 

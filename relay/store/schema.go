@@ -45,14 +45,51 @@ CREATE INDEX IF NOT EXISTS events_msg ON events(msg_id);
 CREATE TABLE IF NOT EXISTS mailbox (
 	id          INTEGER PRIMARY KEY,
 	account     TEXT NOT NULL,
-	origin      TEXT NOT NULL,           -- bounce, notice
+	origin      TEXT NOT NULL,           -- fetched, imported, bounce, notice
 	received_at INTEGER NOT NULL,
 	subject     TEXT NOT NULL DEFAULT '',
-	size        INTEGER NOT NULL,
+	from_addr   TEXT NOT NULL DEFAULT '',
+	message_id  TEXT NOT NULL DEFAULT '',
+	size        INTEGER NOT NULL,        -- bytes as stored
+	wire_size   INTEGER NOT NULL,        -- bytes as POP3 sends them (bare LF made CRLF)
+	hash        TEXT NOT NULL,           -- SHA-256 of the bytes: the same mail is kept once
 	body_id     INTEGER NOT NULL REFERENCES bodies(id),
-	ref_msg     INTEGER NOT NULL DEFAULT 0
+	ref_msg     INTEGER NOT NULL DEFAULT 0,
+	folder      TEXT NOT NULL DEFAULT '',
+	uidvalidity INTEGER NOT NULL DEFAULT 0,
+	uid         INTEGER NOT NULL DEFAULT 0,
+	upstream_deleted INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS mailbox_account ON mailbox(account);
+CREATE UNIQUE INDEX IF NOT EXISTS mailbox_dedupe ON mailbox(account, hash);
+CREATE INDEX IF NOT EXISTS mailbox_upstream ON mailbox(account, folder, uidvalidity, upstream_deleted);
+-- What each local login has done with each message: a DELE hides it from
+-- that login only.
+CREATE TABLE IF NOT EXISTS views (
+	login        TEXT NOT NULL,
+	mailbox_id   INTEGER NOT NULL,
+	retrieved_at INTEGER NOT NULL DEFAULT 0,
+	deleted_at   INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (login, mailbox_id)
+);
+CREATE INDEX IF NOT EXISTS views_mailbox ON views(mailbox_id);
+CREATE TABLE IF NOT EXISTS imap_sync (
+	account     TEXT NOT NULL,
+	folder      TEXT NOT NULL,
+	uidvalidity INTEGER NOT NULL,
+	last_uid    INTEGER NOT NULL,
+	PRIMARY KEY (account, folder)
+);
+CREATE TABLE IF NOT EXISTS imap_health (
+	account       TEXT PRIMARY KEY,
+	last_success  INTEGER NOT NULL DEFAULT 0,
+	last_error    TEXT NOT NULL DEFAULT '',
+	last_error_at INTEGER NOT NULL DEFAULT 0,
+	failing_since INTEGER NOT NULL DEFAULT 0,
+	fetched_total INTEGER NOT NULL DEFAULT 0,
+	last_fetched  INTEGER NOT NULL DEFAULT 0,
+	note          TEXT NOT NULL DEFAULT '',
+	note_at       INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS upstream (
 	account       TEXT PRIMARY KEY,
 	last_success  INTEGER NOT NULL DEFAULT 0,

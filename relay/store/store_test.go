@@ -125,21 +125,21 @@ func TestBounceStoresOneDSNInTheSendersMailbox(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	id, _ := s.Enqueue(ctx, env("dupont"), []byte("x"))
-	if err := s.Bounce(ctx, id, "550 no such user", "Non remis", []byte("dsn")); err != nil {
+	if err := s.Bounce(ctx, id, "550 no such user", []byte("Subject: Non remis\r\n\r\ndsn")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Bounce(ctx, id, "550 again", "Non remis", []byte("dsn")); err == nil {
+	if err := s.Bounce(ctx, id, "550 again", []byte("Subject: Non remis\r\n\r\ndsn2")); err == nil {
 		t.Fatal("bounced twice")
 	}
 	mb, _ := s.Mailbox("dupont")
 	if len(mb) != 1 || mb[0].Origin != "bounce" || mb[0].RefMsg != id {
 		t.Fatalf("%+v", mb)
 	}
-	if b, _ := s.MailboxBody(mb[0].ID); string(b) != "dsn" {
+	if b, _ := s.MailboxBody(mb[0].ID); string(b) != "Subject: Non remis\r\n\r\ndsn" || mb[0].Subject != "Non remis" {
 		t.Fatalf("%q", b)
 	}
-	s.AddDelayNotice(ctx, id, "Retard", []byte("n"))
-	s.AddDelayNotice(ctx, id, "Retard", []byte("n"))
+	s.AddDelayNotice(ctx, id, []byte("Subject: Retard\r\n\r\nn"))
+	s.AddDelayNotice(ctx, id, []byte("Subject: Retard\r\n\r\nn"))
 	if mb, _ := s.Mailbox("dupont"); len(mb) != 2 {
 		t.Fatalf("delay notice not stored exactly once: %d", len(mb))
 	}
