@@ -372,7 +372,7 @@ func (s *Store) Purge(ctx context.Context, before time.Time) (int, error) {
 		}
 		for i := 0; i < len(bodies); i += 500 {
 			chunk := bodies[i:min(i+500, len(bodies))]
-			if _, err := tx.Exec("DELETE FROM bodies WHERE id IN ("+strings.Join(chunk, ",")+")"); err != nil {
+			if _, err := tx.Exec("DELETE FROM bodies WHERE id IN (" + strings.Join(chunk, ",") + ")"); err != nil {
 				return err
 			}
 		}
