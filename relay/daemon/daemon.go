@@ -18,6 +18,7 @@ import (
 	"github.com/sesam-relay/sesam-relay/relay/config"
 	"github.com/sesam-relay/sesam-relay/relay/control"
 	"github.com/sesam-relay/sesam-relay/relay/deliver"
+	"github.com/sesam-relay/sesam-relay/relay/pop3d"
 	"github.com/sesam-relay/sesam-relay/relay/smtpd"
 	"github.com/sesam-relay/sesam-relay/relay/store"
 )
@@ -36,10 +37,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		log.Warn("mail was being sent when the relay stopped: held as uncertain, not resent; see `sesam-relay queue`", "held", n)
 	}
 	names := make([]string, len(cfg.Accounts))
-	hashes := map[string]string{}
+	hashes, accountOf := map[string]string{}, map[string]string{}
 	for i, a := range cfg.Accounts {
 		names[i] = a.Name
-		hashes[a.Name] = a.PasswordHash
+		for _, l := range a.AllLogins() {
+			hashes[l.Name], accountOf[l.Name] = l.PasswordHash, a.Name
+		}
 	}
 	if n, _ := st.HoldOrphans(ctx, names); n > 0 {
 		log.Warn("mail of accounts no longer in the config is held", "held", n)
@@ -53,16 +56,32 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		allow[i] = p.Prefix
 	}
 	la := cfg.LocalAuth
+	// One checker and one throttle for SMTP and POP3: failures on either
+	// count against the same address.
+	logins := auth.NewChecker(hashes)
+	throttle := auth.NewThrottle(la.MaxFailures, la.FailureWindow.D(), la.FailureDelay.D())
 	srv := smtpd.New(smtpd.Options{
 		Hostname:           cfg.Hostname,
 		MaxMessageSize:     int64(cfg.MaxMessageSize),
 		MinFreeSpace:       uint64(cfg.MinFreeSpace),
 		AllowPlaintextAuth: cfg.Listen.AllowPlaintextAuth,
 		TLS:                tlsConf,
-		Logins:             auth.NewChecker(hashes),
-		Throttle:           auth.NewThrottle(la.MaxFailures, la.FailureWindow.D(), la.FailureDelay.D()),
+		Logins:             logins,
+		AccountOf:          accountOf,
+		Throttle:           throttle,
 		Allow:              allow,
 		Queue:              st,
+		Log:                log,
+	})
+	pop := pop3d.New(pop3d.Options{
+		Hostname:           cfg.Hostname,
+		TLS:                tlsConf,
+		AllowPlaintextAuth: cfg.Listen.AllowPlaintextAuth,
+		Logins:             logins,
+		AccountOf:          accountOf,
+		Throttle:           throttle,
+		Allow:              allow,
+		Store:              st,
 		Log:                log,
 	})
 
@@ -77,7 +96,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		proto string
 		addrs []config.HostPort
 		serve func(net.Listener) error
-	}{{"smtp", cfg.Listen.SMTP, srv.Serve}, {"smtps", cfg.Listen.SMTPS, srv.ServeTLS}} {
+	}{{"smtp", cfg.Listen.SMTP, srv.Serve}, {"smtps", cfg.Listen.SMTPS, srv.ServeTLS},
+		{"pop3", cfg.Listen.POP3, pop.Serve}, {"pop3s", cfg.Listen.POP3S, pop.ServeTLS}} {
 		for _, a := range spec.addrs {
 			l, err := net.Listen("tcp", string(a))
 			if err != nil {
@@ -91,6 +111,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 	}
 	defer srv.Close()
+	defer pop.Close()
 
 	wctx, stopWorkers := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -119,6 +140,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}}}
 	go control.Serve(ctl, h)
 
+	go purge(wctx, st, cfg.Retention.D(), log)
 	sd.SdNotify(false, sd.SdNotifyReady)
 	log.Info("sesam-relay ready", "accounts", len(cfg.Accounts), "state_dir", cfg.StateDir, "control", cfg.Listen.Control)
 	watchdog(ctx, st, log)
@@ -127,6 +149,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	sd.SdNotify(false, sd.SdNotifyStopping)
 	closeAll()
 	srv.Close()
+	pop.Close()
 	stopWorkers()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -137,6 +160,23 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// purge deletes local mail and finished lots older than the retention,
+// at start and then hourly.
+func purge(ctx context.Context, st *store.Store, retention time.Duration, log *slog.Logger) {
+	for {
+		if n, err := st.Purge(context.Background(), time.Now().Add(-retention)); err != nil {
+			log.Error("purging old mail failed", "error", err.Error())
+		} else if n > 0 {
+			log.Info("old mail purged after the retention period", "messages", n, "retention", retention.String())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Hour):
+		}
+	}
 }
 
 // watchdog blocks until ctx ends, pinging systemd's watchdog while the

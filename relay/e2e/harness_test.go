@@ -72,6 +72,8 @@ type relay struct {
 	log      bytes.Buffer
 	smtp     string // host:port
 	smtps    string
+	pop3     string
+	pop3s    string
 }
 
 func newProvider(t *testing.T) *demo.Provider {
@@ -114,6 +116,8 @@ state_dir = %q
 [listen]
 smtp = ["127.0.0.1:0"]
 smtps = ["127.0.0.1:0"]
+pop3 = ["127.0.0.1:0"]
+pop3s = ["127.0.0.1:0"]
 control = %q
 allow = [%s]
 %s
@@ -130,8 +134,11 @@ address = %q
   username = "jean.dupont"
   password_file = %q
   %s
+  [[account.login]]
+  name = "dupont-mobile"
+  password_hash = %q
 %s
-`, r.stateDir, o.top, r.control, o.allow, o.listen, o.delivery, o.localAuth, login, passwordHash, sender, o.upstream, filepath.Join(dir, "upstream-pw"), o.provExtra, o.accounts)
+`, r.stateDir, o.top, r.control, o.allow, o.listen, o.delivery, o.localAuth, login, passwordHash, sender, o.upstream, filepath.Join(dir, "upstream-pw"), o.provExtra, passwordHash, o.accounts)
 	if err := os.WriteFile(r.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -158,6 +165,12 @@ func (r *relay) start() {
 				}
 				if a, ok := strings.CutPrefix(l, "smtps://"); ok {
 					r.smtps = a
+				}
+				if a, ok := strings.CutPrefix(l, "pop3://"); ok {
+					r.pop3 = a
+				}
+				if a, ok := strings.CutPrefix(l, "pop3s://"); ok {
+					r.pop3s = a
 				}
 			}
 			return
@@ -344,3 +357,39 @@ func (s *safeBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 func (s *safeBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// popResult is what pop3client.py prints.
+type popResult struct {
+	Welcome  string   `json:"welcome"`
+	Stat     []int64  `json:"stat"`
+	UIDL     []string `json:"uidl"`
+	Quit     string   `json:"quit"`
+	Messages []struct {
+		Octets int64  `json:"octets"`
+		Raw    []byte `json:"raw"`
+	} `json:"messages"`
+}
+
+// poplib collects with Python's poplib (testdata/pop3client.py).
+func (r *relay) poplib(a pyArgs) popResult {
+	r.t.Helper()
+	addr := r.pop3
+	if a["mode"] == "ssl" {
+		addr = r.pop3s
+	}
+	host, port, _ := strings.Cut(addr, ":")
+	base := pyArgs{"host": host, "port": port, "user": login, "password": password, "mode": "stls"}
+	for k, v := range a {
+		base[k] = v
+	}
+	b, _ := json.Marshal(base)
+	out, err := exec.Command("python3", "testdata/pop3client.py", string(b)).CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("pop3client.py: %v\n%s", err, out)
+	}
+	var res popResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		r.t.Fatalf("pop3client.py output: %v\n%s", err, out)
+	}
+	return res
+}

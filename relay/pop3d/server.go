@@ -1,0 +1,145 @@
+// Package pop3d is the local POP3 server (RFC 1939, CAPA from RFC 2449,
+// STLS from RFC 2595) through which the billing software collects the
+// fund's returns. Each local login sees its own view of its account's
+// mailbox: a DELE hides a message from that login only, and only once the
+// session ends with QUIT. No library does this in Go, hence this package.
+package pop3d
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/sesam-relay/sesam-relay/relay/auth"
+	"github.com/sesam-relay/sesam-relay/relay/store"
+)
+
+// Maildrops is what the server needs of the store.
+type Maildrops interface {
+	View(login, account string) ([]store.ViewEntry, error)
+	MailboxBody(id int64) ([]byte, error)
+	MarkRetrieved(login string, id int64)
+	DeleteFromView(ctx context.Context, login string, ids []int64) error
+}
+
+// Options configure a Server.
+type Options struct {
+	Hostname           string
+	TLS                *tls.Config // nil: no STLS, no implicit TLS
+	AllowPlaintextAuth bool        // USER/PASS and AUTH without TLS
+	Logins             *auth.Checker
+	AccountOf          map[string]string // local login -> account
+	Throttle           *auth.Throttle
+	Allow              auth.Allowlist
+	Store              Maildrops
+	Log                *slog.Logger
+}
+
+// Server serves POP3 on any number of listeners.
+type Server struct {
+	opt Options
+
+	mu        sync.Mutex
+	locked    map[string]bool // logins with an open session
+	listeners []net.Listener
+	conns     map[net.Conn]bool
+	closed    bool
+}
+
+// New returns a server; call Serve or ServeTLS for each listener.
+func New(opt Options) *Server {
+	return &Server{opt: opt, locked: map[string]bool{}, conns: map[net.Conn]bool{}}
+}
+
+// Refusals are the POP3 lines for connections the guard turns away.
+var Refusals = &auth.Refusals{
+	NotAllowed: func(ip string) string { return "-ERR " + ip + " is not allowed to use this server" },
+	Blocked:    func(ip string) string { return "-ERR [AUTH] too many failed logins from " + ip + "; try again later" },
+}
+
+// Serve serves plain POP3 (STLS offered when TLS is configured) on l.
+func (s *Server) Serve(l net.Listener) error {
+	return s.serve(auth.Guard(l, s.opt.Allow, s.opt.Throttle, Refusals, s.opt.Log), false)
+}
+
+// ServeTLS serves POP3 over implicit TLS (port 995) on l.
+func (s *Server) ServeTLS(l net.Listener) error {
+	return s.serve(tls.NewListener(auth.Guard(l, s.opt.Allow, s.opt.Throttle, nil, s.opt.Log), s.opt.TLS), true)
+}
+
+func (s *Server) serve(l net.Listener, isTLS bool) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return net.ErrClosed
+	}
+	s.listeners = append(s.listeners, l)
+	s.mu.Unlock()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		if !s.track(c, true) {
+			c.Close()
+			continue
+		}
+		go func() {
+			defer s.track(c, false)
+			newSession(s, c, isTLS).run()
+		}()
+	}
+}
+
+func (s *Server) track(c net.Conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.closed {
+			return false
+		}
+		s.conns[c] = true
+	} else {
+		delete(s.conns, c)
+	}
+	return true
+}
+
+// Close stops the listeners and drops every session. A session dropped
+// this way deletes nothing: POP3 deletes only at QUIT.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for _, l := range s.listeners {
+		l.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	return nil
+}
+
+// lock takes a login's maildrop for one session.
+func (s *Server) lock(login string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.locked[login] {
+		return false
+	}
+	s.locked[login] = true
+	return true
+}
+
+func (s *Server) unlock(login string) {
+	s.mu.Lock()
+	delete(s.locked, login)
+	s.mu.Unlock()
+}
