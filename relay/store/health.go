@@ -41,3 +41,44 @@ func (s *Store) Health(account string) (Health, error) {
 	h.LastSuccess, h.LastErrorAt, h.FailingSince, h.PausedUntil = fromMS(ls), fromMS(lea), fromMS(fs), fromMS(pu)
 	return h, err
 }
+
+// FetchHealth is what the technician sees of an account's IMAP polling.
+type FetchHealth struct {
+	Account      string
+	LastSuccess  time.Time
+	LastError    string
+	LastErrorAt  time.Time
+	FailingSince time.Time
+	PausedUntil  time.Time // after a refused login (not persisted)
+	NextPoll     time.Time // (not persisted)
+	FetchedTotal int64
+	LastFetched  int // in the last successful poll
+	Note         string
+	NoteAt       time.Time // e.g. a UIDVALIDITY change
+}
+
+// SetFetchHealth records an account's polling health, without waiting.
+func (s *Store) SetFetchHealth(h FetchHealth) <-chan error {
+	return s.write(func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO imap_health(account, last_success, last_error, last_error_at, failing_since, fetched_total, last_fetched, note, note_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT(account) DO UPDATE SET last_success = excluded.last_success, last_error = excluded.last_error,
+			last_error_at = excluded.last_error_at, failing_since = excluded.failing_since, fetched_total = excluded.fetched_total,
+			last_fetched = excluded.last_fetched, note = excluded.note, note_at = excluded.note_at`,
+			h.Account, ms(h.LastSuccess), h.LastError, ms(h.LastErrorAt), ms(h.FailingSince), h.FetchedTotal, h.LastFetched, h.Note, ms(h.NoteAt))
+		return err
+	})
+}
+
+// FetchHealth returns the recorded polling health of an account.
+func (s *Store) FetchHealth(account string) (FetchHealth, error) {
+	h := FetchHealth{Account: account}
+	var ls, lea, fs, na int64
+	err := s.r.QueryRow("SELECT last_success, last_error, last_error_at, failing_since, fetched_total, last_fetched, note, note_at FROM imap_health WHERE account = ?", account).
+		Scan(&ls, &h.LastError, &lea, &fs, &h.FetchedTotal, &h.LastFetched, &h.Note, &na)
+	if err == sql.ErrNoRows {
+		return h, nil
+	}
+	h.LastSuccess, h.LastErrorAt, h.FailingSince, h.NoteAt = fromMS(ls), fromMS(lea), fromMS(fs), fromMS(na)
+	return h, err
+}

@@ -1,0 +1,315 @@
+// Package fetch polls each account's provider IMAP on a schedule and keeps
+// every message in the store: fetched with BODY.PEEK[] (nothing is marked
+// read upstream), stored durably with its folder's sync position before
+// anything upstream is changed, and deleted upstream only keep_upstream
+// after its local copy is safe.
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/sesam-relay/sesam-relay/relay/config"
+	"github.com/sesam-relay/sesam-relay/relay/store"
+)
+
+// batch is how many messages one UID FETCH asks for.
+const batch = 100
+
+// ErrBusy is returned when a poll of the account is already running.
+var ErrBusy = errors.New("a poll of this account is already running")
+
+// Result sums up one poll.
+type Result struct {
+	Fetched    int // new messages stored
+	Duplicates int // already held (e.g. after a UIDVALIDITY change)
+	Deleted    int // deleted upstream after keep_upstream
+}
+
+// Poller polls one account.
+type Poller struct {
+	acct      config.Account
+	opt       config.Delivery // timeouts and backoff are shared with delivery
+	st        *store.Store
+	log       *slog.Logger
+	smtpWorks func() bool // whether SMTP to the same provider works now
+
+	running   sync.Mutex // one poll at a time
+	mu        sync.Mutex
+	health    store.FetchHealth
+	fails     int
+	holdUntil time.Time
+}
+
+// NewPoller returns a poller for an account with an imap upstream.
+func NewPoller(acct config.Account, opt config.Delivery, st *store.Store, log *slog.Logger, smtpWorks func() bool) *Poller {
+	h, _ := st.FetchHealth(acct.Name)
+	if smtpWorks == nil {
+		smtpWorks = func() bool { return false }
+	}
+	return &Poller{acct: acct, opt: opt, st: st, log: log.With("account", acct.Name, "imap", acct.Upstream.IMAP.String()), smtpWorks: smtpWorks, health: h}
+}
+
+// Health returns the account's polling health.
+func (p *Poller) Health() store.FetchHealth {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.health
+}
+
+func (p *Poller) setHealth(f func(h *store.FetchHealth)) {
+	p.mu.Lock()
+	f(&p.health)
+	h := p.health
+	p.mu.Unlock()
+	p.st.SetFetchHealth(h)
+}
+
+// Scheduled is the cron job: it skips while a failure's backoff runs.
+func (p *Poller) Scheduled(ctx context.Context, next time.Time) {
+	p.mu.Lock()
+	hold := p.holdUntil
+	p.health.NextPoll = next
+	p.mu.Unlock()
+	if time.Now().Before(hold) {
+		return
+	}
+	if _, err := p.Poll(ctx); err != nil && !errors.Is(err, ErrBusy) {
+		return // logged and recorded by Poll
+	}
+}
+
+// Poll polls now, whatever the backoff (the technician's `fetch`).
+func (p *Poller) Poll(ctx context.Context) (Result, error) {
+	if !p.running.TryLock() {
+		return Result{}, ErrBusy
+	}
+	defer p.running.Unlock()
+	// A whole poll is bounded: go-imap's own timeouts are fixed, so a timer
+	// closes the connection when the time is up.
+	ctx, cancel := context.WithTimeout(ctx, 5*p.opt.Timeout.D())
+	defer cancel()
+	res, err := p.poll(ctx)
+	now := time.Now()
+	if err != nil {
+		pe, ok := err.(*pollError)
+		if !ok {
+			pe = &pollError{temporary, err.Error()}
+		}
+		if ctx.Err() != nil {
+			pe = &pollError{temporary, fmt.Sprintf("%s did not answer in time: the poll was stopped after %s", p.acct.Upstream.IMAP.Host, 5*p.opt.Timeout.D())}
+		}
+		p.fails++
+		wait := p.backoff(p.fails)
+		if pe.kind == authRefused {
+			wait = p.opt.AuthPause.D()
+		} else if pe.kind == closed {
+			wait = max(wait, 15*time.Minute)
+		}
+		p.mu.Lock()
+		p.holdUntil = now.Add(wait)
+		p.mu.Unlock()
+		p.setHealth(func(h *store.FetchHealth) {
+			h.Account, h.LastError, h.LastErrorAt = p.acct.Name, pe.text, now
+			if h.FailingSince.IsZero() {
+				h.FailingSince = now
+			}
+			h.PausedUntil = time.Time{}
+			if pe.kind == authRefused {
+				h.PausedUntil = now.Add(wait)
+			}
+		})
+		p.log.Warn("imap poll failed; local mail is still served", "error", pe.text, "next_try", now.Add(wait).Format(time.RFC3339), "stored_before_failure", res.Fetched)
+		return res, pe
+	}
+	p.fails = 0
+	p.mu.Lock()
+	p.holdUntil = time.Time{}
+	p.mu.Unlock()
+	p.setHealth(func(h *store.FetchHealth) {
+		h.Account, h.LastSuccess, h.FailingSince, h.PausedUntil = p.acct.Name, now, time.Time{}, time.Time{}
+		h.FetchedTotal += int64(res.Fetched)
+		h.LastFetched = res.Fetched
+	})
+	if res.Fetched+res.Deleted > 0 {
+		p.log.Info("imap poll", "fetched", res.Fetched, "duplicates", res.Duplicates, "deleted_upstream", res.Deleted)
+	}
+	return res, nil
+}
+
+func (p *Poller) backoff(n int) time.Duration {
+	d := p.opt.FirstRetry.D()
+	for i := 1; i < n && d < p.opt.MaxRetry.D(); i++ {
+		d *= 2
+	}
+	d = min(d, p.opt.MaxRetry.D())
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+func (p *Poller) poll(ctx context.Context) (Result, error) {
+	var res Result
+	up := p.acct.Upstream
+	c, err := dial(up, p.opt.Timeout.D(), p.smtpWorks())
+	if err != nil {
+		return res, err
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	defer c.Close()
+	for _, folder := range up.Folders {
+		if err := p.pollFolder(ctx, c, folder, &res); err != nil {
+			return res, err
+		}
+	}
+	c.Logout().Wait()
+	return res, nil
+}
+
+func (p *Poller) pollFolder(ctx context.Context, c *imapclient.Client, folder string, res *Result) error {
+	host := p.acct.Upstream.IMAP.Host
+	sel, err := c.Select(folder, nil).Wait()
+	if err != nil {
+		return classify("SELECT "+folder, host, err, true)
+	}
+	uv, last, err := p.st.SyncState(p.acct.Name, folder)
+	if err != nil {
+		return err
+	}
+	if uv != sel.UIDValidity {
+		if uv != 0 {
+			note := fmt.Sprintf("the UIDVALIDITY of %s changed from %d to %d: the folder was read again, and the messages already held were recognised and skipped", folder, uv, sel.UIDValidity)
+			p.log.Warn("imap folder renumbered by the provider", "folder", folder, "old_uidvalidity", uv, "new_uidvalidity", sel.UIDValidity)
+			p.setHealth(func(h *store.FetchHealth) { h.Note, h.NoteAt = note, time.Now() })
+		}
+		if err := p.st.ResetSync(ctx, p.acct.Name, folder, sel.UIDValidity); err != nil {
+			return err
+		}
+		uv, last = sel.UIDValidity, 0
+	}
+	if sel.NumMessages > 0 && (sel.UIDNext == 0 || uint32(sel.UIDNext) > last+1) {
+		data, err := c.UIDSearch(&imap.SearchCriteria{UID: []imap.UIDSet{{imap.UIDRange{Start: imap.UID(last + 1), Stop: 0}}}}, nil).Wait()
+		if err != nil {
+			return classify("UID SEARCH in "+folder, host, err, true)
+		}
+		var uids []imap.UID
+		for _, u := range data.AllUIDs() {
+			if uint32(u) > last { // "n:*" always matches the highest UID
+				uids = append(uids, u)
+			}
+		}
+		for i := 0; i < len(uids); i += batch {
+			if err := p.fetchBatch(c, folder, uv, uids[i:min(i+batch, len(uids))], res); err != nil {
+				return err
+			}
+		}
+	}
+	return p.expire(ctx, c, folder, uv, res)
+}
+
+// fetchBatch fetches some UIDs and stores each complete message. The
+// writes go out together (one group commit) and are all waited for before
+// the next batch: a message cut in the middle is never stored, and the sync
+// position never passes a message that is not stored.
+func (p *Poller) fetchBatch(c *imapclient.Client, folder string, uv uint32, uids []imap.UID, res *Result) error {
+	host := p.acct.Upstream.IMAP.Host
+	section := &imap.FetchItemBodySection{Peek: true}
+	cmd := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
+	var pending []<-chan store.Added
+	wait := func() error {
+		for _, ch := range pending {
+			a := <-ch
+			if a.Err != nil {
+				return fmt.Errorf("storing a fetched message: %w", a.Err)
+			}
+			if a.Duplicate {
+				res.Duplicates++
+			} else {
+				res.Fetched++
+			}
+		}
+		pending = nil
+		return nil
+	}
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		var uid imap.UID
+		var body []byte
+		var readErr error
+		for {
+			item := msg.Next()
+			if item == nil {
+				break
+			}
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				uid = it.UID
+			case imapclient.FetchItemDataBodySection:
+				body, readErr = io.ReadAll(it.Literal)
+				// go-imap ends a literal with a plain EOF when the connection
+				// drops: only the announced size tells a whole message.
+				if readErr == nil && it.Literal != nil && int64(len(body)) != it.Literal.Size() {
+					readErr = fmt.Errorf("message UID %d cut after %d of %d bytes", uid, len(body), it.Literal.Size())
+				}
+			}
+		}
+		if readErr != nil {
+			cmd.Close()
+			wait()
+			return classify("FETCH in "+folder, host, readErr, true)
+		}
+		if uid == 0 || body == nil {
+			continue
+		}
+		pending = append(pending, p.st.AddMail(p.acct.Name, store.Origin{Kind: store.Fetched, Folder: folder, UIDValidity: uv, UID: uint32(uid)}, body))
+	}
+	err := cmd.Close()
+	if werr := wait(); werr != nil {
+		return werr
+	}
+	if err != nil {
+		return classify("FETCH in "+folder, host, err, true)
+	}
+	return nil
+}
+
+// expire deletes upstream what has been safe locally for keep_upstream.
+func (p *Poller) expire(ctx context.Context, c *imapclient.Client, folder string, uv uint32, res *Result) error {
+	keep := p.acct.Upstream.KeepUpstream
+	if keep.Forever {
+		return nil
+	}
+	uids, err := p.st.UpstreamExpired(p.acct.Name, folder, uv, time.Now().Add(-keep.For))
+	if err != nil || len(uids) == 0 {
+		return err
+	}
+	host := p.acct.Upstream.IMAP.Host
+	set := imap.UIDSet{}
+	for _, u := range uids {
+		set.AddNum(imap.UID(u))
+	}
+	if err := c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		return classify("STORE \\Deleted in "+folder, host, err, true)
+	}
+	if c.Caps().Has(imap.CapUIDPlus) {
+		err = c.UIDExpunge(set).Close()
+	} else {
+		err = c.Expunge().Close()
+	}
+	if err != nil {
+		return classify("EXPUNGE in "+folder, host, err, true)
+	}
+	res.Deleted += len(uids)
+	return p.st.MarkUpstreamDeleted(ctx, p.acct.Name, folder, uv, uids)
+}
