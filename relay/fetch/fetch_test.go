@@ -240,7 +240,11 @@ func newProxy(t *testing.T, target string) *proxy {
 	return p
 }
 
-func (p *proxy) set(after int, stall bool) { p.mu.Lock(); p.after, p.stall = after, stall; p.mu.Unlock() }
+func (p *proxy) set(after int, stall bool) {
+	p.mu.Lock()
+	p.after, p.stall = after, stall
+	p.mu.Unlock()
+}
 
 func TestConnectionCutInAFetchStoresNothingHalfReceived(t *testing.T) {
 	prov := provider(t)
