@@ -48,6 +48,16 @@ COMMANDS
   queue release ID         send a held mail (also an uncertain one: check the
                            provider's sent folder first, or the fund may get it twice)
   queue drop ID            never send this mail (its bytes are kept)
+  fetch ACCOUNT            poll the account's provider IMAP now
+  mail ACCOUNT             the account's local mailbox: id, from, subject, date, folder,
+                           size, collected by which logins
+  mail show ID [--raw]     one message's details (--raw: its bytes; returns hold
+                           patient data: only on explicit request)
+  mail restore ID --login L
+                           make a message deleted by login L visible to it again
+  import ACCOUNT FILE.eml...
+                           put mail saved from the webmail in the local mailbox
+                           (the same message twice is skipped)
   check                    validate the config and try each provider login once
   passwd                   read a password (prompt, or standard input) and print
                            its hash for password_hash
@@ -55,7 +65,7 @@ COMMANDS
 
 OPTIONS
   --config FILE  the configuration (default /etc/sesam-relay/config.toml)
-  --json         machine-readable output (status, queue, queue show)
+  --json         machine-readable output (every command that prints)
 
 EXIT STATUS
   0 success; 1 failure; 2 bad usage; 3 status: the daemon is not running.
@@ -70,8 +80,10 @@ type opts struct {
 	config  string
 	json    bool
 	all     bool
+	raw     bool
 	account string
 	reason  string
+	login   string
 }
 
 func main() {
@@ -87,6 +99,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.all, "all", false, "")
 	fs.StringVar(&o.account, "account", "", "")
 	fs.StringVar(&o.reason, "reason", "", "")
+	fs.StringVar(&o.login, "login", "", "")
+	fs.BoolVar(&o.raw, "raw", false, "")
 	// Flags may stand anywhere: "queue show 5 --json" as well as "--json queue show 5".
 	var pos []string
 	for len(args) > 0 {
@@ -151,6 +165,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return status(cfg, o, stdout, stderr)
 	case "queue":
 		return queue(cfg, o, pos[1:], stdout, stderr)
+	case "mail":
+		return mailCmd(cfg, o, pos[1:], stdout, stderr)
+	case "fetch", "import":
+		return inbound(cfg, o, pos[0], pos[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "sesam-relay: unknown command %q\n\n%s", pos[0], usage)
 	return 2
@@ -160,7 +178,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // the store directly when the daemon is down.
 func call(cfg *config.Config, req control.Request, out any) (running bool, err error) {
 	err = control.Call(cfg.Listen.Control, req, out)
-	if !errors.Is(err, control.ErrDaemonDown) || (req.Cmd != "status" && req.Cmd != "queue" && req.Cmd != "show") {
+	readOnly := map[string]bool{"status": true, "queue": true, "show": true, "mail": true, "mail-show": true}
+	if !errors.Is(err, control.ErrDaemonDown) || !readOnly[req.Cmd] {
 		return err == nil, err
 	}
 	st, oerr := store.OpenReadOnly(cfg.StateDir)

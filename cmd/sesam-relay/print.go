@@ -93,6 +93,27 @@ func printStatus(w io.Writer, st control.Status) {
 		default:
 			fmt.Fprintf(w, "  provider: nothing sent yet\n")
 		}
+		if f := a.Fetch; f != nil {
+			switch {
+			case !f.FailingSince.IsZero():
+				fmt.Fprintf(w, "  collecting (%s): FAILING since %s (%s): %s\n", a.IMAP, when(f.FailingSince), ago(f.FailingSince), f.LastError)
+				if f.PausedUntil.After(time.Now()) {
+					fmt.Fprintf(w, "  polling paused until %s so as not to hammer the provider; `sesam-relay fetch %s` tries now\n", when(f.PausedUntil), a.Name)
+				}
+				fmt.Fprintf(w, "  the billing software still collects what is held here (%d messages)\n", a.Mailbox)
+			case !f.LastSuccess.IsZero():
+				fmt.Fprintf(w, "  collecting (%s): OK, last poll %s (%s), %d new then, %d in all\n", a.IMAP, when(f.LastSuccess), ago(f.LastSuccess), f.LastFetched, f.FetchedTotal)
+			default:
+				fmt.Fprintf(w, "  collecting (%s): no poll yet\n", a.IMAP)
+			}
+			if !f.NextPoll.IsZero() && f.NextPoll.After(time.Now()) {
+				fmt.Fprintf(w, "  next poll: %s (%s)\n", when(f.NextPoll), ago(f.NextPoll))
+			}
+			if f.Note != "" {
+				fmt.Fprintf(w, "  note (%s): %s\n", when(f.NoteAt), f.Note)
+			}
+		}
+		fmt.Fprintf(w, "  local mailbox: %d messages\n", a.Mailbox)
 		c := a.Counts
 		fmt.Fprintf(w, "  queue: %d waiting (%d queued, %d deferred), %d sending, %d held; %d sent, %d bounced, %d dropped\n",
 			c[store.Queued]+c[store.Deferred], c[store.Queued], c[store.Deferred], c[store.Sending], c[store.Held], c[store.Sent], c[store.Bounced], c[store.Dropped])

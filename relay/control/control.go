@@ -22,11 +22,13 @@ import (
 
 // Request is one command.
 type Request struct {
-	Cmd     string `json:"cmd"` // status, queue, show, retry, hold, release, drop
-	ID      int64  `json:"id,omitempty"`
-	Account string `json:"account,omitempty"`
-	All     bool   `json:"all,omitempty"`
-	Reason  string `json:"reason,omitempty"`
+	Cmd     string   `json:"cmd"` // status, queue, show, retry, hold, release, drop, fetch, mail, mail-show, mail-restore, import
+	ID      int64    `json:"id,omitempty"`
+	Account string   `json:"account,omitempty"`
+	Login   string   `json:"login,omitempty"`
+	All     bool     `json:"all,omitempty"`
+	Reason  string   `json:"reason,omitempty"`
+	Files   [][]byte `json:"files,omitempty"` // import: the raw messages
 }
 
 // Reply is the answer: Data on success, Error otherwise.
@@ -54,6 +56,21 @@ type AccountStatus struct {
 	Upstream string              `json:"upstream"`
 	Health   store.Health        `json:"health"`
 	Counts   map[store.State]int `json:"counts"`
+	IMAP     string              `json:"imap,omitempty"`
+	Fetch    *store.FetchHealth  `json:"fetch,omitempty"`
+	Mailbox  int                 `json:"mailbox"` // messages held locally
+}
+
+// MailShow is the reply to "mail-show".
+type MailShow struct {
+	Entry store.MailboxEntry `json:"entry"`
+	Raw   []byte             `json:"raw,omitempty"` // only with All (the CLI's --raw)
+}
+
+// Imported is the reply to "import".
+type Imported struct {
+	Added      []int64 `json:"added"`
+	Duplicates int     `json:"duplicates"`
 }
 
 // Show is the reply to "show": a message and its history.
@@ -64,9 +81,11 @@ type Show struct {
 
 // Live is what only the running daemon knows.
 type Live struct {
-	Started   time.Time
-	Listeners []string
-	Health    func(account string) (store.Health, bool)
+	Started     time.Time
+	Listeners   []string
+	Health      func(account string) (store.Health, bool)
+	FetchHealth func(account string) (store.FetchHealth, bool)
+	Fetch       func(ctx context.Context, account string) (any, error) // a poll now
 }
 
 // Handler answers requests over a store.
@@ -91,6 +110,18 @@ func (h *Handler) Handle(ctx context.Context, req Request) (any, error) {
 	case "show":
 		m, evs, err := h.Store.Get(req.ID)
 		return Show{m, evs}, err
+	case "mail":
+		if h.Config.Account(req.Account) == nil {
+			return nil, fmt.Errorf("no account %q in the config", req.Account)
+		}
+		return h.Store.Mailbox(req.Account)
+	case "mail-show":
+		e, err := h.Store.MailboxEntryByID(req.ID)
+		if err != nil || !req.All {
+			return MailShow{Entry: e}, err
+		}
+		raw, err := h.Store.MailboxBody(req.ID)
+		return MailShow{Entry: e, Raw: raw}, err
 	}
 	if h.Live == nil {
 		return nil, fmt.Errorf("%q needs the running daemon (start it: systemctl start sesam-relay)", req.Cmd)
@@ -108,6 +139,34 @@ func (h *Handler) Handle(ctx context.Context, req Request) (any, error) {
 		return nil, h.Store.Release(ctx, req.ID, who)
 	case "drop":
 		return nil, h.Store.Drop(ctx, req.ID, who)
+	case "fetch":
+		return h.Live.Fetch(ctx, req.Account)
+	case "mail-restore":
+		e, err := h.Store.MailboxEntryByID(req.ID)
+		if err != nil {
+			return nil, err
+		}
+		if a := h.Config.Login(req.Login); a == nil || a.Name != e.Account {
+			return nil, fmt.Errorf("%q is not a login of account %s", req.Login, e.Account)
+		}
+		return nil, h.Store.Restore(ctx, req.Login, req.ID)
+	case "import":
+		if h.Config.Account(req.Account) == nil {
+			return nil, fmt.Errorf("no account %q in the config", req.Account)
+		}
+		var out Imported
+		for _, raw := range req.Files {
+			r := <-h.Store.AddMail(req.Account, store.Origin{Kind: store.Imported}, raw)
+			if r.Err != nil {
+				return out, r.Err
+			}
+			if r.Duplicate {
+				out.Duplicates++
+			} else {
+				out.Added = append(out.Added, r.ID)
+			}
+		}
+		return out, nil
 	}
 	return nil, fmt.Errorf("unknown command %q", req.Cmd)
 }
@@ -123,7 +182,18 @@ func (h *Handler) status() (Status, error) {
 		return st, err
 	}
 	for _, a := range h.Config.Accounts {
-		as := AccountStatus{Name: a.Name, Address: string(a.Address), Upstream: a.Upstream.SMTP.String(), Counts: counts[a.Name]}
+		as := AccountStatus{Name: a.Name, Address: string(a.Address), Upstream: a.Upstream.SMTP.String(), Counts: counts[a.Name], IMAP: a.Upstream.IMAP.String()}
+		if a.Upstream.IMAP.Addr != "" {
+			fh, ok := store.FetchHealth{}, false
+			if h.Live != nil && h.Live.FetchHealth != nil {
+				fh, ok = h.Live.FetchHealth(a.Name)
+			}
+			if !ok {
+				fh, _ = h.Store.FetchHealth(a.Name)
+			}
+			as.Fetch = &fh
+		}
+		as.Mailbox, _ = h.Store.MailboxCount(a.Name)
 		if as.Counts == nil {
 			as.Counts = map[store.State]int{}
 		}
@@ -176,7 +246,7 @@ func Serve(l net.Listener, h *Handler) error {
 
 func serveConn(c net.Conn, h *Handler) {
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Minute))
+	c.SetDeadline(time.Now().Add(15 * time.Minute)) // a fetch of a big mailbox takes a while
 	var req Request
 	line, err := bufio.NewReader(c).ReadBytes('\n')
 	rep := Reply{}
@@ -214,7 +284,7 @@ func Call(path string, req Request, out any) error {
 		return err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Minute))
+	c.SetDeadline(time.Now().Add(15 * time.Minute))
 	b, _ := json.Marshal(req)
 	if _, err := c.Write(append(b, '\n')); err != nil {
 		return err

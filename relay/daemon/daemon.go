@@ -13,11 +13,13 @@ import (
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/robfig/cron/v3"
 
 	"github.com/sesam-relay/sesam-relay/relay/auth"
 	"github.com/sesam-relay/sesam-relay/relay/config"
 	"github.com/sesam-relay/sesam-relay/relay/control"
 	"github.com/sesam-relay/sesam-relay/relay/deliver"
+	"github.com/sesam-relay/sesam-relay/relay/fetch"
 	"github.com/sesam-relay/sesam-relay/relay/pop3d"
 	"github.com/sesam-relay/sesam-relay/relay/smtpd"
 	"github.com/sesam-relay/sesam-relay/relay/store"
@@ -123,6 +125,25 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		go func() { defer wg.Done(); w.Run(wctx) }()
 	}
 
+	pollers := map[string]*fetch.Poller{}
+	sched := cron.New(cron.WithParser(config.CronParser), cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
+	for _, a := range cfg.Accounts {
+		if a.Upstream.IMAP.Addr == "" {
+			continue
+		}
+		w := workers[a.Name]
+		p := fetch.NewPoller(a, cfg.Delivery, st, log, func() bool {
+			h := w.Health()
+			return h.FailingSince.IsZero() && !h.LastSuccess.IsZero()
+		})
+		pollers[a.Name] = p
+		sch := a.Upstream.Poll.Schedule
+		sched.Schedule(sch, cron.FuncJob(func() { p.Scheduled(wctx, sch.Next(time.Now())) }))
+		go p.Scheduled(wctx, sch.Next(time.Now())) // a first poll at start
+	}
+	sched.Start()
+	defer func() { <-sched.Stop().Done() }()
+
 	ctl, err := control.Listen(cfg.Listen.Control)
 	if err != nil {
 		closeAll()
@@ -137,6 +158,19 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 				return w.Health(), true
 			}
 			return store.Health{}, false
+		},
+		FetchHealth: func(a string) (store.FetchHealth, bool) {
+			if p := pollers[a]; p != nil {
+				return p.Health(), true
+			}
+			return store.FetchHealth{}, false
+		},
+		Fetch: func(ctx context.Context, a string) (any, error) {
+			p := pollers[a]
+			if p == nil {
+				return nil, fmt.Errorf("account %q has no imap in [account.upstream]", a)
+			}
+			return p.Poll(ctx)
 		}}}
 	go control.Serve(ctl, h)
 

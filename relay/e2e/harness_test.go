@@ -58,6 +58,7 @@ type opts struct {
 	upstream  string // [account.upstream] smtp; default smtp://provider
 	provExtra string // more [account.upstream] keys; default insecure = true
 	accounts  string // more [[account]] tables
+	imap      string // host:port of the provider's IMAP (plain, insecure)
 }
 
 type relay struct {
@@ -104,6 +105,9 @@ func newRelay(t *testing.T, prov *demo.Provider, o opts) *relay {
 	}
 	if o.provExtra == "" {
 		o.provExtra = "insecure = true"
+	}
+	if o.imap != "" {
+		o.provExtra += fmt.Sprintf("\n  imap = \"imap://%s\"\n  folders = [\"INBOX\", \"SPAM\"]\n  poll = \"@every 1h\"", o.imap)
 	}
 	r.stateDir = o.stateDir
 	if r.stateDir == "" {

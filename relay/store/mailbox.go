@@ -380,3 +380,10 @@ func (s *Store) Purge(ctx context.Context, before time.Time) (int, error) {
 	})
 	return n, err
 }
+
+// MailboxCount is how many messages an account holds locally.
+func (s *Store) MailboxCount(account string) (int, error) {
+	var n int
+	err := s.r.QueryRow("SELECT COUNT(*) FROM mailbox WHERE account = ?", account).Scan(&n)
+	return n, err
+}

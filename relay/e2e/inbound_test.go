@@ -1,0 +1,170 @@
+package e2e_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sesam-relay/sesam-relay/relay/demo"
+	"github.com/sesam-relay/sesam-relay/relay/store"
+)
+
+func imapProvider(t *testing.T) *demo.IMAPProvider {
+	p, err := demo.StartIMAP("127.0.0.1:0", "jean.dupont", "provider-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// arl is a synthetic return of about size bytes, in 76-character lines
+// (poplib refuses lines over 2048 bytes).
+func arl(i, size int) []byte {
+	body := strings.Repeat(strings.Repeat("y", 76)+"\r\n", size/78) + strings.Repeat("y", size%78)
+	return []byte(fmt.Sprintf("From: <arl@cpam.fr>\r\nSubject: ARL lot %03d\r\nMessage-ID: <arl-%d@cpam.fr>\r\n\r\n%s\r\n.line with a leading dot\r\n",
+		i, i, body))
+}
+
+func (r *relay) mailboxCount() int {
+	st := r.status()
+	if len(st.Accounts) == 0 {
+		return -1
+	}
+	return st.Accounts[0].Mailbox
+}
+
+func TestReturnsFromIMAPAreServedByteForByteOverPOP3(t *testing.T) {
+	imapP := imapProvider(t)
+	imapP.Deliver("INBOX", arl(1, 500))
+	imapP.Deliver("SPAM", arl(2, 500))
+	r := newRelay(t, newProvider(t), opts{imap: imapP.Addr()})
+	waitFor(t, 10*time.Second, "the first poll", func() bool { return r.mailboxCount() == 2 })
+	res := r.poplib(pyArgs{"mode": "stls", "dele": true})
+	if res.Stat[0] != 2 {
+		t.Fatalf("%+v", res.Stat)
+	}
+	for i, m := range res.Messages {
+		if want := arl(i+1, 500); !bytes.Equal(m.Raw, want) {
+			t.Fatalf("message %d changed on its way:\n%q\n%q", i+1, m.Raw[:80], want[:80])
+		}
+	}
+	out, code := r.cli("mail", "dupont")
+	if code != 0 || !strings.Contains(out, "ARL lot 001") || !strings.Contains(out, "SPAM") || !strings.Contains(out, "dupont (deleted") {
+		t.Fatalf("mail (%d):\n%s", code, out)
+	}
+	// A new return arrives; `fetch` polls at once.
+	imapP.Deliver("INBOX", arl(3, 10))
+	out, code = r.cli("fetch", "dupont")
+	if code != 0 || !strings.Contains(out, "1 new") {
+		t.Fatalf("fetch (%d): %s", code, out)
+	}
+	if res := r.poplib(pyArgs{}); res.Stat[0] != 1 {
+		t.Fatalf("after fetch: %+v", res.Stat)
+	}
+	out, _ = r.cli("status")
+	if !strings.Contains(out, "collecting (imap://") || !strings.Contains(out, "OK, last poll") {
+		t.Fatalf("status:\n%s", out)
+	}
+}
+
+func TestRestoreAndImportFromTheCLI(t *testing.T) {
+	imapP := imapProvider(t)
+	imapP.Deliver("INBOX", arl(1, 10))
+	r := newRelay(t, newProvider(t), opts{imap: imapP.Addr()})
+	waitFor(t, 10*time.Second, "the first poll", func() bool { return r.mailboxCount() == 1 })
+	r.poplib(pyArgs{"dele": true})
+	if res := r.poplib(pyArgs{}); res.Stat[0] != 0 {
+		t.Fatal("DELE did not hide the message")
+	}
+	var mb []store.MailboxEntry
+	out, _ := r.cli("mail", "dupont", "--json")
+	json.Unmarshal([]byte(out), &mb)
+	if out, code := r.cli("mail", "restore", itoa(mb[0].ID), "--login", "dupont"); code != 0 {
+		t.Fatalf("restore: %s", out)
+	}
+	if res := r.poplib(pyArgs{}); res.Stat[0] != 1 {
+		t.Fatal("restore did not bring the message back")
+	}
+	if out, code := r.cli("mail", "restore", itoa(mb[0].ID), "--login", "martin"); code == 0 || !strings.Contains(out, "not a login of account dupont") {
+		t.Fatalf("restore for a foreign login: %d %s", code, out)
+	}
+	// Mail saved from the webmail during an outage.
+	f1, f2 := filepath.Join(t.TempDir(), "a.eml"), filepath.Join(t.TempDir(), "b.eml")
+	os.WriteFile(f1, arl(1, 10), 0o600) // the same bytes as the fetched one
+	os.WriteFile(f2, arl(5, 10), 0o600)
+	out, code := r.cli("import", "dupont", f1, f2)
+	if code != 0 || !strings.Contains(out, "1 imported, 1 already held") {
+		t.Fatalf("import (%d): %s", code, out)
+	}
+	out, _ = r.cli("mail", "show", itoa(mb[0].ID))
+	if !strings.Contains(out, "ARL lot 001") || !strings.Contains(out, "dupont: retrieved") || strings.Contains(out, "yyyyyyyyyy") {
+		t.Fatalf("mail show (no body unless --raw):\n%s", out)
+	}
+	out, _ = r.cli("mail", "show", itoa(mb[0].ID), "--raw")
+	if out != string(arl(1, 10)) {
+		t.Fatalf("mail show --raw: %q", out)
+	}
+}
+
+func TestClosedIMAPIsExplainedAndPOP3KeepsServing(t *testing.T) {
+	imapP := imapProvider(t)
+	imapP.Deliver("INBOX", arl(1, 10))
+	r := newRelay(t, newProvider(t), opts{imap: imapP.Addr()})
+	waitFor(t, 10*time.Second, "the first poll", func() bool { return r.mailboxCount() == 1 })
+	imapP.DisableIMAP(true)
+	if out, code := r.cli("fetch", "dupont"); code == 0 || !strings.Contains(out, "closed IMAP access") {
+		t.Fatalf("fetch with IMAP closed (%d): %s", code, out)
+	}
+	out, _ := r.cli("status")
+	if !strings.Contains(out, "FAILING since") || !strings.Contains(out, "closed IMAP access") || !strings.Contains(out, "still collects what is held here (1 messages)") {
+		t.Fatalf("status:\n%s", out)
+	}
+	if res := r.poplib(pyArgs{}); res.Stat[0] != 1 {
+		t.Fatal("POP3 stopped serving while IMAP is closed")
+	}
+}
+
+// TestKillDuringAPollOf500KeepsEachMessageOnce kills the relay with SIGKILL
+// in the middle of fetching 500 messages, restarts it, and counts.
+func TestKillDuringAPollOf500KeepsEachMessageOnce(t *testing.T) {
+	imapP := imapProvider(t)
+	for i := 0; i < 500; i++ {
+		imapP.Deliver("INBOX", arl(i, 20_000))
+	}
+	r := newRelay(t, newProvider(t), opts{imap: imapP.Addr()})
+	var at int
+	waitFor(t, 30*time.Second, "the poll to be under way", func() bool { at = r.mailboxCount(); return at >= 50 })
+	r.kill()
+	if at >= 500 {
+		t.Fatalf("the poll ended before the kill (%d stored)", at)
+	}
+	r.start()
+	waitFor(t, 60*time.Second, "all 500 after restart", func() bool { return r.mailboxCount() >= 500 })
+	time.Sleep(500 * time.Millisecond)
+	res := r.poplib(pyArgs{"quit": false})
+	seen := map[string]int{}
+	for _, m := range res.Messages {
+		msg, err := mail.ReadMessage(bufio.NewReader(bytes.NewReader(m.Raw)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[msg.Header.Get("Message-Id")]++
+	}
+	for i := 0; i < 500; i++ {
+		if n := seen[fmt.Sprintf("<arl-%d@cpam.fr>", i)]; n != 1 {
+			t.Errorf("message %d held %d times", i, n)
+		}
+	}
+	if len(res.Messages) != 500 {
+		t.Fatalf("%d messages served, want 500", len(res.Messages))
+	}
+	t.Logf("killed with %d of 500 stored; after restart 500, each once", at)
+}
