@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,9 +25,6 @@ import (
 
 // batch is how many messages one UID FETCH asks for.
 const batch = 100
-
-// ErrBusy is returned when a poll of the account is already running.
-var ErrBusy = errors.New("a poll of this account is already running")
 
 // Result sums up one poll.
 type Result struct {
@@ -44,6 +42,7 @@ type Poller struct {
 	smtpWorks func() bool // whether SMTP to the same provider works now
 
 	running   sync.Mutex // one poll at a time
+	notes     []string   // what this poll found worth telling
 	mu        sync.Mutex
 	health    store.FetchHealth
 	fails     int
@@ -80,26 +79,33 @@ func (p *Poller) Scheduled(ctx context.Context, next time.Time) {
 	hold := p.holdUntil
 	p.health.NextPoll = next
 	p.mu.Unlock()
-	if time.Now().Before(hold) {
-		return
-	}
-	if _, err := p.Poll(ctx); err != nil && !errors.Is(err, ErrBusy) {
-		return // logged and recorded by Poll
-	}
-}
-
-// Poll polls now, whatever the backoff (the technician's `fetch`).
-func (p *Poller) Poll(ctx context.Context) (Result, error) {
-	if !p.running.TryLock() {
-		return Result{}, ErrBusy
+	if time.Now().Before(hold) || !p.running.TryLock() {
+		return // in backoff, or the previous poll still runs: skip
 	}
 	defer p.running.Unlock()
+	p.pollOnce(ctx) // logged and recorded there
+}
+
+// Poll polls now, whatever the backoff (the technician's `fetch`), after
+// the poll under way if there is one.
+func (p *Poller) Poll(ctx context.Context) (Result, error) {
+	p.running.Lock()
+	defer p.running.Unlock()
+	return p.pollOnce(ctx)
+}
+
+func (p *Poller) pollOnce(ctx context.Context) (Result, error) {
 	// A whole poll is bounded: go-imap's own timeouts are fixed, so a timer
 	// closes the connection when the time is up.
 	ctx, cancel := context.WithTimeout(ctx, 5*p.opt.Timeout.D())
 	defer cancel()
+	p.notes = nil
 	res, err := p.poll(ctx)
 	now := time.Now()
+	if len(p.notes) > 0 {
+		note := strings.Join(p.notes, "; ")
+		p.setHealth(func(h *store.FetchHealth) { h.Note, h.NoteAt = note, now })
+	}
 	if err != nil {
 		pe, ok := err.(*pollError)
 		if !ok {
@@ -165,10 +171,22 @@ func (p *Poller) poll(ctx context.Context) (Result, error) {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	defer c.Close()
+	var missing []string
 	for _, folder := range up.Folders {
-		if err := p.pollFolder(ctx, c, folder, &res); err != nil {
+		err := p.pollFolder(ctx, c, folder, &res)
+		var ie *imap.Error
+		if errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo && strings.HasPrefix(err.Error(), "select:") {
+			missing = append(missing, folder) // a typo or another provider's name: the rest still counts
+			continue
+		}
+		if err != nil {
 			return res, err
 		}
+	}
+	if len(missing) > 0 {
+		note := fmt.Sprintf("folder %s not found at the provider: check folders in [account.upstream] (providers name spam Spam, Junk, QUARANTAINE…)", strings.Join(missing, ", "))
+		p.log.Warn("imap folder missing upstream", "folders", missing)
+		p.notes = append(p.notes, note)
 	}
 	c.Logout().Wait()
 	return res, nil
@@ -178,6 +196,10 @@ func (p *Poller) pollFolder(ctx context.Context, c *imapclient.Client, folder st
 	host := p.acct.Upstream.IMAP.Host
 	sel, err := c.Select(folder, nil).Wait()
 	if err != nil {
+		var ie *imap.Error
+		if errors.As(err, &ie) {
+			return fmt.Errorf("select: %w", err)
+		}
 		return classify("SELECT "+folder, host, err, true)
 	}
 	uv, last, err := p.st.SyncState(p.acct.Name, folder)
@@ -188,7 +210,7 @@ func (p *Poller) pollFolder(ctx context.Context, c *imapclient.Client, folder st
 		if uv != 0 {
 			note := fmt.Sprintf("the UIDVALIDITY of %s changed from %d to %d: the folder was read again, and the messages already held were recognised and skipped", folder, uv, sel.UIDValidity)
 			p.log.Warn("imap folder renumbered by the provider", "folder", folder, "old_uidvalidity", uv, "new_uidvalidity", sel.UIDValidity)
-			p.setHealth(func(h *store.FetchHealth) { h.Note, h.NoteAt = note, time.Now() })
+			p.notes = append(p.notes, note)
 		}
 		if err := p.st.ResetSync(ctx, p.acct.Name, folder, sel.UIDValidity); err != nil {
 			return err

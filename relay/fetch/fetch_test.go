@@ -288,3 +288,16 @@ func TestHangingProviderIsBoundedAndReported(t *testing.T) {
 		t.Fatalf("a hanging provider held the poll %v", d)
 	}
 }
+
+func TestMissingFolderIsReportedAndTheOthersAreStillFetched(t *testing.T) {
+	prov := provider(t)
+	prov.Deliver("INBOX", mail(1, 10))
+	p, _ := poller(t, account(t, prov.Addr(), func(u *config.Provider) { u.Folders = []string{"Junk", "INBOX"} }), false)
+	res, err := p.Poll(ctx)
+	if err != nil || res.Fetched != 1 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if h := p.Health(); !strings.Contains(h.Note, "folder Junk not found") {
+		t.Fatalf("note %q", h.Note)
+	}
+}
