@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -160,6 +161,18 @@ func TestDemoShowsALotWaitingThenDelivered(t *testing.T) {
 	waitFor(t, 15*time.Second, "the demo banner", func() bool { return strings.Contains(out.String(), "Keys (then Enter)") })
 	in.Write([]byte("l\n"))
 	waitFor(t, 15*time.Second, "the first lot at the provider", func() bool { return strings.Contains(out.String(), "[provider] received") })
+	waitFor(t, 15*time.Second, "its acknowledgement collected", func() bool { return strings.Contains(out.String(), "[relay] collected it from IMAP") })
+	in.Write([]byte("m\n"))
+	waitFor(t, 5*time.Second, "the mailbox listing", func() bool { return strings.Contains(out.String(), "[mailbox] #1 fetched  ARL positif") })
+	// The acknowledgement, as the billing software would collect it.
+	pop3 := regexp.MustCompile(`curl (pop3://[0-9.:]+)/1`).FindStringSubmatch(out.String())
+	if pop3 == nil {
+		t.Fatalf("the banner gives no POP3 address:\n%s", out.String())
+	}
+	got, err := exec.Command("curl", "-sS", pop3[1]+"/1", "--user", "demo:demo").CombinedOutput()
+	if err != nil || !strings.Contains(string(got), "Subject: ARL positif - IR/99999999999999/") {
+		t.Fatalf("curl %s: %v\n%s", pop3[1], err, got)
+	}
 	in.Write([]byte("o\nl\nq\n"))
 	waitFor(t, 15*time.Second, "a lot waiting", func() bool {
 		return strings.Contains(out.String(), "deferred") || strings.Contains(out.String(), "#2 queued")
