@@ -21,7 +21,7 @@ import (
 type Maildrops interface {
 	View(login, account string) ([]store.ViewEntry, error)
 	MailboxBody(id int64) ([]byte, error)
-	MarkRetrieved(login string, id int64)
+	MarkRetrieved(login string, ids []int64)
 	DeleteFromView(ctx context.Context, login string, ids []int64) error
 }
 

@@ -37,7 +37,7 @@ type session struct {
 	msgs   []store.ViewEntry
 	dele   []bool
 	errs   int
-	retr   int
+	retr   []int64 // retrieved this session, recorded in one write at the end
 	closed bool
 }
 
@@ -53,6 +53,7 @@ func (ss *session) reply(format string, a ...any) {
 func (ss *session) run() {
 	defer func() {
 		if ss.login != "" {
+			ss.s.opt.Store.MarkRetrieved(ss.login, ss.retr)
 			ss.s.unlock(ss.login)
 		}
 		ss.conn.Close()
@@ -68,7 +69,7 @@ func (ss *session) run() {
 		}
 		if err != nil {
 			if ss.login != "" {
-				ss.log().Info("pop3 session dropped without QUIT: nothing deleted", "retrieved", ss.retr)
+				ss.log().Info("pop3 session dropped without QUIT: nothing deleted", "retrieved", len(ss.retr))
 			}
 			return
 		}
@@ -264,8 +265,7 @@ func (ss *session) send(i int, topLines int) {
 		return
 	}
 	if topLines < 0 {
-		ss.retr++
-		ss.s.opt.Store.MarkRetrieved(ss.login, ss.msgs[i].ID)
+		ss.retr = append(ss.retr, ss.msgs[i].ID)
 	}
 }
 
@@ -288,7 +288,7 @@ func (ss *session) quit() {
 			return
 		}
 	}
-	ss.log().Info("pop3 session done", "retrieved", ss.retr, "deleted", len(ids))
+	ss.log().Info("pop3 session done", "retrieved", len(ss.retr), "deleted", len(ids))
 	ss.reply("+OK sesam-relay signing off (%d messages deleted)", len(ids))
 }
 

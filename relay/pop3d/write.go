@@ -10,6 +10,18 @@ import (
 // another ".", and the terminating ".\r\n" follows. maxBodyLines < 0 sends
 // it all; otherwise the header and that many body lines (TOP).
 func writeMessage(w *bufio.Writer, msg []byte, maxBodyLines int) error {
+	if maxBodyLines < 0 && clean(msg) {
+		// The usual case, in one write: nothing to stuff or mend.
+		w.Write(msg)
+		if !bytes.HasSuffix(msg, []byte("\r\n")) {
+			w.WriteString("\r\n")
+		}
+		w.WriteString(".\r\n")
+		return w.Flush()
+	}
+	if len(msg) == 0 {
+		w.WriteString("\r\n") // like any message not ending in CRLF (and as its size says)
+	}
 	inBody := false
 	bodyLines := 0
 	for len(msg) > 0 {
@@ -18,11 +30,10 @@ func writeMessage(w *bufio.Writer, msg []byte, maxBodyLines int) error {
 		}
 		var line []byte
 		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
-			line, msg = msg[:i], msg[i+1:]
+			line, msg = bytes.TrimSuffix(msg[:i], []byte("\r")), msg[i+1:]
 		} else {
-			line, msg = msg, nil
+			line, msg = msg, nil // the last line, without LF: kept whole
 		}
-		line = bytes.TrimSuffix(line, []byte("\r"))
 		if len(line) > 0 && line[0] == '.' {
 			w.WriteByte('.')
 		}
@@ -36,4 +47,23 @@ func writeMessage(w *bufio.Writer, msg []byte, maxBodyLines int) error {
 	}
 	w.WriteString(".\r\n")
 	return w.Flush()
+}
+
+// clean reports whether a message can go out as it is: every LF follows a
+// CR, and no line starts with a dot.
+func clean(msg []byte) bool {
+	if len(msg) > 0 && msg[0] == '.' {
+		return false
+	}
+	for i := bytes.IndexByte(msg, '\n'); i >= 0; {
+		if i == 0 || msg[i-1] != '\r' || (i+1 < len(msg) && msg[i+1] == '.') {
+			return false
+		}
+		j := bytes.IndexByte(msg[i+1:], '\n')
+		if j < 0 {
+			break
+		}
+		i += j + 1
+	}
+	return true
 }

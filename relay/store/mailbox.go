@@ -260,14 +260,21 @@ func (s *Store) View(login, account string) ([]ViewEntry, error) {
 	return out, rows.Err()
 }
 
-// MarkRetrieved records that a login downloaded a message (for `mail`). It
-// does not wait: it is information, not a promise.
-func (s *Store) MarkRetrieved(login string, id int64) {
+// MarkRetrieved records that a login downloaded messages (for `mail`), in
+// one write. It does not wait: it is information, not a promise.
+func (s *Store) MarkRetrieved(login string, ids []int64) {
+	if len(ids) == 0 {
+		return
+	}
 	now := s.now()
 	s.write(func(tx *sql.Tx) error {
-		_, err := tx.Exec(`INSERT INTO views(login, mailbox_id, retrieved_at) VALUES (?, ?, ?)
-			ON CONFLICT(login, mailbox_id) DO UPDATE SET retrieved_at = excluded.retrieved_at`, login, id, ms(now))
-		return err
+		for _, id := range ids {
+			if _, err := tx.Exec(`INSERT INTO views(login, mailbox_id, retrieved_at) VALUES (?, ?, ?)
+				ON CONFLICT(login, mailbox_id) DO UPDATE SET retrieved_at = excluded.retrieved_at`, login, id, ms(now)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

@@ -50,7 +50,7 @@ func TestEachLoginHasItsOwnView(t *testing.T) {
 		t.Fatalf("view %+v", v)
 	}
 	uidl := v[1].UIDL
-	s.MarkRetrieved("dupont", ids[1])
+	s.MarkRetrieved("dupont", []int64{ids[1]})
 	if err := s.DeleteFromView(ctx, "dupont", []int64{ids[1]}); err != nil {
 		t.Fatal(err)
 	}
