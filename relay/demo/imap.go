@@ -2,6 +2,7 @@ package demo
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"sync"
@@ -27,11 +28,26 @@ type IMAPProvider struct {
 	refuse   bool // answer logins with [AUTHENTICATIONFAILED]
 	disabled bool // answer logins with [UNAVAILABLE]
 	logins   int
+	tls      *tls.Config
+	implicit bool
 }
 
 // StartIMAP listens on addr with INBOX and SPAM folders.
 func StartIMAP(addr, user, pass string) (*IMAPProvider, error) {
 	p := &IMAPProvider{User: user, Pass: pass, mem: imapmemserver.New(), user: imapmemserver.NewUser(user, pass)}
+	for _, f := range []string{"INBOX", "SPAM"} {
+		if err := p.user.Create(f, nil); err != nil {
+			return nil, err
+		}
+	}
+	p.mem.AddUser(p.user)
+	return p, p.listen(addr)
+}
+
+// StartIMAPTLS is StartIMAP for a provider speaking TLS: from the first
+// byte (imaps) or after STARTTLS.
+func StartIMAPTLS(addr, user, pass string, conf *tls.Config, implicit bool) (*IMAPProvider, error) {
+	p := &IMAPProvider{User: user, Pass: pass, mem: imapmemserver.New(), user: imapmemserver.NewUser(user, pass), tls: conf, implicit: implicit}
 	for _, f := range []string{"INBOX", "SPAM"} {
 		if err := p.user.Create(f, nil); err != nil {
 			return nil, err
@@ -51,13 +67,26 @@ func (p *IMAPProvider) listen(addr string) error {
 			return &imapSession{Session: p.mem.NewSession(), p: p}, nil, nil
 		},
 		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}},
-		InsecureAuth: true,
+		InsecureAuth: p.tls == nil,
 		Logger:       quietLogger{},
 	})
+	var served net.Listener = l
+	if p.tls != nil && p.implicit {
+		served = tls.NewListener(l, p.tls)
+	} else if p.tls != nil {
+		srv = imapserver.New(&imapserver.Options{
+			NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+				return &imapSession{Session: p.mem.NewSession(), p: p}, nil, nil
+			},
+			Caps:      imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}, imap.CapStartTLS: {}},
+			TLSConfig: p.tls,
+			Logger:    quietLogger{},
+		})
+	}
 	p.mu.Lock()
 	p.l, p.srv, p.addr = l, srv, l.Addr().String()
 	p.mu.Unlock()
-	go srv.Serve(l)
+	go srv.Serve(served)
 	return nil
 }
 

@@ -301,3 +301,40 @@ func TestMissingFolderIsReportedAndTheOthersAreStillFetched(t *testing.T) {
 		t.Fatalf("note %q", h.Note)
 	}
 }
+
+func tlsAccount(t *testing.T, ca *demo.CA, scheme, addr string, trust bool) config.Account {
+	return account(t, addr, func(u *config.Provider) {
+		u.IMAP.UnmarshalText([]byte(scheme + "://" + addr))
+		u.Insecure = false
+		u.Folders = []string{"INBOX"}
+		if trust {
+			f := filepath.Join(t.TempDir(), "ca.pem")
+			os.WriteFile(f, ca.CertPEM, 0o644)
+			u.CAFile = f
+		}
+	})
+}
+
+func TestIMAPOverTLSIsVerifiedAndUntrustedServersGetNoPassword(t *testing.T) {
+	ca, err := demo.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, implicit := range []bool{true, false} {
+		scheme := map[bool]string{true: "imaps", false: "imap"}[implicit]
+		prov, err := demo.StartIMAPTLS("127.0.0.1:0", "jean.dupont", "provider-pw", ca.Server, implicit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer prov.Close()
+		prov.Deliver("INBOX", mail(1, 10))
+		p, _ := poller(t, tlsAccount(t, ca, scheme, prov.Addr(), false), false)
+		if _, err := p.Poll(ctx); err == nil || !strings.Contains(err.Error(), "could not be verified") || prov.Logins() != 0 {
+			t.Fatalf("%s untrusted: %v (logins %d)", scheme, err, prov.Logins())
+		}
+		p, _ = poller(t, tlsAccount(t, ca, scheme, prov.Addr(), true), false)
+		if res, err := p.Poll(ctx); err != nil || res.Fetched != 1 {
+			t.Fatalf("%s with ca_file: %+v %v", scheme, res, err)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/sesam-relay/sesam-relay/relay/auth"
 	"github.com/sesam-relay/sesam-relay/relay/store"
@@ -127,15 +128,23 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// lock takes a login's maildrop for one session.
+// lock takes a login's maildrop for one session. It waits a moment for a
+// previous session to end: a client that reconnects right after its
+// connection dropped must not be told [IN-USE] because the server has not
+// read the EOF yet.
 func (s *Server) lock(login string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.locked[login] {
-		return false
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		s.mu.Lock()
+		if !s.locked[login] {
+			s.locked[login] = true
+			s.mu.Unlock()
+			return true
+		}
+		s.mu.Unlock()
+		if time.Now().After(deadline) {
+			return false
+		}
 	}
-	s.locked[login] = true
-	return true
 }
 
 func (s *Server) unlock(login string) {
