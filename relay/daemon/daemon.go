@@ -13,7 +13,6 @@ import (
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/daemon"
-	"github.com/robfig/cron/v3"
 
 	"github.com/sesam-relay/sesam-relay/relay/auth"
 	"github.com/sesam-relay/sesam-relay/relay/config"
@@ -125,8 +124,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		go func() { defer wg.Done(); w.Run(wctx) }()
 	}
 
+	// One loop per account: it polls at the times of its cron schedule
+	// (never overlapping itself), idles in between when the server can, and
+	// runs the technician's `fetch`.
 	pollers := map[string]*fetch.Poller{}
-	sched := cron.New(cron.WithParser(config.CronParser), cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
 	for _, a := range cfg.Accounts {
 		if a.Upstream.IMAP.Addr == "" {
 			continue
@@ -137,12 +138,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			return h.FailingSince.IsZero() && !h.LastSuccess.IsZero()
 		})
 		pollers[a.Name] = p
-		sch := a.Upstream.Poll.Schedule
-		sched.Schedule(sch, cron.FuncJob(func() { p.Scheduled(wctx, sch.Next(time.Now())) }))
-		go p.Scheduled(wctx, sch.Next(time.Now())) // a first poll at start
+		wg.Add(1)
+		go func() { defer wg.Done(); p.Run(wctx) }()
 	}
-	sched.Start()
-	defer func() { <-sched.Stop().Done() }()
 
 	ctl, err := control.Listen(cfg.Listen.Control)
 	if err != nil {

@@ -66,7 +66,7 @@ func (p *IMAPProvider) listen(addr string) error {
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return &imapSession{Session: p.mem.NewSession(), p: p}, nil, nil
 		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}, imap.CapIdle: {}},
 		InsecureAuth: p.tls == nil,
 		Logger:       quietLogger{},
 	})
@@ -78,7 +78,7 @@ func (p *IMAPProvider) listen(addr string) error {
 			NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 				return &imapSession{Session: p.mem.NewSession(), p: p}, nil, nil
 			},
-			Caps:      imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}, imap.CapStartTLS: {}},
+			Caps:      imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}, imap.CapStartTLS: {}, imap.CapIdle: {}},
 			TLSConfig: p.tls,
 			Logger:    quietLogger{},
 		})
@@ -122,8 +122,17 @@ func (p *IMAPProvider) Logins() int { p.mu.Lock(); defer p.mu.Unlock(); return p
 // RefuseLogins makes logins fail with [AUTHENTICATIONFAILED].
 func (p *IMAPProvider) RefuseLogins(on bool) { p.mu.Lock(); p.refuse = on; p.mu.Unlock() }
 
-// DisableIMAP makes logins fail with [UNAVAILABLE], as a provider that cut IMAP.
-func (p *IMAPProvider) DisableIMAP(on bool) { p.mu.Lock(); p.disabled = on; p.mu.Unlock() }
+// DisableIMAP makes logins fail with [UNAVAILABLE], as a provider that cut
+// IMAP: the sessions already open are dropped too.
+func (p *IMAPProvider) DisableIMAP(on bool) {
+	p.mu.Lock()
+	p.disabled = on
+	p.mu.Unlock()
+	if on && p.IsOn() {
+		p.Off()
+		p.On()
+	}
+}
 
 type literal struct {
 	*bytes.Reader

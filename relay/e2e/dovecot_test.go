@@ -196,3 +196,13 @@ func freeTCP(t testing.TB) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+func TestDovecotIdleBringsAReturnBeforeTheNextPoll(t *testing.T) {
+	dv := startDovecot(t)
+	dv.save("INBOX", arl(1, 10))
+	r := newRelay(t, newProvider(t), opts{imap: dv.imap}) // polls every hour
+	waitFor(t, 10*time.Second, "the first poll", func() bool { return r.mailboxCount() == 1 })
+	time.Sleep(500 * time.Millisecond)
+	dv.save("INBOX", arl(2, 10))
+	waitFor(t, 70*time.Second, "the new return, through IDLE", func() bool { return r.mailboxCount() == 2 })
+}

@@ -3,6 +3,11 @@
 // read upstream), stored durably with its folder's sync position before
 // anything upstream is changed, and deleted upstream only keep_upstream
 // after its local copy is safe.
+//
+// One connection per account: between scheduled polls it stays open in
+// IDLE on INBOX when the server offers IDLE, so that a return is fetched as
+// soon as it arrives. The scheduled polls go on regardless: go-imap beta.8
+// can hold back an update that arrives just as IDLE starts.
 package fetch
 
 import (
@@ -14,6 +19,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -41,8 +47,13 @@ type Poller struct {
 	log       *slog.Logger
 	smtpWorks func() bool // whether SMTP to the same provider works now
 
-	running   sync.Mutex // one poll at a time
-	notes     []string   // what this poll found worth telling
+	running   sync.Mutex         // one poll at a time
+	notes     []string           // what this poll found worth telling
+	conn      *imapclient.Client // kept between polls for IDLE; touched under running
+	newMail   chan struct{}      // an EXISTS arrived while idling
+	requests  chan pollRequest   // the technician's `fetch`, while Run owns the connection
+	looping   atomic.Bool
+	serving   atomic.Bool // Run is answering a request
 	mu        sync.Mutex
 	health    store.FetchHealth
 	fails     int
@@ -55,7 +66,101 @@ func NewPoller(acct config.Account, opt config.Delivery, st *store.Store, log *s
 	if smtpWorks == nil {
 		smtpWorks = func() bool { return false }
 	}
-	return &Poller{acct: acct, opt: opt, st: st, log: log.With("account", acct.Name, "imap", acct.Upstream.IMAP.String()), smtpWorks: smtpWorks, health: h}
+	return &Poller{acct: acct, opt: opt, st: st, log: log.With("account", acct.Name, "imap", acct.Upstream.IMAP.String()), smtpWorks: smtpWorks, health: h,
+		newMail: make(chan struct{}, 1), requests: make(chan pollRequest)}
+}
+
+type pollRequest struct {
+	ctx   context.Context
+	reply chan pollReply
+}
+
+type pollReply struct {
+	res Result
+	err error
+}
+
+// idleRestart is how often IDLE is ended and started again: DONE flushes an
+// update go-imap held back, and a NAT or provider never sees a silent link.
+const idleRestart = time.Minute
+
+// Run polls on the account's schedule until ctx ends, idling in between
+// when the server can; it also serves the technician's Poll requests.
+func (p *Poller) Run(ctx context.Context) {
+	p.looping.Store(true)
+	defer p.looping.Store(false)
+	defer p.closeConn()
+	sched := p.acct.Upstream.Poll.Schedule
+	p.Scheduled(ctx, sched.Next(time.Now())) // a first poll at start
+	next := sched.Next(time.Now())
+	for ctx.Err() == nil {
+		p.mu.Lock()
+		p.health.NextPoll = next
+		p.mu.Unlock()
+		wake := time.Until(next)
+		var idle *imapclient.IdleCommand
+		if p.conn != nil {
+			var err error
+			if idle, err = p.conn.Idle(); err != nil {
+				p.closeConn()
+			} else {
+				wake = min(wake, idleRestart)
+			}
+		}
+		t := time.NewTimer(max(wake, 0))
+		var req *pollRequest
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		case <-p.newMail:
+			p.newMail <- struct{}{} // seen below, after DONE
+		case r := <-p.requests:
+			req = &r
+		}
+		t.Stop()
+		if idle != nil {
+			if idle.Close() != nil || idle.Wait() != nil {
+				p.closeConn()
+			}
+		}
+		switch {
+		case ctx.Err() != nil:
+			return
+		case req != nil:
+			p.serving.Store(true)
+			res, err := p.Poll(req.ctx)
+			p.serving.Store(false)
+			req.reply <- pollReply{res, err}
+		case !time.Now().Before(next):
+			p.Scheduled(ctx, next)
+			next = sched.Next(time.Now())
+		default:
+			select {
+			case <-p.newMail:
+				p.Scheduled(ctx, next) // new mail announced during IDLE
+			default: // an IDLE restart with nothing new
+			}
+		}
+	}
+}
+
+func (p *Poller) closeConn() {
+	if p.conn != nil {
+		p.conn.Close()
+		p.conn = nil
+	}
+}
+
+// onUpdate is told of the server's unsolicited data: EXISTS means new mail.
+func (p *Poller) onUpdate() *imapclient.UnilateralDataHandler {
+	return &imapclient.UnilateralDataHandler{Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+		if d.NumMessages != nil {
+			select {
+			case p.newMail <- struct{}{}:
+			default:
+			}
+		}
+	}}
 }
 
 // Health returns the account's polling health.
@@ -87,12 +192,26 @@ func (p *Poller) Scheduled(ctx context.Context, next time.Time) {
 }
 
 // Poll polls now, whatever the backoff (the technician's `fetch`), after
-// the poll under way if there is one.
+// the poll under way if there is one. While Run owns the connection, the
+// request goes through it.
 func (p *Poller) Poll(ctx context.Context) (Result, error) {
+	if p.looping.Load() && !p.inLoop() {
+		r := pollRequest{ctx: ctx, reply: make(chan pollReply, 1)}
+		select {
+		case p.requests <- r:
+			rep := <-r.reply
+			return rep.res, rep.err
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		}
+	}
 	p.running.Lock()
 	defer p.running.Unlock()
 	return p.pollOnce(ctx)
 }
+
+// inLoop is true while Run itself calls Poll.
+func (p *Poller) inLoop() bool { return p.serving.Load() }
 
 func (p *Poller) pollOnce(ctx context.Context) (Result, error) {
 	// A whole poll is bounded: go-imap's own timeouts are fixed, so a timer
@@ -164,13 +283,30 @@ func (p *Poller) backoff(n int) time.Duration {
 func (p *Poller) poll(ctx context.Context) (Result, error) {
 	var res Result
 	up := p.acct.Upstream
-	c, err := dial(up, p.opt.Timeout.D(), p.smtpWorks())
-	if err != nil {
-		return res, err
+	c := p.conn
+	if c == nil {
+		var err error
+		if c, err = dial(up, p.opt.Timeout.D(), p.smtpWorks(), p.onUpdate()); err != nil {
+			return res, err
+		}
+	} else if c.Noop().Wait() != nil { // a kept connection may have died while idle
+		p.closeConn()
+		var err error
+		if c, err = dial(up, p.opt.Timeout.D(), p.smtpWorks(), p.onUpdate()); err != nil {
+			return res, err
+		}
 	}
+	p.conn = nil
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	defer c.Close()
+	keep := false
+	defer func() {
+		if keep {
+			p.conn = c
+		} else {
+			c.Close()
+		}
+	}()
 	var missing []string
 	for _, folder := range up.Folders {
 		err := p.pollFolder(ctx, c, folder, &res)
@@ -183,13 +319,35 @@ func (p *Poller) poll(ctx context.Context) (Result, error) {
 			return res, err
 		}
 	}
+	// Keep the connection for IDLE on INBOX when the server can idle, and
+	// only while Run is there to use it.
+	if p.looping.Load() && (c.Caps().Has(imap.CapIdle) || c.Caps().Has(imap.CapIMAP4rev2)) {
+		if _, err := c.Select("INBOX", nil).Wait(); err == nil && stop() {
+			keep = true
+			drain(p.newMail) // what this poll fetched is no news
+			if len(missing) > 0 {
+				p.notes = append(p.notes, missingNote(missing))
+			}
+			return res, nil
+		}
+	}
 	if len(missing) > 0 {
-		note := fmt.Sprintf("folder %s not found at the provider: check folders in [account.upstream] (providers name spam Spam, Junk, QUARANTAINE…)", strings.Join(missing, ", "))
 		p.log.Warn("imap folder missing upstream", "folders", missing)
-		p.notes = append(p.notes, note)
+		p.notes = append(p.notes, missingNote(missing))
 	}
 	c.Logout().Wait()
 	return res, nil
+}
+
+func missingNote(missing []string) string {
+	return fmt.Sprintf("folder %s not found at the provider: check folders in [account.upstream] (providers name spam Spam, Junk, QUARANTAINE…)", strings.Join(missing, ", "))
+}
+
+func drain(c chan struct{}) {
+	select {
+	case <-c:
+	default:
+	}
 }
 
 func (p *Poller) pollFolder(ctx context.Context, c *imapclient.Client, folder string, res *Result) error {

@@ -338,3 +338,38 @@ func TestIMAPOverTLSIsVerifiedAndUntrustedServersGetNoPassword(t *testing.T) {
 		}
 	}
 }
+
+func TestIdleFetchesNewMailBeforeTheNextPollOnOneConnection(t *testing.T) {
+	prov := provider(t)
+	prov.Deliver("INBOX", mail(1, 10))
+	acct := account(t, prov.Addr(), func(u *config.Provider) { u.Poll.UnmarshalText([]byte("@every 1h")) })
+	p, st := poller(t, acct, false)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { p.Run(runCtx); close(done) }()
+	defer func() { stop(); <-done }()
+	count := func() int { n, _ := st.MailboxCount("dupont"); return n }
+	deadline := time.Now().Add(10 * time.Second)
+	for count() < 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := 2; i <= 4; i++ {
+		time.Sleep(300 * time.Millisecond) // let IDLE start
+		prov.Deliver("INBOX", mail(i, 10))
+		deadline := time.Now().Add(70 * time.Second) // at worst one IDLE restart
+		for count() < i && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if count() < i {
+			t.Fatalf("message %d not fetched while idling (poll every hour)", i)
+		}
+	}
+	if n := prov.Logins(); n != 1 {
+		t.Fatalf("%d logins: IDLE and polls must share one connection", n)
+	}
+	// The technician's fetch goes through the loop's connection too.
+	prov.Deliver("SPAM", mail(9, 10))
+	if res, err := p.Poll(ctx); err != nil || res.Fetched != 1 || prov.Logins() != 1 {
+		t.Fatalf("fetch while idling: %+v %v (logins %d)", res, err, prov.Logins())
+	}
+}

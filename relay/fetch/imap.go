@@ -66,7 +66,7 @@ func classify(stage, host string, err error, smtpWorks bool) *pollError {
 }
 
 // dial connects and logs in to an account's IMAP server.
-func dial(p config.Provider, timeout time.Duration, smtpWorks bool) (*imapclient.Client, error) {
+func dial(p config.Provider, timeout time.Duration, smtpWorks bool, onUpdate *imapclient.UnilateralDataHandler) (*imapclient.Client, error) {
 	host := p.IMAP.Host
 	tlsConf := &tls.Config{ServerName: host}
 	if p.CAFile != "" {
@@ -81,7 +81,7 @@ func dial(p config.Provider, timeout time.Duration, smtpWorks bool) (*imapclient
 		pool.AppendCertsFromPEM(pem)
 		tlsConf.RootCAs = pool
 	}
-	opts := &imapclient.Options{TLSConfig: tlsConf, Dialer: &net.Dialer{Timeout: timeout}}
+	opts := &imapclient.Options{TLSConfig: tlsConf, Dialer: &net.Dialer{Timeout: timeout}, UnilateralDataHandler: onUpdate}
 	conn, err := net.DialTimeout("tcp", p.IMAP.Addr, timeout)
 	if err != nil {
 		return nil, classify("connect", host, err, smtpWorks)
