@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -148,18 +147,6 @@ func (w *Worker) drop() {
 	}
 }
 
-// backoff is the wait after the n-th consecutive failure: exponential from
-// first_retry, capped at max_retry, with ±20% jitter so that many waiting
-// mails and many relays do not all knock at once.
-func (w *Worker) backoff(n int) time.Duration {
-	d := w.opt.FirstRetry.D()
-	for i := 1; i < n && d < w.opt.MaxRetry.D(); i++ {
-		d *= 2
-	}
-	d = min(d, w.opt.MaxRetry.D())
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-}
-
 func (w *Worker) setHealth(f func(h *store.Health)) {
 	w.mu.Lock()
 	f(&w.health)
@@ -176,7 +163,7 @@ func (w *Worker) connectionFailed(ctx context.Context, due []store.Message, err 
 	}
 	w.fails++
 	now := time.Now()
-	next := now.Add(w.backoff(w.fails))
+	next := now.Add(w.opt.Backoff(w.fails))
 	if ue.kind == authRefused {
 		next = now.Add(w.opt.AuthPause.D())
 	}
@@ -258,7 +245,7 @@ func (w *Worker) sendOne(ctx context.Context, m store.Message) bool {
 		if ue.kind == permanent {
 			w.bounce(ctx, m, ue.text, "5.0.0")
 		} else {
-			w.retryLater(ctx, m, ue.text, time.Now().Add(w.backoff(m.Attempts+1)))
+			w.retryLater(ctx, m, ue.text, time.Now().Add(w.opt.Backoff(m.Attempts+1)))
 		}
 		if !isReply || c.Reset() != nil {
 			w.drop()

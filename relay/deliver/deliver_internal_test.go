@@ -17,19 +17,19 @@ func TestBackoffStartsWithinAMinuteAndIsCapped(t *testing.T) {
 	w := &Worker{opt: config.Defaults().Delivery}
 	seen := map[time.Duration]bool{}
 	for i := 0; i < 200; i++ {
-		d := w.backoff(1)
+		d := w.opt.Backoff(1)
 		if d < 24*time.Second || d > 36*time.Second {
 			t.Fatalf("first retry %v, want 30s ±20%%", d)
 		}
 		seen[d] = true
-		if d := w.backoff(30); d > 72*time.Minute || d < 48*time.Minute {
+		if d := w.opt.Backoff(30); d > 72*time.Minute || d < 48*time.Minute {
 			t.Fatalf("30th retry %v, want about the 1h cap", d)
 		}
 	}
 	if len(seen) < 100 {
 		t.Fatal("no jitter")
 	}
-	if w.backoff(3) < 2*w.opt.FirstRetry.D() {
+	if w.opt.Backoff(3) < 2*w.opt.FirstRetry.D() {
 		t.Fatal("not exponential")
 	}
 }

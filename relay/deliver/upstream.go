@@ -74,22 +74,10 @@ func dial(p config.Provider, hostname string, timeout time.Duration) (*smtp.Clie
 		return nil, classify("connect", host, err)
 	}
 	conn.SetDeadline(time.Now().Add(timeout))
-	tlsConf := &tls.Config{ServerName: host}
-	if p.CAFile != "" {
-		pem, err := os.ReadFile(p.CAFile)
-		if err != nil {
-			conn.Close()
-			return nil, &upstreamError{temporary, fmt.Sprintf("reading ca_file %s: %v", p.CAFile, err)}
-		}
-		pool, _ := x509.SystemCertPool()
-		if pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			conn.Close()
-			return nil, &upstreamError{temporary, fmt.Sprintf("ca_file %s holds no PEM certificate", p.CAFile)}
-		}
-		tlsConf.RootCAs = pool
+	tlsConf, err := p.TLSConfig(host)
+	if err != nil {
+		conn.Close()
+		return nil, &upstreamError{temporary, err.Error()}
 	}
 	var c *smtp.Client
 	switch {

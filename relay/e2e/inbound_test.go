@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/mail"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -167,4 +168,63 @@ func TestKillDuringAPollOf500KeepsEachMessageOnce(t *testing.T) {
 		t.Fatalf("%d messages served, want 500", len(res.Messages))
 	}
 	t.Logf("killed with %d of 500 stored; after restart 500, each once", at)
+}
+
+// Odd mail upstream (no header, 8-bit junk, broken MIME, 20 MB) is kept as
+// the provider serves it and served so over POP3. Dovecot is the upstream: it
+// sends bare LFs as CRLF, so that is the reference.
+func TestMalformedAndHugeReturnsAreKeptAndServedAsTheyAre(t *testing.T) {
+	dv := startDovecot(t)
+	junk := []byte("\xff\xfe no header at all\nbare LF line\n.a dot line\nlast line without newline")
+	badMIME := []byte("Subject: =?x-unknown?q?=E9t=E9?=\r\nContent-Type: multipart/mixed; boundary=\"never-closed\"\r\n\r\n--never-closed\r\nContent-Type: application/edi-consent\r\nContent-Transfer-Encoding: base64\r\n\r\n\x80\x81\x82 not base64 \xe9\xe8\r\n")
+	var big bytes.Buffer
+	big.WriteString("Subject: big attachment\r\nContent-Type: application/octet-stream\r\n\r\n")
+	for big.Len() < 20<<20 {
+		big.WriteString(strings.Repeat("QUJD", 19) + "\r\n")
+	}
+	msgs := [][]byte{junk, badMIME, big.Bytes()}
+	dv.seed(len(msgs), func(i int) []byte { return msgs[i] })
+	r := newRelay(t, newProvider(t), opts{imap: dv.imap})
+	waitFor(t, 30*time.Second, "the three odd messages", func() bool { return r.mailboxCount() == 3 })
+	crlf := func(b []byte) []byte {
+		return bytes.ReplaceAll(bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
+	}
+	var mb []store.MailboxEntry
+	out, _ := r.cli("mail", "dupont", "--json")
+	if err := json.Unmarshal([]byte(out), &mb); err != nil || len(mb) != 3 {
+		t.Fatalf("mail --json: %v\n%s", err, out)
+	}
+	for i, want := range msgs {
+		raw, code := r.cli("mail", "show", itoa(mb[i].ID), "--raw")
+		if code != 0 || raw != string(crlf(want)) {
+			t.Fatalf("message %d not stored as the provider served it (%d bytes, want %d)", i+1, len(raw), len(crlf(want)))
+		}
+	}
+	res := r.poplib(pyArgs{"mode": "ssl"})
+	for i, want := range msgs {
+		w := crlf(want)
+		if !bytes.HasSuffix(w, []byte("\r\n")) {
+			w = append(w, "\r\n"...)
+		}
+		if !bytes.Equal(res.Messages[i].Raw, w) {
+			t.Fatalf("message %d served differently (%d bytes, want %d)", i+1, len(res.Messages[i].Raw), len(w))
+		}
+	}
+}
+
+func TestPoplibWithoutTLSOnlyWhenAllowed(t *testing.T) {
+	imapP := imapProvider(t)
+	imapP.Deliver("INBOX", arl(1, 10))
+	r := newRelay(t, newProvider(t), opts{imap: imapP.Addr(), listen: "allow_plaintext_auth = true"})
+	waitFor(t, 10*time.Second, "the first poll", func() bool { return r.mailboxCount() == 1 })
+	if res := r.poplib(pyArgs{"mode": "plain"}); res.Stat[0] != 1 {
+		t.Fatalf("%+v", res.Stat)
+	}
+	r2 := newRelay(t, newProvider(t), opts{})
+	host, port, _ := strings.Cut(r2.pop3, ":")
+	b, _ := json.Marshal(pyArgs{"host": host, "port": port, "user": login, "password": password, "mode": "plain"})
+	out, err := exec.Command("python3", "testdata/pop3client.py", string(b)).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "plaintext login is disabled") {
+		t.Fatalf("USER/PASS in clear accepted by default: %v\n%s", err, out)
+	}
 }

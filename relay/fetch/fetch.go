@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -234,7 +233,7 @@ func (p *Poller) pollOnce(ctx context.Context) (Result, error) {
 			pe = &pollError{temporary, fmt.Sprintf("%s did not answer in time: the poll was stopped after %s", p.acct.Upstream.IMAP.Host, 5*p.opt.Timeout.D())}
 		}
 		p.fails++
-		wait := p.backoff(p.fails)
+		wait := p.opt.Backoff(p.fails)
 		if pe.kind == authRefused {
 			wait = p.opt.AuthPause.D()
 		} else if pe.kind == closed {
@@ -269,15 +268,6 @@ func (p *Poller) pollOnce(ctx context.Context) (Result, error) {
 		p.log.Info("imap poll", "fetched", res.Fetched, "duplicates", res.Duplicates, "deleted_upstream", res.Deleted)
 	}
 	return res, nil
-}
-
-func (p *Poller) backoff(n int) time.Duration {
-	d := p.opt.FirstRetry.D()
-	for i := 1; i < n && d < p.opt.MaxRetry.D(); i++ {
-		d *= 2
-	}
-	d = min(d, p.opt.MaxRetry.D())
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
 func (p *Poller) poll(ctx context.Context) (Result, error) {

@@ -68,18 +68,9 @@ func classify(stage, host string, err error, smtpWorks bool) *pollError {
 // dial connects and logs in to an account's IMAP server.
 func dial(p config.Provider, timeout time.Duration, smtpWorks bool, onUpdate *imapclient.UnilateralDataHandler) (*imapclient.Client, error) {
 	host := p.IMAP.Host
-	tlsConf := &tls.Config{ServerName: host}
-	if p.CAFile != "" {
-		pem, err := os.ReadFile(p.CAFile)
-		if err != nil {
-			return nil, &pollError{temporary, fmt.Sprintf("reading ca_file %s: %v", p.CAFile, err)}
-		}
-		pool, _ := x509.SystemCertPool()
-		if pool == nil {
-			pool = x509.NewCertPool()
-		}
-		pool.AppendCertsFromPEM(pem)
-		tlsConf.RootCAs = pool
+	tlsConf, err := p.TLSConfig(host)
+	if err != nil {
+		return nil, &pollError{temporary, err.Error()}
 	}
 	opts := &imapclient.Options{TLSConfig: tlsConf, Dialer: &net.Dialer{Timeout: timeout}, UnilateralDataHandler: onUpdate}
 	conn, err := net.DialTimeout("tcp", p.IMAP.Addr, timeout)
