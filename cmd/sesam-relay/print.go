@@ -100,7 +100,7 @@ func printStatus(w io.Writer, st control.Status) {
 				if f.PausedUntil.After(time.Now()) {
 					fmt.Fprintf(w, "  polling paused until %s so as not to hammer the provider; `sesam-relay fetch %s` tries now\n", when(f.PausedUntil), a.Name)
 				}
-				fmt.Fprintf(w, "  the billing software still collects what is held here (%d messages)\n", a.Mailbox)
+				fmt.Fprintf(w, "  the billing software still collects what is held here: %d message(s)\n", a.Mailbox)
 			case !f.LastSuccess.IsZero():
 				fmt.Fprintf(w, "  collecting (%s): OK, last poll %s (%s), %d new then, %d in all\n", a.IMAP, when(f.LastSuccess), ago(f.LastSuccess), f.LastFetched, f.FetchedTotal)
 			default:

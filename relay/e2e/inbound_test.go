@@ -125,7 +125,7 @@ func TestClosedIMAPIsExplainedAndPOP3KeepsServing(t *testing.T) {
 		t.Fatalf("fetch with IMAP closed (%d): %s", code, out)
 	}
 	out, _ := r.cli("status")
-	if !strings.Contains(out, "FAILING since") || !strings.Contains(out, "closed IMAP access") || !strings.Contains(out, "still collects what is held here (1 messages)") {
+	if !strings.Contains(out, "FAILING since") || !strings.Contains(out, "closed IMAP access") || !strings.Contains(out, "still collects what is held here: 1 message(s)") {
 		t.Fatalf("status:\n%s", out)
 	}
 	if res := r.poplib(pyArgs{}); res.Stat[0] != 1 {

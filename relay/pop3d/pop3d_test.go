@@ -36,6 +36,10 @@ type server struct {
 }
 
 func newServer(t testing.TB, plaintext bool, tlsConf *tls.Config) *server {
+	return newServerAllowing(t, plaintext, tlsConf, "127.0.0.0/8")
+}
+
+func newServerAllowing(t testing.TB, plaintext bool, tlsConf *tls.Config, allow string) *server {
 	t.Helper()
 	st, err := store.Open(t.TempDir())
 	if err != nil {
@@ -52,7 +56,7 @@ func newServer(t testing.TB, plaintext bool, tlsConf *tls.Config) *server {
 		Logins:    auth.NewChecker(map[string]string{"dupont": hash, "dupont-mobile": hash}),
 		AccountOf: map[string]string{"dupont": "dupont", "dupont-mobile": "dupont"},
 		Throttle:  auth.NewThrottle(3, time.Minute, 10*time.Millisecond),
-		Allow:     auth.Allowlist{netip.MustParsePrefix("127.0.0.0/8")}, Store: st, Log: slog.New(slog.DiscardHandler),
+		Allow:     auth.Allowlist{netip.MustParsePrefix(allow)}, Store: st, Log: slog.New(slog.DiscardHandler),
 	})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -190,5 +194,22 @@ func TestPlaintextLoginIsRefusedUnlessAllowed(t *testing.T) {
 	fmt.Fprintf(c, "USER dupont\r\n")
 	if l, _ := r.ReadString('\n'); !strings.HasPrefix(l, "-ERR [AUTH]") {
 		t.Fatalf("USER in clear: %q", l)
+	}
+}
+
+func TestAddressOutsideAllowIsRefusedAtConnect(t *testing.T) {
+	s := newServerAllowing(t, true, nil, "10.0.0.0/8")
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(c)
+	if l, _ := r.ReadString('\n'); !strings.HasPrefix(l, "-ERR 127.0.0.1 is not allowed") {
+		t.Fatalf("got %q", l)
+	}
+	if _, err := r.ReadString('\n'); err == nil {
+		t.Fatal("connection stayed open")
 	}
 }
