@@ -1,0 +1,103 @@
+package sesam
+
+import (
+	"bytes"
+	"io"
+	"mime"
+	"strings"
+
+	"github.com/emersion/go-message"
+	_ "github.com/emersion/go-message/charset" // lenient charsets in headers
+)
+
+// Outbound is what the relay can see of a mail it is asked to send.
+type Outbound struct {
+	Lot       bool // addressed to a fund, or with a lot Subject
+	Fund      Fund
+	Subject   LotSubject // zero when the Subject is not a lot's
+	SubjectOK bool
+	Test      bool // IRISTEST, or a test fund
+	SMIME     bool // an application/pkcs7-mime part (the encrypted B2)
+	Clear     bool // an IRIS/B2 or EDI payload outside any S/MIME part
+	ClearWhy  string
+}
+
+// maxParts bounds the MIME walk: a lot holds a handful of parts.
+const maxParts = 200
+
+// InspectOutbound looks at a mail's envelope recipients and bytes. It never
+// fails: what it cannot read, it reports as not seen.
+func InspectOutbound(raw []byte, rcpts []string) Outbound {
+	var o Outbound
+	for _, r := range rcpts {
+		if f, ok := ParseFundAddress(r); ok {
+			o.Lot, o.Fund = true, f
+			o.Test = o.Test || f.Test()
+		}
+	}
+	h := ReadHeaders(raw)
+	if ls, err := ParseLotSubject(h.Subject); err == nil {
+		o.Lot, o.Subject, o.SubjectOK = true, ls, true
+	}
+	walk(raw, func(ctype, desc string, depth int) {
+		d := strings.ToUpper(strings.TrimSpace(desc))
+		if strings.Contains(d, "IRISTEST") {
+			o.Test = true
+		}
+		switch {
+		case isSMIME(ctype):
+			o.SMIME = true
+		case strings.HasPrefix(ctype, "multipart/"):
+			// a container: some senders put IRIS/B2 on the top-level header
+		case strings.HasPrefix(d, "IRIS") || ctype == "application/edi-consent":
+			o.Clear = true
+			o.ClearWhy = "a " + ctype + " part (" + strings.TrimSpace(desc) + ") travels outside S/MIME encryption: health data in clear"
+		}
+	})
+	if o.Lot && !o.SMIME && !o.Clear {
+		o.Clear = true
+		o.ClearWhy = "a mail to a fund with no S/MIME (application/pkcs7-mime) part: the care sheets would travel in clear"
+	}
+	return o
+}
+
+func isSMIME(ctype string) bool {
+	return ctype == "application/pkcs7-mime" || ctype == "application/x-pkcs7-mime"
+}
+
+// walk calls fn for each MIME entity (the message itself first) with its
+// lower-case media type and Content-Description. Odd MIME is read as far as
+// it goes; a part that does not parse ends the walk of its branch.
+func walk(raw []byte, fn func(ctype, desc string, depth int)) {
+	e, err := message.Read(bytes.NewReader(raw))
+	if e == nil {
+		return
+	}
+	_ = err // unknown charset or encoding: the entity is still usable
+	n := 0
+	var visit func(e *message.Entity, depth int)
+	visit = func(e *message.Entity, depth int) {
+		n++
+		if n > maxParts || depth > 10 {
+			return
+		}
+		ctype, _, _ := mime.ParseMediaType(e.Header.Get("Content-Type"))
+		if ctype == "" {
+			ctype = "text/plain"
+		}
+		fn(strings.ToLower(ctype), e.Header.Get("Content-Description"), depth)
+		if mr := e.MultipartReader(); mr != nil {
+			for {
+				p, err := mr.NextPart()
+				if err == io.EOF || p == nil {
+					return
+				}
+				if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
+					return
+				}
+				visit(p, depth+1)
+			}
+		}
+	}
+	visit(e, 0)
+}

@@ -1,0 +1,97 @@
+package sesam
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Fund is a health insurance fund, from its teletransmission address
+// RRCCC@CCC.RR.rss.fr: régime (2 digits) and caisse (3 digits).
+type Fund struct {
+	Regime, Caisse string
+}
+
+// Test funds receive test lots (DOMAIN.md: caisses 996 and 997).
+func (f Fund) Test() bool { return f.Caisse == "996" || f.Caisse == "997" }
+
+func (f Fund) String() string { return f.Regime + f.Caisse }
+
+var fundAddr = regexp.MustCompile(`(?i)^<?\s*(\d{2})(\d{3})@(\d{3})\.(\d{2})\.rss\.fr\s*>?$`)
+
+// ParseFundAddress recognises a fund's address; the local part and the
+// domain must agree (01422@422.01.rss.fr).
+func ParseFundAddress(addr string) (Fund, bool) {
+	m := fundAddr.FindStringSubmatch(strings.TrimSpace(addr))
+	if m == nil || m[1] != m[4] || m[2] != m[3] {
+		return Fund{}, false
+	}
+	return Fund{Regime: m[1], Caisse: m[2]}, true
+}
+
+// LotSubject is what a lot mail's Subject tells: IR…/emitter/stamp/invoices.
+type LotSubject struct {
+	Prefix   string    // "IR", or "IR" and 6 digits: implementations disagree
+	Emitter  string    // 14 characters, the practitioner's emitter number
+	Stamp    string    // 19 digits: YYYYMMDDHHMMSS and 5 more
+	At       time.Time // the stamp's date and time (local time of the software: read as Europe/Paris)
+	Invoices int
+}
+
+// ParseLotSubject reads a lot Subject leniently: spaces around fields,
+// lower-case prefix, a stamp or count with fewer digits are accepted; what
+// cannot be a lot is refused.
+func ParseLotSubject(subject string) (LotSubject, error) {
+	f := strings.Split(strings.TrimSpace(subject), "/")
+	if len(f) != 4 {
+		return LotSubject{}, fmt.Errorf("not 4 fields separated by '/'")
+	}
+	for i := range f {
+		f[i] = strings.TrimSpace(f[i])
+	}
+	ls := LotSubject{Prefix: strings.ToUpper(f[0]), Emitter: f[1], Stamp: f[2]}
+	if !strings.HasPrefix(ls.Prefix, "IR") || !digits(ls.Prefix[2:]) {
+		return ls, fmt.Errorf("prefix %q is not IR or IR and digits", f[0])
+	}
+	if ls.Emitter == "" || len(ls.Emitter) > 14 {
+		return ls, fmt.Errorf("emitter %q is not up to 14 characters", ls.Emitter)
+	}
+	if len(ls.Stamp) < 14 || !digits(ls.Stamp) {
+		return ls, fmt.Errorf("stamp %q does not start with YYYYMMDDHHMMSS", ls.Stamp)
+	}
+	at, err := time.ParseInLocation("20060102150405", ls.Stamp[:14], paris())
+	if err != nil {
+		return ls, fmt.Errorf("stamp %q is not a date: %v", ls.Stamp, err)
+	}
+	ls.At = at
+	n, err := strconv.Atoi(f[3])
+	if err != nil || n < 0 || !digits(f[3]) {
+		return ls, fmt.Errorf("invoice count %q is not a number", f[3])
+	}
+	ls.Invoices = n
+	return ls, nil
+}
+
+func digits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+var parisLoc *time.Location
+
+func paris() *time.Location {
+	if parisLoc == nil {
+		if l, err := time.LoadLocation("Europe/Paris"); err == nil {
+			parisLoc = l
+		} else {
+			parisLoc = time.FixedZone("CET", 3600)
+		}
+	}
+	return parisLoc
+}
