@@ -31,7 +31,16 @@ type Config struct {
 	TLS            TLS       `toml:"tls"`
 	Delivery       Delivery  `toml:"delivery"`
 	LocalAuth      LocalAuth `toml:"local_auth"`
+	Sesam          Sesam     `toml:"sesam"`
 	Accounts       []Account `toml:"account"`
+}
+
+// Sesam holds what the relay does with what it knows of SESAM-Vitale mail.
+type Sesam struct {
+	// GuardClearLots holds (does not send) a mail to a fund whose care
+	// sheets are not inside S/MIME encryption: health data in clear at the
+	// provider. A technician can release it.
+	GuardClearLots bool `toml:"guard_clear_lots"`
 }
 
 // Listen says where the local clients reach the relay.
@@ -143,6 +152,7 @@ func Defaults() Config {
 			FailureWindow: Duration(15 * time.Minute),
 			FailureDelay:  Duration(time.Second),
 		},
+		Sesam: Sesam{GuardClearLots: true},
 	}
 }
 

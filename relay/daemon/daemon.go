@@ -73,6 +73,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Allow:              allow,
 		Queue:              st,
 		Log:                log,
+		GuardClearLots:     cfg.Sesam.GuardClearLots,
 	})
 	pop := pop3d.New(pop3d.Options{
 		Hostname:           cfg.Hostname,

@@ -226,3 +226,52 @@ func TestFullDiskAnswers451AndKeepsEarlierMail(t *testing.T) {
 	}
 	t.Logf("disk full: %d accepted, then %d answered 451", ok, full)
 }
+
+// clearLot is a lot whose B2 file travels outside S/MIME: health data in clear.
+func clearLotFile(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "clear-lot.eml")
+	os.WriteFile(p, []byte("From: <"+sender+">\r\nTo: <"+fund+">\r\nSubject: IR/12345678901234/2026112408150012345/00003\r\n"+
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/EDI-consent\r\n"+
+		"Content-Description: IRIS/B2/Z\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAA\r\n--b--\r\n"), 0o600)
+	return p
+}
+
+func TestLotInClearIsHeldUntilATechnicianReleasesIt(t *testing.T) {
+	prov := newProvider(t)
+	r := newRelay(t, prov, opts{})
+	if res := r.python(pyArgs{"file": clearLotFile(t)}); len(res) != 1 || res[0].Code != 250 {
+		t.Fatalf("the billing software must get its 250: %+v", res)
+	}
+	path, _ := lotFile(t) // an encrypted lot goes through as usual
+	r.python(pyArgs{"file": path})
+	waitFor(t, 10*time.Second, "the encrypted lot delivered", func() bool { return len(prov.Mails()) == 1 })
+	var held store.Message
+	for _, m := range r.queue() {
+		if m.State == store.Held {
+			held = m
+		}
+	}
+	if !strings.Contains(held.HoldReason, "health data in clear") || !strings.Contains(held.HoldReason, "IRIS/B2/Z") {
+		t.Fatalf("held: %+v", held)
+	}
+	out, _ := r.cli("queue")
+	if !strings.Contains(out, "health data in clear") {
+		t.Fatalf("queue does not show why:\n%s", out)
+	}
+	if out, _ := r.cli("status"); !strings.Contains(out, "1 held") {
+		t.Fatalf("status:\n%s", out)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if len(prov.Mails()) != 1 {
+		t.Fatal("the lot in clear was sent")
+	}
+	r.cli("queue", "release", itoa(held.ID))
+	waitFor(t, 10*time.Second, "the released lot delivered", func() bool { return len(prov.Mails()) == 2 })
+}
+
+func TestClearLotGuardCanBeSwitchedOff(t *testing.T) {
+	prov := newProvider(t)
+	r := newRelay(t, prov, opts{top: "[sesam]\nguard_clear_lots = false"})
+	r.python(pyArgs{"file": clearLotFile(t)})
+	waitFor(t, 10*time.Second, "delivery without the guard", func() bool { return len(prov.Mails()) == 1 })
+}

@@ -43,6 +43,7 @@ type Options struct {
 	Allow              auth.Allowlist
 	Queue              Queue
 	Log                *slog.Logger
+	GuardClearLots     bool // hold mail to a fund whose care sheets are not encrypted
 }
 
 // Server serves submission on any number of listeners.
@@ -198,6 +199,12 @@ func (ss *session) Data(r io.Reader) error {
 	env := store.Envelope{Account: ss.account, From: ss.from, To: ss.to, Client: ss.remote.String()}
 	h := sesam.ReadHeaders(body)
 	env.Subject, env.MessageID = h.Subject, h.MessageID
+	if ss.s.opt.GuardClearLots {
+		if o := sesam.InspectOutbound(body, ss.to); o.Clear {
+			env.HoldReason = "health data in clear: " + o.ClearWhy + " — check the billing software's encryption (S/MIME) settings; release only if sending it this way is intended"
+			ss.s.opt.Log.Warn("lot held: its care sheets are not encrypted", "account", ss.account, "to", ss.to, "message_id", env.MessageID)
+		}
+	}
 	full := append(ss.received(), body...)
 	id, err := ss.s.opt.Queue.Enqueue(context.Background(), env, full)
 	if err != nil {

@@ -32,6 +32,9 @@ type Envelope struct {
 	Subject   string
 	MessageID string
 	Client    string // remote address of the submitting client
+	// HoldReason, when set, stores the message held instead of queued (the
+	// guard against health data in clear).
+	HoldReason string
 }
 
 // Message is one row of the queue.
@@ -102,22 +105,32 @@ func event(tx *sql.Tx, id int64, at time.Time, format string, a ...any) error {
 func (s *Store) Enqueue(ctx context.Context, env Envelope, body []byte) (int64, error) {
 	rcpts, _ := json.Marshal(env.To)
 	now := s.now()
+	state := Queued
+	if env.HoldReason != "" {
+		state = Held
+	}
 	var id int64
 	err := s.writeWait(ctx, func(tx *sql.Tx) error {
 		bid, err := putBody(tx, body)
 		if err != nil {
 			return err
 		}
-		res, err := tx.Exec(`INSERT INTO messages(account, mail_from, rcpts, subject, message_id, size, client, body_id, state, received_at, next_attempt)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			env.Account, env.From, string(rcpts), env.Subject, env.MessageID, len(body), env.Client, bid, Queued, ms(now), ms(now))
+		res, err := tx.Exec(`INSERT INTO messages(account, mail_from, rcpts, subject, message_id, size, client, body_id, state, received_at, next_attempt, hold_reason)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			env.Account, env.From, string(rcpts), env.Subject, env.MessageID, len(body), env.Client, bid, state, ms(now), ms(now), env.HoldReason)
 		if err != nil {
 			return err
 		}
 		if id, err = res.LastInsertId(); err != nil {
 			return err
 		}
-		return event(tx, id, now, "accepted from %s for %s", env.Client, strings.Join(env.To, ", "))
+		if err := event(tx, id, now, "accepted from %s for %s", env.Client, strings.Join(env.To, ", ")); err != nil {
+			return err
+		}
+		if env.HoldReason != "" {
+			return event(tx, id, now, "held at acceptance: %s", env.HoldReason)
+		}
+		return nil
 	})
 	if err == nil {
 		s.notify(env.Account)
