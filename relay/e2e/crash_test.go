@@ -24,7 +24,7 @@ func TestKillDuringBurstLosesNothingAndSendsNothingTwice(t *testing.T) {
 	for round := 0; round < 3; round++ {
 		host, port := r.hostPort(false)
 		args, _ := json.Marshal(pyArgs{"host": host, "port": port, "mode": "starttls", "user": login, "password": password,
-			"from": sender, "to": fund, "count": 200, "threads": 10, "size": 20000, "prefix": "r" + itoa(int64(round))})
+			"from": sender, "to": other, "count": 200, "threads": 10, "size": 20000, "prefix": "r" + itoa(int64(round))})
 		cmd := exec.Command("python3", "testdata/smtpclient.py", string(args))
 		out, _ := cmd.StdoutPipe()
 		if err := cmd.Start(); err != nil {

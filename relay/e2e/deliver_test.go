@@ -104,7 +104,7 @@ func TestPermanentRefusalBouncesInFrenchToTheSender(t *testing.T) {
 			t.Fatalf("French text lacks %q:\n%s", want, human)
 		}
 	}
-	for _, want := range []string{"Action: failed", "Status: 5.1.1", "Final-Recipient: rfc822; " + fund} {
+	for _, want := range []string{"Action: failed", "Status: 5.1.1", "Final-Recipient: rfc822; " + other} {
 		if !strings.Contains(status, want) {
 			t.Fatalf("delivery-status lacks %q:\n%s", want, status)
 		}

@@ -38,7 +38,7 @@ func TestLotFromSmtplibReachesProviderByteForByte(t *testing.T) {
 	prov := newProvider(t)
 	r := newRelay(t, prov, opts{})
 	path, sent := lotFile(t)
-	res := r.python(pyArgs{"mode": "starttls", "mech": "LOGIN", "file": path})
+	res := r.python(pyArgs{"mode": "starttls", "mech": "LOGIN", "file": path, "to": fund})
 	if len(res) != 1 || res[0].Code != 250 {
 		t.Fatalf("submission: %+v", res)
 	}
@@ -83,6 +83,7 @@ func TestCurlSubmitsOverSTARTTLS(t *testing.T) {
 	path, sent := lotFile(t)
 	out, err := exec.Command("curl", "-sS", "--url", "smtp://"+r.smtp, "--ssl-reqd", "-k",
 		"--user", login+":"+password, "--mail-from", sender, "--mail-rcpt", fund, "--upload-file", path).CombinedOutput()
+	// (the lot is S/MIME: the guard lets it through)
 	if err != nil {
 		t.Fatalf("curl: %v %s", err, out)
 	}
@@ -96,7 +97,7 @@ func TestSwaksAuthLoginOverImplicitTLS(t *testing.T) {
 	r := newRelay(t, prov, opts{})
 	host, port := r.hostPort(true)
 	out, err := exec.Command("swaks", "--server", host, "--port", port, "--tlsc", "--auth", "LOGIN", "--au", login, "--ap", password,
-		"--from", sender, "--to", fund, "--header", "Subject: IR/12345678901234/2026112408150000001/00001").CombinedOutput()
+		"--from", sender, "--to", other, "--header", "Subject: essai depuis swaks").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "250 2.0.0 OK: queued as") {
 		t.Fatalf("swaks: %v\n%s", err, out)
 	}
@@ -239,11 +240,11 @@ func clearLotFile(t *testing.T) string {
 func TestLotInClearIsHeldUntilATechnicianReleasesIt(t *testing.T) {
 	prov := newProvider(t)
 	r := newRelay(t, prov, opts{})
-	if res := r.python(pyArgs{"file": clearLotFile(t)}); len(res) != 1 || res[0].Code != 250 {
+	if res := r.python(pyArgs{"file": clearLotFile(t), "to": fund}); len(res) != 1 || res[0].Code != 250 {
 		t.Fatalf("the billing software must get its 250: %+v", res)
 	}
 	path, _ := lotFile(t) // an encrypted lot goes through as usual
-	r.python(pyArgs{"file": path})
+	r.python(pyArgs{"file": path, "to": fund})
 	waitFor(t, 10*time.Second, "the encrypted lot delivered", func() bool { return len(prov.Mails()) == 1 })
 	var held store.Message
 	for _, m := range r.queue() {
@@ -272,6 +273,6 @@ func TestLotInClearIsHeldUntilATechnicianReleasesIt(t *testing.T) {
 func TestClearLotGuardCanBeSwitchedOff(t *testing.T) {
 	prov := newProvider(t)
 	r := newRelay(t, prov, opts{top: "[sesam]\nguard_clear_lots = false"})
-	r.python(pyArgs{"file": clearLotFile(t)})
+	r.python(pyArgs{"file": clearLotFile(t), "to": fund})
 	waitFor(t, 10*time.Second, "delivery without the guard", func() bool { return len(prov.Mails()) == 1 })
 }
