@@ -91,9 +91,9 @@ type Noemie struct {
 	Lots        []NoemieLot
 	ReturnTypes []string // 081
 	Invoices    []NoemieInvoice
-	Rejects     []NoemieReject // 290 and 294
-	LotCount    int            // from the 999 trailer, -1 if absent
-	Skipped     int            // entities with a code this parser does not know
+	Rejects     []Reject // 290 and 294
+	LotCount    int      // from the 999 trailer, -1 if absent
+	Skipped     int      // entities with a code this parser does not know
 }
 
 // NoemieLot is an 080 entity: a lot the return is about.
@@ -102,8 +102,8 @@ type NoemieLot struct{ Date, Number string }
 // NoemieInvoice is a 102 entity.
 type NoemieInvoice struct{ Number, Lot, LotDate, BillingDate string }
 
-// NoemieReject is a 290 (reject or warning) or 294 (reject line) entity.
-type NoemieReject struct {
+// Reject is a 290 (reject or warning) or 294 (reject line) entity.
+type Reject struct {
 	Entity string // "290" or "294"
 	Code   string
 	Label  string
@@ -186,9 +186,9 @@ func ParseNoemie(data []byte) (Noemie, error) {
 			n.Invoices = append(n.Invoices, inv)
 		case "290":
 			ent.take(2)
-			n.Rejects = append(n.Rejects, NoemieReject{Entity: "290", Code: ent.take(10), Label: ent.take(80)})
+			n.Rejects = append(n.Rejects, Reject{Entity: "290", Code: ent.take(10), Label: ent.take(80)})
 		case "294":
-			n.Rejects = append(n.Rejects, NoemieReject{Entity: "294", Code: ent.take(4), Label: ent.take(86)})
+			n.Rejects = append(n.Rejects, Reject{Entity: "294", Code: ent.take(4), Label: ent.take(86)})
 		default:
 			n.Skipped++
 		}

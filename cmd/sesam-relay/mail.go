@@ -122,13 +122,13 @@ func printMailbox(w io.Writer, mb []store.MailboxEntry) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tRECEIVED\tFROM\tSUBJECT\tFOLDER\tSIZE\tCOLLECTED BY")
+	fmt.Fprintln(tw, "ID\tRECEIVED\tCLASS\tFROM\tSUBJECT\tFOLDER\tSIZE\tCOLLECTED BY")
 	for _, e := range mb {
 		folder := e.Folder
 		if folder == "" {
 			folder = "(" + e.Origin + ")"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, when(e.Received), cut(e.From, 32), cut(e.Subject, 44), folder, size(uint64(e.Size)), collected(e))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, when(e.Received), e.Class, cut(e.From, 32), cut(e.Subject, 44), folder, size(uint64(e.Size)), collected(e))
 	}
 	tw.Flush()
 }
@@ -147,6 +147,7 @@ func printMailEntry(w io.Writer, e store.MailboxEntry) {
 	row("folder", e.Folder)
 	row("size", size(uint64(e.Size)))
 	row("uidl", e.UIDL)
+	row("class", e.Class+" ("+e.ClassWhy+")")
 	if e.RefMsg != 0 {
 		row("about", fmt.Sprintf("queued message %d (sesam-relay queue show %d)", e.RefMsg, e.RefMsg))
 	}

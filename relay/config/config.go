@@ -41,6 +41,19 @@ type Sesam struct {
 	// sheets are not inside S/MIME encryption: health data in clear at the
 	// provider. A technician can release it.
 	GuardClearLots bool `toml:"guard_clear_lots"`
+	// Rules classify returns before the built-in guesses: how the funds
+	// label ARLs and returns varies and was not found in public sources.
+	Rules []Rule `toml:"rule"`
+}
+
+// Rule is one [[sesam.rule]]: when field ("subject", "from" or
+// "content-description") matches pattern (a Go regular expression), the
+// mail is of class (arl-positive, arl-negative, noemie-payment,
+// noemie-reject, noemie-warning, bounce, provider-notice, unknown).
+type Rule struct {
+	Field   string  `toml:"field"`
+	Pattern Pattern `toml:"pattern"`
+	Class   string  `toml:"class"`
 }
 
 // Listen says where the local clients reach the relay.
@@ -287,6 +300,17 @@ func (c *Config) validate(md toml.MetaData) error {
 		}
 		if (u.Username == "") != (u.PasswordFile == "") {
 			bad("%s: [account.upstream] needs both username and password_file (or neither, for a smarthost that needs no login)", where)
+		}
+	}
+	for i, r := range c.Sesam.Rules {
+		if r.Field != "subject" && r.Field != "from" && r.Field != "content-description" {
+			bad("[[sesam.rule]] #%d: field %q is not subject, from or content-description", i+1, r.Field)
+		}
+		if r.Pattern.Regexp == nil {
+			bad("[[sesam.rule]] #%d: pattern is missing", i+1)
+		}
+		if !validClass(r.Class) {
+			bad("[[sesam.rule]] #%d: class %q is not one of %s", i+1, r.Class, strings.Join(classNames, ", "))
 		}
 	}
 	if len(errs) > 0 {

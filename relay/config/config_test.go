@@ -73,6 +73,8 @@ func TestBadConfigNamesKeyAndLine(t *testing.T) {
 		{"imap url for smtp", `"smtp://127.0.0.1:2525"`, `"imaps://127.0.0.1:993"`, `smtp must be smtps://host`},
 		{"bad poll", `  password_file = "/dev/null"`, "  password_file = \"/dev/null\"\n  poll = \"@every 1s\"", `line 14`},
 		{"bad keep", `  password_file = "/dev/null"`, "  password_file = \"/dev/null\"\n  keep_upstream = \"always\"", `forever`},
+		{"bad rule class", `hostname = "h"`, "hostname = \"h\"\n[[sesam.rule]]\nfield = \"subject\"\npattern = \"ARL\"\nclass = \"arl\"", `class "arl" is not one of`},
+		{"bad rule pattern", `hostname = "h"`, "hostname = \"h\"\n[[sesam.rule]]\nfield = \"subject\"\npattern = \"(ARL\"\nclass = \"arl-positive\"", `line 5`},
 		{"login twice", `  password_file = "/dev/null"`, "  password_file = \"/dev/null\"\n  [[account.login]]\n  name = \"dupont\"\n  password_hash = \"$argon2id$x\"", `login "dupont" is used twice`},
 	}
 	for _, tc := range cases {

@@ -6,6 +6,7 @@ import (
 	"net/mail"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -220,4 +221,30 @@ func (k *Keep) UnmarshalText(b []byte) error {
 	}
 	*k = Keep{For: d}
 	return nil
+}
+
+// Pattern is a Go regular expression, checked when the file is read.
+type Pattern struct{ *regexp.Regexp }
+
+// UnmarshalText compiles the expression.
+func (p *Pattern) UnmarshalText(b []byte) error {
+	re, err := regexp.Compile(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a regular expression: %v", string(b), err)
+	}
+	p.Regexp = re
+	return nil
+}
+
+// classNames are the classes a [[sesam.rule]] may name (sesam.Classes;
+// config does not import the domain package).
+var classNames = []string{"arl-positive", "arl-negative", "noemie-payment", "noemie-reject", "noemie-warning", "bounce", "provider-notice", "unknown"}
+
+func validClass(c string) bool {
+	for _, n := range classNames {
+		if n == c {
+			return true
+		}
+	}
+	return false
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/sesam-relay/sesam-relay/relay/pop3d"
 	"github.com/sesam-relay/sesam-relay/relay/smtpd"
 	"github.com/sesam-relay/sesam-relay/relay/store"
+	"github.com/sesam-relay/sesam-relay/sesam"
 )
 
 // Run serves until ctx ends, then stops cleanly: listeners first, then each
@@ -32,6 +33,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
+	rules := make([]sesam.Rule, len(cfg.Sesam.Rules))
+	for i, r := range cfg.Sesam.Rules {
+		rules[i] = sesam.Rule{Field: r.Field, Pattern: r.Pattern.Regexp, Class: sesam.Class(r.Class)}
+	}
+	st.SetRules(rules)
 	if n, err := st.RecoverInterrupted(ctx); err != nil {
 		return fmt.Errorf("recovering the queue: %w", err)
 	} else if n > 0 {

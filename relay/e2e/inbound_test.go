@@ -58,7 +58,7 @@ func TestReturnsFromIMAPAreServedByteForByteOverPOP3(t *testing.T) {
 		}
 	}
 	out, code := r.cli("mail", "dupont")
-	if code != 0 || !strings.Contains(out, "ARL lot 001") || !strings.Contains(out, "SPAM") || !strings.Contains(out, "dupont (deleted") {
+	if code != 0 || !strings.Contains(out, "ARL lot 001") || !strings.Contains(out, "SPAM") || !strings.Contains(out, "dupont (deleted") || !strings.Contains(out, "arl-positive") {
 		t.Fatalf("mail (%d):\n%s", code, out)
 	}
 	// A new return arrives; `fetch` polls at once (IDLE may have been quicker).
@@ -226,5 +226,22 @@ func TestPoplibWithoutTLSOnlyWhenAllowed(t *testing.T) {
 	out, err := exec.Command("python3", "testdata/pop3client.py", string(b)).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "plaintext login is disabled") {
 		t.Fatalf("USER/PASS in clear accepted by default: %v\n%s", err, out)
+	}
+}
+
+func TestConfiguredRuleClassifiesAReturn(t *testing.T) {
+	imapP := imapProvider(t)
+	imapP.Deliver("INBOX", []byte("From: <teletrans@cpam-paris.fr>\r\nSubject: Retour de traitement\r\n\r\nx\r\n"))
+	imapP.Deliver("INBOX", []byte("From: <someone@example.org>\r\nSubject: Bonjour\r\n\r\nx\r\n"))
+	r := newRelay(t, newProvider(t), opts{imap: imapP.Addr(), top: "[[sesam.rule]]\nfield = \"from\"\npattern = \"teletrans@cpam\"\nclass = \"noemie-payment\""})
+	waitFor(t, 10*time.Second, "the first poll", func() bool { return r.mailboxCount() == 2 })
+	var mb []store.MailboxEntry
+	out, _ := r.cli("mail", "dupont", "--json")
+	json.Unmarshal([]byte(out), &mb)
+	if len(mb) != 2 || mb[0].Class != "noemie-payment" || mb[1].Class != "unknown" {
+		t.Fatalf("%+v", mb)
+	}
+	if res := r.poplib(pyArgs{}); res.Stat[0] != 2 {
+		t.Fatal("classification kept a message from being served")
 	}
 }

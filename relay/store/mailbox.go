@@ -35,6 +35,8 @@ type MailboxEntry struct {
 	Folder      string // of origin, for fetched mail
 	RefMsg      int64  // the queued message a bounce or notice is about
 	UIDL        string
+	Class       string // arl-positive, noemie-reject… (sesam.Classify)
+	ClassWhy    string
 	Collections []Collection
 }
 
@@ -85,7 +87,7 @@ func wireSize(b []byte) int64 {
 // below RFC 1939's 70 characters.
 func uidl(id int64, hash string) string { return fmt.Sprintf("%d.%s", id, hash[:16]) }
 
-func addMail(tx *sql.Tx, account string, o Origin, body []byte, now time.Time) (int64, bool, error) {
+func addMail(tx *sql.Tx, account string, o Origin, body []byte, now time.Time, rules []sesam.Rule) (int64, bool, error) {
 	hash := hashOf(body)
 	var id int64
 	err := tx.QueryRow("SELECT id FROM mailbox WHERE account = ? AND hash = ?", account, hash).Scan(&id)
@@ -100,9 +102,14 @@ func addMail(tx *sql.Tx, account string, o Origin, body []byte, now time.Time) (
 		return 0, false, err
 	}
 	h := sesam.ReadHeaders(body)
-	res, err := tx.Exec(`INSERT INTO mailbox(account, origin, received_at, subject, from_addr, message_id, size, wire_size, hash, body_id, ref_msg, folder, uidvalidity, uid)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		account, o.Kind, ms(now), h.Subject, h.From, h.MessageID, len(body), wireSize(body), hash, bid, o.RefMsg, o.Folder, o.UIDValidity, o.UID)
+	class, why := o.Kind, "written by the relay"
+	if o.Kind == Fetched || o.Kind == Imported {
+		in := sesam.Classify(body, rules)
+		class, why = string(in.Class), in.Why
+	}
+	res, err := tx.Exec(`INSERT INTO mailbox(account, origin, received_at, subject, from_addr, message_id, size, wire_size, hash, body_id, ref_msg, folder, uidvalidity, uid, class, class_why)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		account, o.Kind, ms(now), h.Subject, h.From, h.MessageID, len(body), wireSize(body), hash, bid, o.RefMsg, o.Folder, o.UIDValidity, o.UID, class, why)
 	if err != nil {
 		return 0, false, err
 	}
@@ -121,7 +128,7 @@ func (s *Store) AddMail(account string, o Origin, body []byte) <-chan Added {
 	var res Added // set inside the transaction, sent only once it is durable
 	done := s.write(func(tx *sql.Tx) error {
 		var err error
-		res.ID, res.Duplicate, err = addMail(tx, account, o, body, now)
+		res.ID, res.Duplicate, err = addMail(tx, account, o, body, now, s.rules)
 		if err != nil {
 			return err
 		}
@@ -161,13 +168,13 @@ func (s *Store) ResetSync(ctx context.Context, account, folder string, uidValidi
 	})
 }
 
-const entryCols = "id, account, origin, received_at, subject, from_addr, message_id, size, folder, ref_msg, hash"
+const entryCols = "id, account, origin, received_at, subject, from_addr, message_id, size, folder, ref_msg, hash, class, class_why"
 
 func scanEntry(row interface{ Scan(...any) error }) (MailboxEntry, error) {
 	var e MailboxEntry
 	var at int64
 	var hash string
-	err := row.Scan(&e.ID, &e.Account, &e.Origin, &at, &e.Subject, &e.From, &e.MessageID, &e.Size, &e.Folder, &e.RefMsg, &hash)
+	err := row.Scan(&e.ID, &e.Account, &e.Origin, &at, &e.Subject, &e.From, &e.MessageID, &e.Size, &e.Folder, &e.RefMsg, &hash, &e.Class, &e.ClassWhy)
 	e.Received, e.UIDL = fromMS(at), uidl(e.ID, hash)
 	return e, err
 }
@@ -394,3 +401,7 @@ func (s *Store) MailboxCount(account string) (int, error) {
 	err := s.r.QueryRow("SELECT COUNT(*) FROM mailbox WHERE account = ?", account).Scan(&n)
 	return n, err
 }
+
+// SetRules sets the classification rules tried before sesam's defaults
+// (the config's [[sesam.rule]]). Call it before mail arrives.
+func (s *Store) SetRules(rules []sesam.Rule) { s.rules = rules }

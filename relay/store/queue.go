@@ -334,7 +334,7 @@ func (s *Store) Bounce(ctx context.Context, id int64, why string, dsn []byte) er
 		if err := transition(tx, id, now, []State{Queued, Deferred, Sending}, Bounced, ", done_at = ?, last_error = ?", []any{ms(now), why}, "bounced: "+why); err != nil {
 			return err
 		}
-		_, _, err := addMail(tx, account, Origin{Kind: Bounce, RefMsg: id}, dsn, now)
+		_, _, err := addMail(tx, account, Origin{Kind: Bounce, RefMsg: id}, dsn, now, nil)
 		return err
 	})
 }
@@ -353,7 +353,7 @@ func (s *Store) AddDelayNotice(ctx context.Context, id int64, notice []byte) err
 		if err := event(tx, id, now, "delay notice sent to the sender's mailbox"); err != nil {
 			return err
 		}
-		_, _, err := addMail(tx, account, Origin{Kind: Notice, RefMsg: id}, notice, now)
+		_, _, err := addMail(tx, account, Origin{Kind: Notice, RefMsg: id}, notice, now, nil)
 		return err
 	})
 }

@@ -58,7 +58,9 @@ CREATE TABLE IF NOT EXISTS mailbox (
 	folder      TEXT NOT NULL DEFAULT '',
 	uidvalidity INTEGER NOT NULL DEFAULT 0,
 	uid         INTEGER NOT NULL DEFAULT 0,
-	upstream_deleted INTEGER NOT NULL DEFAULT 0
+	upstream_deleted INTEGER NOT NULL DEFAULT 0,
+	class       TEXT NOT NULL DEFAULT '', -- what sesam.Classify made of it
+	class_why   TEXT NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX IF NOT EXISTS mailbox_dedupe ON mailbox(account, hash);
 CREATE INDEX IF NOT EXISTS mailbox_upstream ON mailbox(account, folder, uidvalidity, upstream_deleted);

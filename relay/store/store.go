@@ -22,6 +22,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // registers the pure Go "sqlite" driver
+
+	"github.com/sesam-relay/sesam-relay/sesam"
 )
 
 // dbFile is the index's name inside state_dir.
@@ -42,6 +44,7 @@ type Store struct {
 	commits  atomic.Int64 // transactions committed, to prove group commit in tests
 	wake     wakers
 	kick     wakers
+	rules    []sesam.Rule // classification rules from the config
 }
 
 type writeReq struct {
