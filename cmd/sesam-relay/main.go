@@ -48,6 +48,10 @@ COMMANDS
   queue release ID         send a held mail (also an uncertain one: check the
                            provider's sent folder first, or the fund may get it twice)
   queue drop ID            never send this mail (its bytes are kept)
+  lots [ACCOUNT] [--since YYYY-MM-DD]
+                           every lot: date, fund, emitter, invoices, state
+                           (queued, delivered, acknowledged, rejected…), what came back
+  lots show ID             one lot's whole story
   fetch ACCOUNT            poll the account's provider IMAP now
   mail ACCOUNT             the account's local mailbox: id, from, subject, date, folder,
                            size, collected by which logins
@@ -84,6 +88,7 @@ type opts struct {
 	account string
 	reason  string
 	login   string
+	since   string
 }
 
 func main() {
@@ -101,6 +106,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.reason, "reason", "", "")
 	fs.StringVar(&o.login, "login", "", "")
 	fs.BoolVar(&o.raw, "raw", false, "")
+	fs.StringVar(&o.since, "since", "", "")
 	// Flags may stand anywhere: "queue show 5 --json" as well as "--json queue show 5".
 	var pos []string
 	for len(args) > 0 {
@@ -167,6 +173,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return queue(cfg, o, pos[1:], stdout, stderr)
 	case "mail":
 		return mailCmd(cfg, o, pos[1:], stdout, stderr)
+	case "lots":
+		return lotsCmd(cfg, o, pos[1:], stdout, stderr)
 	case "fetch", "import":
 		return inbound(cfg, o, pos[0], pos[1:], stdout, stderr)
 	}
@@ -178,7 +186,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // the store directly when the daemon is down.
 func call(cfg *config.Config, req control.Request, out any) (running bool, err error) {
 	err = control.Call(cfg.Listen.Control, req, out)
-	readOnly := map[string]bool{"status": true, "queue": true, "show": true, "mail": true, "mail-show": true}
+	readOnly := map[string]bool{"status": true, "queue": true, "show": true, "mail": true, "mail-show": true, "lots": true}
 	if !errors.Is(err, control.ErrDaemonDown) || !readOnly[req.Cmd] {
 		return err == nil, err
 	}

@@ -110,6 +110,15 @@ func (h *Handler) Handle(ctx context.Context, req Request) (any, error) {
 	case "show":
 		m, evs, err := h.Store.Get(req.ID)
 		return Show{m, evs}, err
+	case "lots":
+		var since time.Time
+		if req.Reason != "" { // --since, as YYYY-MM-DD
+			var err error
+			if since, err = time.ParseInLocation("2006-01-02", req.Reason, time.Local); err != nil {
+				return nil, fmt.Errorf("--since %q is not a date (write 2026-11-24)", req.Reason)
+			}
+		}
+		return h.Store.Lots(req.Account, since)
 	case "mail":
 		if h.Config.Account(req.Account) == nil {
 			return nil, fmt.Errorf("no account %q in the config", req.Account)

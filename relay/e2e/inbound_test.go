@@ -15,6 +15,7 @@ import (
 
 	"github.com/sesam-relay/sesam-relay/relay/demo"
 	"github.com/sesam-relay/sesam-relay/relay/store"
+	"github.com/sesam-relay/sesam-relay/sesam"
 )
 
 func imapProvider(t *testing.T) *demo.IMAPProvider {
@@ -243,5 +244,38 @@ func TestConfiguredRuleClassifiesAReturn(t *testing.T) {
 	}
 	if res := r.poplib(pyArgs{}); res.Stat[0] != 2 {
 		t.Fatal("classification kept a message from being served")
+	}
+}
+
+func TestLotsShowWhatCameBackForEachLot(t *testing.T) {
+	prov, imapP := newProvider(t), imapProvider(t)
+	r := newRelay(t, prov, opts{imap: imapP.Addr()})
+	var subjects []string
+	for i := 1; i <= 2; i++ {
+		lot := sesam.Lot{From: sender, Fund: fund, Emitter: "12345678901234", Invoices: i, At: time.Now(), Seq: i}
+		p := filepath.Join(t.TempDir(), "lot.eml")
+		os.WriteFile(p, lot.Mail(), 0o600)
+		if res := r.python(pyArgs{"file": p, "to": fund}); res[0].Code != 250 {
+			t.Fatalf("%+v", res)
+		}
+		subjects = append(subjects, lot.Subject())
+	}
+	waitFor(t, 10*time.Second, "both lots delivered", func() bool { return len(prov.Mails()) == 2 })
+	waitFor(t, 5*time.Second, "both lots marked sent", func() bool { return r.states()[store.Sent] == 2 })
+	imapP.Deliver("INBOX", []byte("From: <arl@cpam.fr>\r\nSubject: ARL positif - "+subjects[0]+"\r\n\r\nok\r\n"))
+	imapP.Deliver("INBOX", []byte("From: <arl@cpam.fr>\r\nSubject: ARL negatif - "+subjects[1]+"\r\n\r\nrejet\r\n"))
+	r.cli("fetch", "dupont")
+	out, code := r.cli("lots")
+	if code != 0 || !strings.Contains(out, "ACKNOWLEDGED") || !strings.Contains(out, "REJECTED") || !strings.Contains(out, "01422") {
+		t.Fatalf("lots (%d):\n%s", code, out)
+	}
+	var lots []store.Lot
+	out, _ = r.cli("lots", "dupont", "--json")
+	if err := json.Unmarshal([]byte(out), &lots); err != nil || len(lots) != 2 || lots[1].State != "rejected" || !lots[0].Returns[0].Certain {
+		t.Fatalf("lots --json: %v %+v", err, lots)
+	}
+	out, _ = r.cli("lots", "show", itoa(lots[1].ID))
+	if !strings.Contains(out, "REJECTED") || !strings.Contains(out, "arl-negative (certain: the return quotes the lot's stamp") {
+		t.Fatalf("lots show:\n%s", out)
 	}
 }

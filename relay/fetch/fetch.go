@@ -108,11 +108,12 @@ func (p *Poller) Run(ctx context.Context) {
 		}
 		t := time.NewTimer(max(wake, 0))
 		var req *pollRequest
+		newMail := false
 		select {
 		case <-ctx.Done():
 		case <-t.C:
 		case <-p.newMail:
-			p.newMail <- struct{}{} // seen below, after DONE
+			newMail = true // acted on below, after DONE
 		case r := <-p.requests:
 			req = &r
 		}
@@ -135,10 +136,13 @@ func (p *Poller) Run(ctx context.Context) {
 			next = sched.Next(time.Now())
 		default:
 			select {
-			case <-p.newMail:
-				p.Scheduled(ctx, next) // new mail announced during IDLE
-			default: // an IDLE restart with nothing new
+			case <-p.newMail: // announced while IDLE ended
+				newMail = true
+			default:
 			}
+			if newMail {
+				p.Scheduled(ctx, next) // new mail announced during IDLE
+			} // else an IDLE restart with nothing new
 		}
 	}
 }

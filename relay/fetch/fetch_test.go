@@ -373,3 +373,29 @@ func TestIdleFetchesNewMailBeforeTheNextPollOnOneConnection(t *testing.T) {
 		t.Fatalf("fetch while idling: %+v %v (logins %d)", res, err, prov.Logins())
 	}
 }
+
+// Two announcements in a row while idling once deadlocked the loop.
+func TestIdleSurvivesAnnouncementsInQuickSuccession(t *testing.T) {
+	prov := provider(t)
+	acct := account(t, prov.Addr(), func(u *config.Provider) { u.Poll.UnmarshalText([]byte("@every 1h")) })
+	p, st := poller(t, acct, false)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { p.Run(runCtx); close(done) }()
+	defer func() { stop(); <-done }()
+	time.Sleep(500 * time.Millisecond)
+	for round := 0; round < 5; round++ {
+		for i := 0; i < 3; i++ {
+			prov.Deliver("INBOX", mail(round*10+i, 10))
+		}
+		ctx2, cancel := context.WithTimeout(ctx, 20*time.Second)
+		_, err := p.Poll(ctx2)
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: the loop no longer answers: %v", round, err)
+		}
+	}
+	if n, _ := st.MailboxCount("dupont"); n != 15 {
+		t.Fatalf("%d stored, want 15", n)
+	}
+}

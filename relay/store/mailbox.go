@@ -103,8 +103,9 @@ func addMail(tx *sql.Tx, account string, o Origin, body []byte, now time.Time, r
 	}
 	h := sesam.ReadHeaders(body)
 	class, why := o.Kind, "written by the relay"
+	var in sesam.Inbound
 	if o.Kind == Fetched || o.Kind == Imported {
-		in := sesam.Classify(body, rules)
+		in = sesam.Classify(body, rules)
 		class, why = string(in.Class), in.Why
 	}
 	res, err := tx.Exec(`INSERT INTO mailbox(account, origin, received_at, subject, from_addr, message_id, size, wire_size, hash, body_id, ref_msg, folder, uidvalidity, uid, class, class_why)
@@ -113,8 +114,13 @@ func addMail(tx *sql.Tx, account string, o Origin, body []byte, now time.Time, r
 	if err != nil {
 		return 0, false, err
 	}
-	id, err = res.LastInsertId()
-	return id, false, err
+	if id, err = res.LastInsertId(); err != nil {
+		return 0, false, err
+	}
+	if in.Class != "" {
+		matchReturn(tx, account, id, body, in)
+	}
+	return id, false, nil
 }
 
 // AddMail stores a message in an account's local mailbox, once: the same

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sesam-relay/sesam-relay/sesam"
 )
 
 // State is where a queued message stands.
@@ -127,6 +129,7 @@ func (s *Store) Enqueue(ctx context.Context, env Envelope, body []byte) (int64, 
 		if err := event(tx, id, now, "accepted from %s for %s", env.Client, strings.Join(env.To, ", ")); err != nil {
 			return err
 		}
+		recordLot(tx, id, env.Account, sesam.InspectOutbound(body, env.To))
 		if env.HoldReason != "" {
 			return event(tx, id, now, "held at acceptance: %s", env.HoldReason)
 		}

@@ -81,6 +81,26 @@ CREATE TABLE IF NOT EXISTS imap_sync (
 	last_uid    INTEGER NOT NULL,
 	PRIMARY KEY (account, folder)
 );
+-- The lot ledger: each lot mail, and each return matched to it.
+CREATE TABLE IF NOT EXISTS lots (
+	msg_id    INTEGER PRIMARY KEY,       -- the queued message
+	account   TEXT NOT NULL,
+	fund      TEXT NOT NULL DEFAULT '',
+	emitter   TEXT NOT NULL DEFAULT '',
+	stamp     TEXT NOT NULL DEFAULT '',  -- the Subject's 19 digits
+	lot_at    INTEGER NOT NULL DEFAULT 0,
+	invoices  INTEGER NOT NULL DEFAULT 0,
+	test      INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS lot_returns (
+	lot_id     INTEGER NOT NULL,
+	mailbox_id INTEGER NOT NULL,
+	class      TEXT NOT NULL,
+	certain    INTEGER NOT NULL,
+	how        TEXT NOT NULL,            -- why this return is this lot's
+	detail     TEXT NOT NULL DEFAULT '', -- reject reasons
+	PRIMARY KEY (lot_id, mailbox_id)
+);
 CREATE TABLE IF NOT EXISTS imap_health (
 	account       TEXT PRIMARY KEY,
 	last_success  INTEGER NOT NULL DEFAULT 0,
