@@ -181,7 +181,11 @@ func TestDovecotUIDValidityChangeIsReportedWithoutDuplicates(t *testing.T) {
 func TestDovecotRefusedLoginSaysCredentialsRejected(t *testing.T) {
 	dv := startDovecot(t)
 	r := newRelay(t, newProvider(t), opts{imap: dv.imap})
+	// Change the password while the relay is down: a session it already
+	// holds (IDLE) would not notice, as with a real provider.
+	r.stop()
 	os.WriteFile(filepath.Join(r.dir, "upstream-pw"), []byte("an old password\n"), 0o600)
+	r.start()
 	out, code := r.cli("fetch", "dupont")
 	if code == 0 || !strings.Contains(out, "credentials rejected") {
 		t.Fatalf("fetch with a wrong password (%d): %s", code, out)
