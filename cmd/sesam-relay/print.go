@@ -117,6 +117,9 @@ func printStatus(w io.Writer, st control.Status) {
 		c := a.Counts
 		fmt.Fprintf(w, "  queue: %d waiting (%d queued, %d deferred), %d sending, %d held; %d sent, %d bounced, %d dropped\n",
 			c[store.Queued]+c[store.Deferred], c[store.Queued], c[store.Deferred], c[store.Sending], c[store.Held], c[store.Sent], c[store.Bounced], c[store.Dropped])
+		for _, wr := range a.Warnings {
+			fmt.Fprintf(w, "  ! %s: %s (sesam-relay lots show %d)\n", when(wr.At), wr.Text, wr.LotID)
+		}
 		if c[store.Held] > 0 {
 			fmt.Fprintf(w, "  ! %d held mail need a technician: see `sesam-relay queue`\n", c[store.Held])
 		}

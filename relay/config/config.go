@@ -41,6 +41,13 @@ type Sesam struct {
 	// sheets are not inside S/MIME encryption: health data in clear at the
 	// provider. A technician can release it.
 	GuardClearLots bool `toml:"guard_clear_lots"`
+	// AckDelay: a delivered lot with no acknowledgement after this long is
+	// warned about. UndeliveredWarning: a lot not yet delivered after this long.
+	AckDelay           Duration `toml:"ack_delay"`
+	UndeliveredWarning Duration `toml:"undelivered_warning"`
+	// WarnBillingLogin also sends the warnings to the account's own login
+	// (the billing software), which otherwise never sees them.
+	WarnBillingLogin bool `toml:"warn_billing_login"`
 	// Rules classify returns before the built-in guesses: how the funds
 	// label ARLs and returns varies and was not found in public sources.
 	Rules []Rule `toml:"rule"`
@@ -105,6 +112,23 @@ type Account struct {
 type Login struct {
 	Name         string `toml:"name"`
 	PasswordHash string `toml:"password_hash"`
+	// Human marks a person's login (a phone, the practitioner's mail
+	// program): the relay's warnings about lots go there.
+	Human bool `toml:"human"`
+}
+
+// WarnLogins are the logins that get the relay's warnings about lots.
+func (a Account) WarnLogins(billingToo bool) []string {
+	var out []string
+	if billingToo {
+		out = append(out, a.Name)
+	}
+	for _, l := range a.Logins {
+		if l.Human {
+			out = append(out, l.Name)
+		}
+	}
+	return out
 }
 
 // AllLogins returns the account's own login first, then the extra ones.
@@ -165,7 +189,7 @@ func Defaults() Config {
 			FailureWindow: Duration(15 * time.Minute),
 			FailureDelay:  Duration(time.Second),
 		},
-		Sesam: Sesam{GuardClearLots: true},
+		Sesam: Sesam{GuardClearLots: true, AckDelay: Duration(48 * time.Hour), UndeliveredWarning: Duration(24 * time.Hour)},
 	}
 }
 
@@ -301,6 +325,9 @@ func (c *Config) validate(md toml.MetaData) error {
 		if (u.Username == "") != (u.PasswordFile == "") {
 			bad("%s: [account.upstream] needs both username and password_file (or neither, for a smarthost that needs no login)", where)
 		}
+	}
+	if c.Sesam.AckDelay <= 0 || c.Sesam.UndeliveredWarning <= 0 {
+		bad("[sesam] ack_delay and undelivered_warning must be above zero")
 	}
 	for i, r := range c.Sesam.Rules {
 		if r.Field != "subject" && r.Field != "from" && r.Field != "content-description" {

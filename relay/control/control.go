@@ -58,7 +58,8 @@ type AccountStatus struct {
 	Counts   map[store.State]int `json:"counts"`
 	IMAP     string              `json:"imap,omitempty"`
 	Fetch    *store.FetchHealth  `json:"fetch,omitempty"`
-	Mailbox  int                 `json:"mailbox"` // messages held locally
+	Mailbox  int                 `json:"mailbox"`            // messages held locally
+	Warnings []store.Warning     `json:"warnings,omitempty"` // about lots, last 7 days
 }
 
 // MailShow is the reply to "mail-show".
@@ -203,6 +204,7 @@ func (h *Handler) status() (Status, error) {
 			as.Fetch = &fh
 		}
 		as.Mailbox, _ = h.Store.MailboxCount(a.Name)
+		as.Warnings, _ = h.Store.Warnings(a.Name, time.Now().Add(-7*24*time.Hour))
 		if as.Counts == nil {
 			as.Counts = map[store.State]int{}
 		}

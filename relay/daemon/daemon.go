@@ -22,6 +22,7 @@ import (
 	"github.com/sesam-relay/sesam-relay/relay/pop3d"
 	"github.com/sesam-relay/sesam-relay/relay/smtpd"
 	"github.com/sesam-relay/sesam-relay/relay/store"
+	"github.com/sesam-relay/sesam-relay/relay/warn"
 	"github.com/sesam-relay/sesam-relay/sesam"
 )
 
@@ -180,6 +181,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	go control.Serve(ctl, h)
 
 	go purge(wctx, st, cfg.Retention.D(), log)
+	wg.Add(1)
+	go func() { defer wg.Done(); warn.New(cfg, st, log).Run(wctx) }()
 	sd.SdNotify(false, sd.SdNotifyReady)
 	log.Info("sesam-relay ready", "accounts", len(cfg.Accounts), "state_dir", cfg.StateDir, "control", cfg.Listen.Control)
 	watchdog(ctx, st, log)

@@ -145,6 +145,7 @@ address = %q
   [[account.login]]
   name = "dupont-mobile"
   password_hash = %q
+  human = true
 %s
 `, r.stateDir, o.top, r.control, o.allow, o.listen, o.delivery, o.localAuth, login, passwordHash, sender, o.upstream, filepath.Join(dir, "upstream-pw"), o.provExtra, passwordHash, o.accounts)
 	if err := os.WriteFile(r.cfgPath, []byte(cfg), 0o600); err != nil {

@@ -5,6 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"mime"
+	"mime/quotedprintable"
 	"net/mail"
 	"os"
 	"os/exec"
@@ -277,5 +280,42 @@ func TestLotsShowWhatCameBackForEachLot(t *testing.T) {
 	out, _ = r.cli("lots", "show", itoa(lots[1].ID))
 	if !strings.Contains(out, "REJECTED") || !strings.Contains(out, "arl-negative (certain: the return quotes the lot's stamp") {
 		t.Fatalf("lots show:\n%s", out)
+	}
+}
+
+func TestNoAcknowledgementIsWarnedToTheHumanLoginOnly(t *testing.T) {
+	prov := newProvider(t)
+	r := newRelay(t, prov, opts{top: "[sesam]\nack_delay = \"2s\""})
+	path, _ := lotFile(t)
+	if res := r.python(pyArgs{"file": path, "to": fund}); res[0].Code != 250 {
+		t.Fatalf("%+v", res)
+	}
+	waitFor(t, 15*time.Second, "the warning in status", func() bool {
+		st := r.status()
+		return len(st.Accounts[0].Warnings) == 1
+	})
+	out, _ := r.cli("status")
+	if !strings.Contains(out, "delivered but no acknowledgement after 2s") {
+		t.Fatalf("status:\n%s", out)
+	}
+	phone := r.poplib(pyArgs{"user": "dupont-mobile"})
+	if phone.Stat[0] != 1 {
+		t.Fatalf("the human login got %d messages", phone.Stat[0])
+	}
+	m, err := mail.ReadMessage(bytes.NewReader(phone.Messages[0].Raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject, _ := new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
+	body, _ := io.ReadAll(quotedprintable.NewReader(m.Body))
+	if !strings.Contains(subject, "Pas d'accusé de réception") || !strings.Contains(string(body), "contactez la caisse avant de renvoyer") {
+		t.Fatalf("notice: %q\n%s", subject, body)
+	}
+	if billing := r.poplib(pyArgs{}); billing.Stat[0] != 0 {
+		t.Fatal("the billing software's login was sent the warning")
+	}
+	time.Sleep(3 * time.Second)
+	if st := r.status(); len(st.Accounts[0].Warnings) != 1 {
+		t.Fatal("the warning was given twice")
 	}
 }

@@ -205,3 +205,71 @@ func lotState(l Lot) string {
 	}
 	return state
 }
+
+// Warning is a warning given about a lot.
+type Warning struct {
+	LotID int64
+	Kind  string // undelivered, no-ack, rejected, bounced
+	At    time.Time
+	Text  string
+}
+
+// Warn records a warning about a lot once, and stores its notice in the
+// account's mailbox visible only to the logins in `to` (every other login
+// of the account gets it as already deleted). It reports false when this
+// warning was given before.
+func (s *Store) Warn(account string, allLogins, to []string, w Warning, notice []byte) (bool, error) {
+	now := s.now()
+	given := false
+	err := <-s.write(func(tx *sql.Tx) error {
+		res, err := tx.Exec("INSERT OR IGNORE INTO warnings(lot_id, kind, at, text) VALUES (?, ?, ?, ?)", w.LotID, w.Kind, ms(now), w.Text)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // given before
+		}
+		given = true
+		if len(to) == 0 || notice == nil {
+			return nil
+		}
+		id, _, err := addMail(tx, account, Origin{Kind: "warning", RefMsg: w.LotID}, notice, now, nil)
+		if err != nil {
+			return err
+		}
+		visible := map[string]bool{}
+		for _, l := range to {
+			visible[l] = true
+		}
+		for _, l := range allLogins {
+			if !visible[l] {
+				if _, err := tx.Exec("INSERT OR IGNORE INTO views(login, mailbox_id, deleted_at) VALUES (?, ?, ?)", l, id, ms(now)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return given, err
+}
+
+// Warnings lists the warnings given since a time, newest first.
+func (s *Store) Warnings(account string, since time.Time) ([]Warning, error) {
+	rows, err := s.r.Query(`SELECT w.lot_id, w.kind, w.at, w.text FROM warnings w JOIN lots l ON l.msg_id = w.lot_id
+		WHERE (? = '' OR l.account = ?) AND w.at >= ? ORDER BY w.at DESC`, account, account, ms(since))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Warning
+	for rows.Next() {
+		var w Warning
+		var at int64
+		if err := rows.Scan(&w.LotID, &w.Kind, &at, &w.Text); err != nil {
+			return nil, err
+		}
+		w.At = fromMS(at)
+		out = append(out, w)
+	}
+	return out, rows.Err()
+}

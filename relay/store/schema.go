@@ -101,6 +101,14 @@ CREATE TABLE IF NOT EXISTS lot_returns (
 	detail     TEXT NOT NULL DEFAULT '', -- reject reasons
 	PRIMARY KEY (lot_id, mailbox_id)
 );
+-- Warnings already given, so that each is given once.
+CREATE TABLE IF NOT EXISTS warnings (
+	lot_id  INTEGER NOT NULL,
+	kind    TEXT NOT NULL,
+	at      INTEGER NOT NULL,
+	text    TEXT NOT NULL,
+	PRIMARY KEY (lot_id, kind)
+);
 CREATE TABLE IF NOT EXISTS imap_health (
 	account       TEXT PRIMARY KEY,
 	last_success  INTEGER NOT NULL DEFAULT 0,
