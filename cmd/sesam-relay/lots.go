@@ -31,6 +31,14 @@ func lotsCmd(cfg *config.Config, o opts, args []string, stdout, stderr io.Writer
 		fmt.Fprintln(stderr, "sesam-relay lots: usage: lots [ACCOUNT] [--since YYYY-MM-DD] | lots show ID")
 		return 2
 	}
+	if o.rebuild {
+		var out map[string]int
+		if _, err := call(cfg, control.Request{Cmd: "lots-rebuild"}, &out); err != nil {
+			fmt.Fprintf(stderr, "sesam-relay lots --rebuild: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "ledger rebuilt from the stored mail: %d lots, %d returns matched\n", out["lots"], out["matched"])
+	}
 	var lots []store.Lot
 	if _, err := call(cfg, control.Request{Cmd: "lots", Account: account, Reason: o.since}, &lots); err != nil {
 		fmt.Fprintf(stderr, "sesam-relay lots: %v\n", err)

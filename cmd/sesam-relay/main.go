@@ -52,6 +52,7 @@ COMMANDS
                            every lot: date, fund, emitter, invoices, state
                            (queued, delivered, acknowledged, rejected…), what came back
   lots show ID             one lot's whole story
+  lots --rebuild           rebuild the ledger from the stored mail (after a rules change)
   fetch ACCOUNT            poll the account's provider IMAP now
   mail ACCOUNT             the account's local mailbox: id, from, subject, date, folder,
                            size, collected by which logins
@@ -89,6 +90,7 @@ type opts struct {
 	reason  string
 	login   string
 	since   string
+	rebuild bool
 }
 
 func main() {
@@ -107,6 +109,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.login, "login", "", "")
 	fs.BoolVar(&o.raw, "raw", false, "")
 	fs.StringVar(&o.since, "since", "", "")
+	fs.BoolVar(&o.rebuild, "rebuild", false, "")
 	// Flags may stand anywhere: "queue show 5 --json" as well as "--json queue show 5".
 	var pos []string
 	for len(args) > 0 {

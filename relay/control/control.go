@@ -151,6 +151,9 @@ func (h *Handler) Handle(ctx context.Context, req Request) (any, error) {
 		return nil, h.Store.Drop(ctx, req.ID, who)
 	case "fetch":
 		return h.Live.Fetch(ctx, req.Account)
+	case "lots-rebuild":
+		lots, matched, err := h.Store.RebuildLedger(ctx)
+		return map[string]int{"lots": lots, "matched": matched}, err
 	case "mail-restore":
 		e, err := h.Store.MailboxEntryByID(req.ID)
 		if err != nil {

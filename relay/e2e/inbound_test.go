@@ -281,6 +281,10 @@ func TestLotsShowWhatCameBackForEachLot(t *testing.T) {
 	if !strings.Contains(out, "REJECTED") || !strings.Contains(out, "arl-negative (certain: the return quotes the lot's stamp") {
 		t.Fatalf("lots show:\n%s", out)
 	}
+	out, code = r.cli("lots", "--rebuild")
+	if code != 0 || !strings.Contains(out, "2 lots, 2 returns matched") || !strings.Contains(out, "ACKNOWLEDGED") || !strings.Contains(out, "REJECTED") {
+		t.Fatalf("lots --rebuild (%d):\n%s", code, out)
+	}
 }
 
 func TestNoAcknowledgementIsWarnedToTheHumanLoginOnly(t *testing.T) {

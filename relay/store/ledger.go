@@ -1,7 +1,9 @@
 package store
 
 import (
+	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -272,4 +274,61 @@ func (s *Store) Warnings(account string, since time.Time) ([]Warning, error) {
 		out = append(out, w)
 	}
 	return out, rows.Err()
+}
+
+// RebuildLedger forgets the ledger and builds it again from the stored
+// mail: every queued lot, then every collected message, reclassified with
+// the current rules and matched in arrival order. Warnings already given are
+// kept, so a rebuild never notifies twice. It returns the counts.
+func (s *Store) RebuildLedger(ctx context.Context) (lots, matched int, err error) {
+	err = s.writeWait(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{"DELETE FROM lot_returns", "DELETE FROM lots"} {
+			if _, err := tx.Exec(q); err != nil {
+				return err
+			}
+		}
+		type msg struct {
+			id      int64
+			account string
+			rcpts   string
+			body    []byte
+		}
+		var msgs []msg
+		rows, err := tx.Query("SELECT m.id, m.account, m.rcpts, b.data FROM messages m JOIN bodies b ON b.id = m.body_id ORDER BY m.id")
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var m msg
+			rows.Scan(&m.id, &m.account, &m.rcpts, &m.body)
+			msgs = append(msgs, m)
+		}
+		rows.Close()
+		for _, m := range msgs {
+			var to []string
+			json.Unmarshal([]byte(m.rcpts), &to)
+			if o := sesam.InspectOutbound(m.body, to); o.Lot {
+				recordLot(tx, m.id, m.account, o)
+				lots++
+			}
+		}
+		var mails []msg
+		rows, err = tx.Query("SELECT x.id, x.account, '', b.data FROM mailbox x JOIN bodies b ON b.id = x.body_id WHERE x.origin IN (?, ?) ORDER BY x.id", Fetched, Imported)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var m msg
+			rows.Scan(&m.id, &m.account, &m.rcpts, &m.body)
+			mails = append(mails, m)
+		}
+		rows.Close()
+		for _, m := range mails {
+			in := sesam.Classify(m.body, s.rules)
+			tx.Exec("UPDATE mailbox SET class = ?, class_why = ? WHERE id = ?", string(in.Class), in.Why, m.id)
+			matchReturn(tx, m.account, m.id, m.body, in)
+		}
+		return tx.QueryRow("SELECT COUNT(*) FROM lot_returns").Scan(&matched)
+	})
+	return lots, matched, err
 }

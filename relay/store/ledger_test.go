@@ -97,3 +97,20 @@ func noemie(lotDate, code, label string) string {
 	h := pad("000CP"+pad("01422000000000", 14)+pad("P", 6)+"PS"+pad("12345678901234", 14), 128)
 	return h + "08001" + lotDate + "017@" + "29401" + pad(code, 4) + pad(label, 86) + "@"
 }
+
+func TestRebuildFindsTheSameMatches(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	id, lot := sendLot(t, s, time.Now(), 1)
+	stamp := strings.Split(lot.Subject(), "/")[2]
+	<-s.AddMail("dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: 1}, []byte("Subject: ARL positif "+stamp+"\r\n\r\nok\r\n"))
+	before := lotByID(t, s, id)
+	lots, matched, err := s.RebuildLedger(ctx)
+	if err != nil || lots != 1 || matched != 1 {
+		t.Fatalf("rebuild: %d lots, %d matched, %v", lots, matched, err)
+	}
+	after := lotByID(t, s, id)
+	if after.State != before.State || after.State != "acknowledged" || len(after.Returns) != 1 || !after.Returns[0].Certain {
+		t.Fatalf("before %+v\nafter %+v", before, after)
+	}
+}
