@@ -22,14 +22,14 @@ func samples() map[string][]byte {
 	test.Fund = sesam.FundAddress("01", "996")
 	stamp := strings.Split(lot.Subject(), "/")[2]
 	return map[string][]byte{
-		"lot-smime.eml":        lot.Mail(),
-		"lot-test-fund.eml":    test.Mail(),
-		"lot-clear.eml":        clearLot(),
-		"arl-positive.eml":     []byte("From: <arl@cpam-exemple.test>\r\nTo: <jean.dupont@laposte.net>\r\nSubject: ARL positif - " + lot.Subject() + "\r\nMessage-ID: <arl-pos@cpam-exemple.test>\r\n\r\nLot " + stamp + " recu et conforme.\r\n"),
-		"arl-negative.eml":     []byte("From: <arl@cpam-exemple.test>\r\nTo: <jean.dupont@laposte.net>\r\nSubject: ARL negatif - " + lot.Subject() + "\r\nMessage-ID: <arl-neg@cpam-exemple.test>\r\n\r\nLot " + stamp + " rejete : fichier non conforme.\r\n"),
+		"lot-smime.eml":         lot.Mail(),
+		"lot-test-fund.eml":     test.Mail(),
+		"lot-clear.eml":         clearLot(),
+		"arl-positive.eml":      []byte("From: <arl@cpam-exemple.test>\r\nTo: <jean.dupont@laposte.net>\r\nSubject: ARL positif - " + lot.Subject() + "\r\nMessage-ID: <arl-pos@cpam-exemple.test>\r\n\r\nLot " + stamp + " recu et conforme.\r\n"),
+		"arl-negative.eml":      []byte("From: <arl@cpam-exemple.test>\r\nTo: <jean.dupont@laposte.net>\r\nSubject: ARL negatif - " + lot.Subject() + "\r\nMessage-ID: <arl-neg@cpam-exemple.test>\r\n\r\nLot " + stamp + " rejete : fichier non conforme.\r\n"),
 		"noemie-payment-gz.eml": ediMail("NOEMIE RSP 576", []byte(noemieFile([][2]string{{"261124", "042"}}, nil, "")), true),
-		"noemie-reject.eml":    ediMail("NOEMIE RSP 576", []byte(noemieFile([][2]string{{"261124", "042"}}, nil, "29401R001"+pad86("ACTE NON REMBOURSABLE")+"@")), false),
-		"noemie-warning.eml":   ediMail("NOEMIE RSP 576", []byte(noemieFile([][2]string{{"261124", "042"}}, []string{"S07"}, "")), true),
+		"noemie-reject.eml":     ediMail("NOEMIE RSP 576", []byte(noemieFile([][2]string{{"261124", "042"}}, nil, "29401R001"+pad86("ACTE NON REMBOURSABLE")+"@")), false),
+		"noemie-warning.eml":    ediMail("NOEMIE RSP 576", []byte(noemieFile([][2]string{{"261124", "042"}}, []string{"S07"}, "")), true),
 		"dsn-lot.eml": []byte("From: MAILER-DAEMON@smtp.laposte.test\r\nTo: <jean.dupont@laposte.net>\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-1@smtp.laposte.test>\r\n" +
 			"MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=q\r\n\r\n--q\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n" +
 			"--q\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; smtp.laposte.test\r\n\r\nFinal-Recipient: rfc822; 01422@422.01.rss.fr\r\nAction: failed\r\nStatus: 5.1.1\r\n" +
