@@ -119,7 +119,13 @@ func (h *Handler) Handle(ctx context.Context, req Request) (any, error) {
 				return nil, fmt.Errorf("--since %q is not a date (write 2026-11-24)", req.Reason)
 			}
 		}
-		return h.Store.Lots(req.Account, since)
+		lots, err := h.Store.Lots(req.Account, since)
+		for i, l := range lots {
+			if (l.State == "delivered" || l.State == "returned") && !l.DeliveredAt.IsZero() && time.Since(l.DeliveredAt) >= h.Config.Sesam.AckDelay.D() {
+				lots[i].State = "no acknowledgement after " + h.Config.Sesam.AckDelay.D().String()
+			}
+		}
+		return lots, err
 	case "mail":
 		if h.Config.Account(req.Account) == nil {
 			return nil, fmt.Errorf("no account %q in the config", req.Account)

@@ -281,6 +281,16 @@ func TestLotsShowWhatCameBackForEachLot(t *testing.T) {
 	if !strings.Contains(out, "REJECTED") || !strings.Contains(out, "arl-negative (certain: the return quotes the lot's stamp") {
 		t.Fatalf("lots show:\n%s", out)
 	}
+	// The rejection reached the practitioner's phone, in French.
+	waitFor(t, 10*time.Second, "the rejection notice", func() bool {
+		res := r.poplib(pyArgs{"user": "dupont-mobile", "quit": false})
+		for _, m := range res.Messages {
+			if bytes.Contains(m.Raw, []byte("rejet=C3=A9 par la caisse")) || bytes.Contains(m.Raw, []byte("rejeté par la caisse")) {
+				return true
+			}
+		}
+		return false
+	})
 	out, code = r.cli("lots", "--rebuild")
 	if code != 0 || !strings.Contains(out, "2 lots, 2 returns matched") || !strings.Contains(out, "ACKNOWLEDGED") || !strings.Contains(out, "REJECTED") {
 		t.Fatalf("lots --rebuild (%d):\n%s", code, out)
@@ -298,6 +308,9 @@ func TestNoAcknowledgementIsWarnedToTheHumanLoginOnly(t *testing.T) {
 		st := r.status()
 		return len(st.Accounts[0].Warnings) == 1
 	})
+	if out, _ := r.cli("lots"); !strings.Contains(out, "NO ACKNOWLEDGEMENT AFTER 2S") {
+		t.Fatalf("lots:\n%s", out)
+	}
 	out, _ := r.cli("status")
 	if !strings.Contains(out, "delivered but no acknowledgement after 2s") {
 		t.Fatalf("status:\n%s", out)

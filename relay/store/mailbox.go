@@ -148,6 +148,8 @@ func (s *Store) AddMail(account string, o Origin, body []byte) <-chan Added {
 	go func() {
 		if err := <-done; err != nil {
 			res = Added{Err: err}
+		} else if !res.Duplicate && (o.Kind == Fetched || o.Kind == Imported) {
+			s.notify(ledgerKey)
 		}
 		out <- res
 		close(out)

@@ -47,3 +47,10 @@ func (s *Store) kickOwner(account string) {
 	default:
 	}
 }
+
+// ledgerKey is the waker of the lot ledger (no account has this name).
+const ledgerKey = "\x00ledger"
+
+// LedgerChanged returns a channel that receives after a return was stored
+// for matching: the warner checks at once instead of at its next tick.
+func (s *Store) LedgerChanged() <-chan struct{} { return s.wake.get(ledgerKey) }

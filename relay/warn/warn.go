@@ -37,6 +37,7 @@ func (w *Warner) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(every):
+		case <-w.st.LedgerChanged(): // a return came in: a rejection is worth telling now
 		}
 	}
 }
