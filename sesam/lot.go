@@ -36,7 +36,7 @@ type LotSubject struct {
 	Prefix   string    // "IR", or "IR" and 6 digits: implementations disagree
 	Emitter  string    // 14 characters, the practitioner's emitter number
 	Stamp    string    // 19 digits: YYYYMMDDHHMMSS and 5 more
-	At       time.Time // the stamp's date and time (local time of the software: read as Europe/Paris)
+	At       time.Time // the stamp's date and time, read in the relay's local zone (the billing software's PC is on the same LAN)
 	Invoices int
 }
 
@@ -61,7 +61,7 @@ func ParseLotSubject(subject string) (LotSubject, error) {
 	if len(ls.Stamp) < 14 || !digits(ls.Stamp) {
 		return ls, fmt.Errorf("stamp %q does not start with YYYYMMDDHHMMSS", ls.Stamp)
 	}
-	at, err := time.ParseInLocation("20060102150405", ls.Stamp[:14], paris())
+	at, err := time.ParseInLocation("20060102150405", ls.Stamp[:14], time.Local)
 	if err != nil {
 		return ls, fmt.Errorf("stamp %q is not a date: %v", ls.Stamp, err)
 	}
