@@ -66,3 +66,12 @@ func FuzzClassify(f *testing.F) {
 	f.Add(clearLot())
 	f.Fuzz(func(t *testing.T, raw []byte) { sesam.Classify(raw, nil) })
 }
+
+func TestNoemieWithoutContentDescriptionIsStillRead(t *testing.T) {
+	raw := []byte("Subject: x\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\ncontent-type: application/edi-consent\r\n\r\n" +
+		noemieFile([][2]string{{"261124", "042"}}, nil, "") + "\r\n--a--\r\n")
+	in := sesam.Classify(raw, nil)
+	if in.Class != sesam.NoemiePayment || in.Noemie == nil || in.Noemie.Lots[0].Number != "042" {
+		t.Fatalf("%+v", in)
+	}
+}
