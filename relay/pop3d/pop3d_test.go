@@ -10,12 +10,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sesam-relay/sesam-relay/relay/auth"
+	"github.com/sesam-relay/sesam-relay/relay/internal/testscript"
 	"github.com/sesam-relay/sesam-relay/relay/pop3d"
 	"github.com/sesam-relay/sesam-relay/relay/store"
 )
@@ -143,20 +143,11 @@ func runDialogue(t *testing.T, addr, path string) {
 }
 
 func expr(t *testing.T, where, e string) string {
-	var out strings.Builder
-	for _, part := range strings.Split(e, " + ") {
-		count := 1
-		if i := strings.Index(part, "*\""); i > 0 {
-			count, _ = strconv.Atoi(part[:i])
-			part = part[i+1:]
-		}
-		s, err := strconv.Unquote(part)
-		if err != nil {
-			t.Fatalf("%s: %q: %v", where, part, err)
-		}
-		out.WriteString(strings.Repeat(s, count))
+	s, err := testscript.Expr(e)
+	if err != nil {
+		t.Fatalf("%s: %v", where, err)
 	}
-	return out.String()
+	return s
 }
 
 func TestDialogues(t *testing.T) {

@@ -6,10 +6,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sesam-relay/sesam-relay/relay/internal/testscript"
 )
 
 // runDialogue plays a script against addr. Lines:
@@ -90,20 +91,11 @@ func runDialogue(t *testing.T, addr, path string) {
 }
 
 func expr(t *testing.T, where, e string) string {
-	var out strings.Builder
-	for _, part := range strings.Split(e, " + ") {
-		count := 1
-		if i := strings.Index(part, "*\""); i > 0 {
-			count, _ = strconv.Atoi(part[:i])
-			part = part[i+1:]
-		}
-		s, err := strconv.Unquote(part)
-		if err != nil {
-			t.Fatalf("%s: %q is not a Go string: %v", where, part, err)
-		}
-		out.WriteString(strings.Repeat(s, count))
+	s, err := testscript.Expr(e)
+	if err != nil {
+		t.Fatalf("%s: %v", where, err)
 	}
-	return out.String()
+	return s
 }
 
 func TestDialogues(t *testing.T) {
