@@ -199,8 +199,10 @@ func (ss *session) Data(r io.Reader) error {
 	env := store.Envelope{Account: ss.account, From: ss.from, To: ss.to, Client: ss.remote.String()}
 	h := sesam.ReadHeaders(body)
 	env.Subject, env.MessageID = h.Subject, h.MessageID
+	o := sesam.InspectOutbound(body, ss.to) // once, for the guard and the lot ledger
+	env.Inspection = &o
 	if ss.s.opt.GuardClearLots {
-		if o := sesam.InspectOutbound(body, ss.to); o.Clear {
+		if o.Clear {
 			env.HoldReason = "health data in clear: " + o.ClearWhy + " — check the billing software's encryption (S/MIME) settings; release only if sending it this way is intended"
 			ss.s.opt.Log.Warn("lot held: its care sheets are not encrypted", "account", ss.account, "to", ss.to, "message_id", env.MessageID)
 		}

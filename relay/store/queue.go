@@ -37,6 +37,9 @@ type Envelope struct {
 	// HoldReason, when set, stores the message held instead of queued (the
 	// guard against health data in clear).
 	HoldReason string
+	// Inspection is what the submission side already made of the mail, so
+	// that the ledger does not parse it again; nil: the store inspects it.
+	Inspection *sesam.Outbound `json:"-"`
 }
 
 // Message is one row of the queue.
@@ -129,7 +132,12 @@ func (s *Store) Enqueue(ctx context.Context, env Envelope, body []byte) (int64, 
 		if err := event(tx, id, now, "accepted from %s for %s", env.Client, strings.Join(env.To, ", ")); err != nil {
 			return err
 		}
-		recordLot(tx, id, env.Account, sesam.InspectOutbound(body, env.To))
+		o := env.Inspection
+		if o == nil {
+			in := sesam.InspectOutbound(body, env.To)
+			o = &in
+		}
+		recordLot(tx, id, env.Account, *o)
 		if env.HoldReason != "" {
 			return event(tx, id, now, "held at acceptance: %s", env.HoldReason)
 		}
