@@ -72,8 +72,13 @@ address       = %q
   imap          = "imap://%s"
   folders       = ["INBOX", "SPAM"]
   poll          = "@every 30s"
+
+  [[account.login]]
+  name          = "demo-phone"   # the practitioner's phone: gets the relay's warnings about lots
+  password_hash = %q
+  human         = true
 `, filepath.Join(dir, "state"), smtpAddr, pop3Addr, filepath.Join(dir, "control.sock"), demoLogin, mustHash(demoPassword), demoAddress,
-		providerAddr, filepath.Join(dir, "provider-password"), imapAddr)
+		providerAddr, filepath.Join(dir, "provider-password"), imapAddr, mustHash(demoPassword))
 }
 
 func mustHash(pw string) string {
@@ -163,9 +168,14 @@ func Run(ctx context.Context, in io.Reader, out io.Writer) error {
   e.g.  swaks --server %s --auth PLAIN --au demo --ap demo \
               --from %s --to %s </dev/null
         curl pop3://%s/1 --user demo:demo      (the first message waiting for the billing software)
+  A plain mail to a fund (…@….rss.fr) is held, not sent: its care sheets would
+  travel in clear (see q). Lots sent with l are S/MIME-shaped and go through.
+  The practitioner's phone logs in as "demo-phone" (password "demo"): it sees the
+  same returns, and the relay's warnings about lots (in French).
 
   In another terminal:  %s --config %s status
                         %s --config %s queue --all
+                        %s --config %s lots
 
   Keys (then Enter):
     l   send a lot of care sheets, as the billing software would
@@ -174,7 +184,7 @@ func Run(ctx context.Context, in io.Reader, out io.Writer) error {
     q   show the queue
     m   show the local mailbox (what the billing software collects by POP3)
     x   quit (Ctrl-C works too)
-`, smtpAddr, pop3Addr, demoLogin, demoPassword, smtpAddr, demoAddress, sesam.FundAddress("01", "996"), pop3Addr, self(), cfgPath, self(), cfgPath)
+`, smtpAddr, pop3Addr, demoLogin, demoPassword, smtpAddr, demoAddress, "secretariat@cabinet-voisin.test", pop3Addr, self(), cfgPath, self(), cfgPath, self(), cfgPath)
 
 	lines := make(chan string)
 	go func() {
