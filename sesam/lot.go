@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -83,15 +84,13 @@ func digits(s string) bool {
 	return true
 }
 
-var parisLoc *time.Location
-
-func paris() *time.Location {
-	if parisLoc == nil {
-		if l, err := time.LoadLocation("Europe/Paris"); err == nil {
-			parisLoc = l
-		} else {
-			parisLoc = time.FixedZone("CET", 3600)
-		}
+// paris is the practices' time zone, for dates in French text.
+var paris = sync.OnceValue(func() *time.Location {
+	if l, err := time.LoadLocation("Europe/Paris"); err == nil {
+		return l
 	}
-	return parisLoc
-}
+	return time.FixedZone("CET", 3600)
+})
+
+// FrenchDate writes a time as French notices do: "24/11/2026 à 09:15".
+func FrenchDate(t time.Time) string { return t.In(paris()).Format("02/01/2006 à 15:04") }

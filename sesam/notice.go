@@ -31,7 +31,7 @@ const (
 // practitioner's mailbox about a lot that needs attention. It carries no
 // patient data: the lot's stamp, fund and invoice count, and the reason.
 func WarningNotice(kind string, l LotFacts, reason string, after time.Duration, hostname string, now time.Time) []byte {
-	date := func(t time.Time) string { return t.In(paris()).Format("02/01/2006 à 15:04") }
+	date := FrenchDate
 	lot := fmt.Sprintf("le lot du %s (caisse %s, émetteur %s, %d facture(s))", date(l.LotAt), l.Fund, l.Emitter, l.Invoices)
 	var subject, body string
 	switch kind {

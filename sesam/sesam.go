@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -69,11 +68,4 @@ func (l Lot) Mail() []byte {
 	w("%s", enc)
 	w("--%s--", boundary)
 	return b.Bytes()
-}
-
-// LooksLikeLot reports, cheaply, whether a Subject has the lot form
-// (IR prefix and four '/'-separated fields). The next issue parses it fully.
-func LooksLikeLot(subject string) bool {
-	f := strings.Split(strings.TrimSpace(subject), "/")
-	return len(f) == 4 && strings.HasPrefix(strings.ToUpper(f[0]), "IR")
 }

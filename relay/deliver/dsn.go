@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sesam-relay/sesam-relay/relay/store"
+	"github.com/sesam-relay/sesam-relay/sesam"
 )
 
 // report builds an RFC 3464 delivery status notification whose
@@ -41,15 +42,6 @@ func statusOf(text, def string) string {
 	return def
 }
 
-var paris, _ = time.LoadLocation("Europe/Paris")
-
-func frDate(t time.Time) string {
-	if paris != nil {
-		t = t.In(paris)
-	}
-	return t.Format("02/01/2006 à 15:04")
-}
-
 func (r report) subject() string {
 	subj := r.msg.Subject
 	if subj == "" {
@@ -71,12 +63,12 @@ func (r report) human() string {
 	}
 	fmt.Fprintf(&b, "  Objet :           %s\n", r.msg.Subject)
 	fmt.Fprintf(&b, "  Destinataire(s) : %s\n", strings.Join(r.msg.To, ", "))
-	fmt.Fprintf(&b, "  Déposé le :       %s\n", frDate(r.msg.Received))
+	fmt.Fprintf(&b, "  Déposé le :       %s\n", sesam.FrenchDate(r.msg.Received))
 	fmt.Fprintf(&b, "  Motif :           %s\n\n", r.diagnosis)
 	if r.action == "failed" {
 		fmt.Fprintf(&b, "Ce message n'a PAS été transmis. S'il s'agit d'un lot de feuilles de soins électroniques (FSE), il n'est pas parvenu à la caisse : une fois le problème réglé, renvoyez-le depuis votre logiciel de facturation, ou appelez votre technicien.\n")
 	} else {
-		fmt.Fprintf(&b, "Vous n'avez rien à faire pour l'instant. Ne renvoyez pas ce lot : il partira dès que votre fournisseur l'acceptera, et un second envoi serait refusé par la caisse comme doublon. Le relais essaiera jusqu'au %s ; passé ce délai, vous recevrez un avis de non-remise.\n", frDate(r.retryTill))
+		fmt.Fprintf(&b, "Vous n'avez rien à faire pour l'instant. Ne renvoyez pas ce lot : il partira dès que votre fournisseur l'acceptera, et un second envoi serait refusé par la caisse comme doublon. Le relais essaiera jusqu'au %s ; passé ce délai, vous recevrez un avis de non-remise.\n", sesam.FrenchDate(r.retryTill))
 	}
 	fmt.Fprintf(&b, "\n-- \nsesam-relay, relais de messagerie du cabinet (message n° %d)\n", r.msg.ID)
 	return b.String()

@@ -115,7 +115,7 @@ func Run(ctx context.Context, in io.Reader, out io.Writer) error {
 	defer imapProv.Close()
 	var cfgPath string
 	prov.OnMail = func(m Received) {
-		subject := subjectOf(m.Data)
+		subject := sesam.ReadHeaders(m.Data).Subject
 		say("  [provider] received %q for %s (%d bytes)", subject, strings.Join(m.To, ", "), len(m.Data))
 		// The fund answers: an acknowledgement lands in the provider mailbox,
 		// where the relay collects it for the billing software.
@@ -358,16 +358,4 @@ func showQueue(cfg *config.Config, say func(string, ...any)) {
 		}
 		say("  [queue] #%d %-8s %s%s", m.ID, m.State, m.Subject, extra)
 	}
-}
-
-func subjectOf(b []byte) string {
-	for _, line := range strings.Split(string(b), "\r\n") {
-		if line == "" {
-			break
-		}
-		if strings.HasPrefix(strings.ToLower(line), "subject:") {
-			return strings.TrimSpace(line[8:])
-		}
-	}
-	return ""
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -225,5 +224,4 @@ func retrAll(b *testing.B, addr, user, pass string, want int) {
 	took := time.Since(start)
 	report(b, count, took)
 	b.ReportMetric(float64(bytes)/took.Seconds()/(1<<20), "MB/s")
-	_ = io.EOF
 }

@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -272,5 +271,3 @@ func (a slogAdapter) Printf(format string, v ...any) {
 	a.l.Debug("smtp", "detail", fmt.Sprintf(format, v...))
 }
 func (a slogAdapter) Println(v ...any) { a.l.Debug("smtp", "detail", fmt.Sprint(v...)) }
-
-var _ = errors.New

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"sync"
 	"testing"
@@ -252,5 +251,4 @@ func TestFullDiskRefusesWithoutLosingEarlierMail(t *testing.T) {
 	if free, err := s.FreeSpace(); err != nil || free > 1<<20 {
 		t.Fatalf("free space %d %v", free, err)
 	}
-	_ = os.Remove
 }
