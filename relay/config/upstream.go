@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -41,4 +42,13 @@ func (p Provider) TLSConfig(host string) (*tls.Config, error) {
 	}
 	conf.RootCAs = pool
 	return conf, nil
+}
+
+// CertificateError reports whether err is the provider's certificate failing
+// verification (unknown CA, wrong name…): the cure is ca_file, not a retry.
+func CertificateError(err error) bool {
+	var cerr *tls.CertificateVerificationError
+	var uerr x509.UnknownAuthorityError
+	var herr x509.HostnameError
+	return errors.As(err, &cerr) || errors.As(err, &uerr) || errors.As(err, &herr)
 }

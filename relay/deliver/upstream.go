@@ -2,7 +2,6 @@ package deliver
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -49,10 +48,7 @@ func classify(stage string, host string, err error) *upstreamError {
 			return &upstreamError{temporary, fmt.Sprintf("%s answered %s at %s", host, reply, stage)}
 		}
 	}
-	var cerr *tls.CertificateVerificationError
-	var uerr x509.UnknownAuthorityError
-	var herr x509.HostnameError
-	if errors.As(err, &cerr) || errors.As(err, &uerr) || errors.As(err, &herr) {
+	if config.CertificateError(err) {
 		return &upstreamError{temporary, fmt.Sprintf("the certificate of %s could not be verified (%v) — set ca_file if the provider uses a private CA", host, err)}
 	}
 	var ne net.Error

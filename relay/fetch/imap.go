@@ -2,7 +2,6 @@ package fetch
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -46,10 +45,7 @@ func classify(stage, host string, err error, smtpWorks bool) *pollError {
 		}
 		return &pollError{temporary, fmt.Sprintf("%s answered %s at %s", host, ie.Error(), stage)}
 	}
-	var cerr *tls.CertificateVerificationError
-	var uerr x509.UnknownAuthorityError
-	var herr x509.HostnameError
-	if errors.As(err, &cerr) || errors.As(err, &uerr) || errors.As(err, &herr) {
+	if config.CertificateError(err) {
 		return &pollError{temporary, fmt.Sprintf("the IMAP certificate of %s could not be verified (%v) — set ca_file if the provider uses a private CA", host, err)}
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
