@@ -194,34 +194,41 @@ func (s *Store) Mailbox(account string) ([]MailboxEntry, error) {
 		return nil, err
 	}
 	var out []MailboxEntry
-	byID := map[int64]int{}
 	for rows.Next() {
 		e, err := scanEntry(rows)
 		if err != nil {
 			rows.Close()
 			return nil, err
 		}
-		byID[e.ID] = len(out)
 		out = append(out, e)
 	}
 	rows.Close()
-	crow, err := s.r.Query("SELECT v.mailbox_id, v.login, v.retrieved_at, v.deleted_at FROM views v JOIN mailbox m ON m.id = v.mailbox_id WHERE m.account = ? ORDER BY v.login", account)
+	cols, err := s.collections("m.account = ?", account)
+	for i := range out {
+		out[i].Collections = cols[out[i].ID]
+	}
+	return out, err
+}
+
+// collections returns who collected which messages, for the mailbox rows
+// that match where (a condition on the mailbox, aliased m).
+func (s *Store) collections(where string, arg any) (map[int64][]Collection, error) {
+	rows, err := s.r.Query("SELECT v.mailbox_id, v.login, v.retrieved_at, v.deleted_at FROM views v JOIN mailbox m ON m.id = v.mailbox_id WHERE "+where+" ORDER BY v.login", arg)
 	if err != nil {
 		return nil, err
 	}
-	defer crow.Close()
-	for crow.Next() {
+	defer rows.Close()
+	out := map[int64][]Collection{}
+	for rows.Next() {
 		var id, r, d int64
 		var c Collection
-		if err := crow.Scan(&id, &c.Login, &r, &d); err != nil {
+		if err := rows.Scan(&id, &c.Login, &r, &d); err != nil {
 			return nil, err
 		}
 		c.Retrieved, c.Deleted = fromMS(r), fromMS(d)
-		if i, ok := byID[id]; ok {
-			out[i].Collections = append(out[i].Collections, c)
-		}
+		out[id] = append(out[id], c)
 	}
-	return out, crow.Err()
+	return out, rows.Err()
 }
 
 // MailboxEntryByID returns one local message with who collected it.
@@ -233,12 +240,8 @@ func (s *Store) MailboxEntryByID(id int64) (MailboxEntry, error) {
 	if err != nil {
 		return e, err
 	}
-	all, err := s.Mailbox(e.Account)
-	for _, x := range all {
-		if x.ID == id {
-			return x, err
-		}
-	}
+	cols, err := s.collections("m.id = ?", id)
+	e.Collections = cols[id]
 	return e, err
 }
 
