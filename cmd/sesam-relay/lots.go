@@ -40,7 +40,7 @@ func lotsCmd(cfg *config.Config, o opts, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stdout, "ledger rebuilt from the stored mail: %d lots, %d returns matched\n", out["lots"], out["matched"])
 	}
 	var lots []store.Lot
-	if _, err := call(cfg, control.Request{Cmd: "lots", Account: account, Reason: o.since}, &lots); err != nil {
+	if _, err := call(cfg, control.Request{Cmd: "lots", Account: account, Since: o.since}, &lots); err != nil {
 		fmt.Fprintf(stderr, "sesam-relay lots: %v\n", err)
 		return 1
 	}

@@ -28,6 +28,7 @@ type Request struct {
 	Login   string   `json:"login,omitempty"`
 	All     bool     `json:"all,omitempty"`
 	Reason  string   `json:"reason,omitempty"`
+	Since   string   `json:"since,omitempty"` // lots: YYYY-MM-DD
 	Files   [][]byte `json:"files,omitempty"` // import: the raw messages
 }
 
@@ -113,10 +114,10 @@ func (h *Handler) Handle(ctx context.Context, req Request) (any, error) {
 		return Show{m, evs}, err
 	case "lots":
 		var since time.Time
-		if req.Reason != "" { // --since, as YYYY-MM-DD
+		if req.Since != "" {
 			var err error
-			if since, err = time.ParseInLocation("2006-01-02", req.Reason, time.Local); err != nil {
-				return nil, fmt.Errorf("--since %q is not a date (write 2026-11-24)", req.Reason)
+			if since, err = time.ParseInLocation("2006-01-02", req.Since, time.Local); err != nil {
+				return nil, fmt.Errorf("--since %q is not a date (write 2026-11-24)", req.Since)
 			}
 		}
 		lots, err := h.Store.Lots(req.Account, since)

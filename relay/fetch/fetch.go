@@ -90,7 +90,7 @@ func (p *Poller) Run(ctx context.Context) {
 	defer p.looping.Store(false)
 	defer p.closeConn()
 	sched := p.acct.Upstream.Poll.Schedule
-	p.Scheduled(ctx, sched.Next(time.Now())) // a first poll at start
+	p.Scheduled(ctx) // a first poll at start
 	next := sched.Next(time.Now())
 	for ctx.Err() == nil {
 		p.mu.Lock()
@@ -132,7 +132,7 @@ func (p *Poller) Run(ctx context.Context) {
 			p.serving.Store(false)
 			req.reply <- pollReply{res, err}
 		case !time.Now().Before(next):
-			p.Scheduled(ctx, next)
+			p.Scheduled(ctx)
 			next = sched.Next(time.Now())
 		default:
 			select {
@@ -141,7 +141,7 @@ func (p *Poller) Run(ctx context.Context) {
 			default:
 			}
 			if newMail {
-				p.Scheduled(ctx, next) // new mail announced during IDLE
+				p.Scheduled(ctx) // new mail announced during IDLE
 			} // else an IDLE restart with nothing new
 		}
 	}
@@ -181,11 +181,11 @@ func (p *Poller) setHealth(f func(h *store.FetchHealth)) {
 	p.st.SetFetchHealth(h)
 }
 
-// Scheduled is the cron job: it skips while a failure's backoff runs.
-func (p *Poller) Scheduled(ctx context.Context, next time.Time) {
+// Scheduled is a poll at its scheduled time: it skips while a failure's
+// backoff runs, or while another poll is under way.
+func (p *Poller) Scheduled(ctx context.Context) {
 	p.mu.Lock()
 	hold := p.holdUntil
-	p.health.NextPoll = next
 	p.mu.Unlock()
 	if time.Now().Before(hold) || !p.running.TryLock() {
 		return // in backoff, or the previous poll still runs: skip

@@ -140,7 +140,7 @@ func TestRefusedLoginPausesAndSaysWhy(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 	for i := 0; i < 3; i++ {
-		p.Scheduled(ctx, time.Now())
+		p.Scheduled(ctx)
 	}
 	if n := prov.Logins(); n != 1 {
 		t.Fatalf("%d logins after a refusal, want 1 (a long pause)", n)
