@@ -68,7 +68,7 @@ func TestBadConfigNamesKeyAndLine(t *testing.T) {
 		{"bad duration", `hostname = "h"`, "hostname = \"h\"\n[delivery]\nlifetime = \"3 days\"", `line 4`},
 		{"bad upstream scheme", `"smtp://127.0.0.1:2525"`, `"http://127.0.0.1:2525"`, `line 11`},
 		{"missing hash", `password_hash = "$argon2id$v=19$m=1,t=1,p=1$YQ$YQ"`, `password_hash = "secret"`, `sesam-relay passwd`},
-		{"duplicate account", "  password_file = \"/dev/null\"\n", "  password_file = \"/dev/null\"\n" + strings.SplitN(valid, "[[account]]", 2)[1][0:0] + "[[account]]\n" + strings.SplitN(valid, "[[account]]\n", 2)[1], `used twice`},
+		{"duplicate account", "  password_file = \"/dev/null\"\n", "  password_file = \"/dev/null\"\n" + valid[strings.Index(valid, "[[account]]"):], `used twice`},
 		{"no allow", `allow = ["127.0.0.0/8"]`, ``, `allow is empty`},
 		{"imap url for smtp", `"smtp://127.0.0.1:2525"`, `"imaps://127.0.0.1:993"`, `smtp must be smtps://host`},
 		{"bad poll", `  password_file = "/dev/null"`, "  password_file = \"/dev/null\"\n  poll = \"@every 1s\"", `line 14`},
@@ -115,5 +115,26 @@ func TestUpstreamPasswordIsReadFromItsFile(t *testing.T) {
 	p.PasswordFile = f + ".missing"
 	if _, err := p.Password(); err == nil || !strings.Contains(err.Error(), "password_file") {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestBackoffStartsWithinAMinuteAndIsCapped(t *testing.T) {
+	d := config.Defaults().Delivery
+	seen := map[time.Duration]bool{}
+	for i := 0; i < 200; i++ {
+		b := d.Backoff(1)
+		if b < 24*time.Second || b > 36*time.Second {
+			t.Fatalf("first retry %v, want 30s ±20%%", b)
+		}
+		seen[b] = true
+		if b := d.Backoff(30); b > 72*time.Minute || b < 48*time.Minute {
+			t.Fatalf("30th retry %v, want about the 1h cap", b)
+		}
+	}
+	if len(seen) < 100 {
+		t.Fatal("no jitter")
+	}
+	if d.Backoff(3) < 2*d.FirstRetry.D() {
+		t.Fatal("not exponential")
 	}
 }

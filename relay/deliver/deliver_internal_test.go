@@ -6,33 +6,9 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-smtp"
-
-	"github.com/sesam-relay/sesam-relay/relay/config"
 )
-
-func TestBackoffStartsWithinAMinuteAndIsCapped(t *testing.T) {
-	w := &Worker{opt: config.Defaults().Delivery}
-	seen := map[time.Duration]bool{}
-	for i := 0; i < 200; i++ {
-		d := w.opt.Backoff(1)
-		if d < 24*time.Second || d > 36*time.Second {
-			t.Fatalf("first retry %v, want 30s ±20%%", d)
-		}
-		seen[d] = true
-		if d := w.opt.Backoff(30); d > 72*time.Minute || d < 48*time.Minute {
-			t.Fatalf("30th retry %v, want about the 1h cap", d)
-		}
-	}
-	if len(seen) < 100 {
-		t.Fatal("no jitter")
-	}
-	if w.opt.Backoff(3) < 2*w.opt.FirstRetry.D() {
-		t.Fatal("not exponential")
-	}
-}
 
 func TestClassifyTellsWhatToDo(t *testing.T) {
 	timeout := &net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}

@@ -58,15 +58,3 @@ func TestCurlCollectsOverPOP3SAndSTLS(t *testing.T) {
 		t.Fatalf("curl LIST: %v\n%s", err, out)
 	}
 }
-
-func TestPOP3KeepsServingWhileTheProviderIsDown(t *testing.T) {
-	prov := newProvider(t)
-	prov.SetMode(demo.PermFail)
-	r := newRelay(t, prov, opts{})
-	submitOne(t, r)
-	waitFor(t, 10*time.Second, "a bounce", func() bool { return only(t, r).State == store.Bounced })
-	prov.Off()
-	if res := r.poplib(pyArgs{}); res.Stat[0] != 1 {
-		t.Fatalf("%+v", res)
-	}
-}
