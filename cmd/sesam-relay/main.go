@@ -24,6 +24,7 @@ import (
 	"github.com/sesam-relay/sesam-relay/relay/daemon"
 	"github.com/sesam-relay/sesam-relay/relay/deliver"
 	"github.com/sesam-relay/sesam-relay/relay/demo"
+	"github.com/sesam-relay/sesam-relay/relay/fetch"
 	"github.com/sesam-relay/sesam-relay/relay/store"
 )
 
@@ -63,7 +64,7 @@ COMMANDS
   import ACCOUNT FILE.eml...
                            put mail saved from the webmail in the local mailbox
                            (the same message twice is skipped)
-  check                    validate the config and try each provider login once
+  check                    validate the config and try each provider login (SMTP, IMAP) once
   passwd                   read a password (prompt, or standard input) and print
                            its hash for password_hash
   version                  print the version
@@ -280,18 +281,31 @@ func check(cfg *config.Config, stdout io.Writer) int {
 	fmt.Fprintf(stdout, "config: OK (%d account(s), state_dir %s)\n", len(cfg.Accounts), cfg.StateDir)
 	bad := 0
 	for _, a := range cfg.Accounts {
-		if _, err := auth.Verify(a.PasswordHash, ""); err != nil {
-			fmt.Fprintf(stdout, "%s: FAILED — %v\n", a.Name, err)
-			bad++
+		hashesOK := true
+		for _, l := range a.AllLogins() {
+			if _, err := auth.Verify(l.PasswordHash, ""); err != nil {
+				fmt.Fprintf(stdout, "%s: FAILED — login %s: %v\n", a.Name, l.Name, err)
+				bad, hashesOK = bad+1, false
+			}
+		}
+		if !hashesOK {
 			continue
 		}
-		err := deliver.Check(a.Upstream, cfg.Hostname, 30*time.Second)
-		if err != nil {
+		if err := deliver.Check(a.Upstream, cfg.Hostname, 30*time.Second); err != nil {
 			fmt.Fprintf(stdout, "%s: FAILED — %v\n", a.Name, err)
 			bad++
+		} else {
+			fmt.Fprintf(stdout, "%s: OK — logged in to %s as %s\n", a.Name, a.Upstream.SMTP.String(), a.Upstream.Username)
+		}
+		if a.Upstream.IMAP.Addr == "" {
 			continue
 		}
-		fmt.Fprintf(stdout, "%s: OK — logged in to %s as %s\n", a.Name, a.Upstream.SMTP.String(), a.Upstream.Username)
+		if err := fetch.Check(a.Upstream, 30*time.Second); err != nil {
+			fmt.Fprintf(stdout, "%s: IMAP FAILED — %v\n", a.Name, err)
+			bad++
+		} else {
+			fmt.Fprintf(stdout, "%s: IMAP OK — logged in to %s as %s\n", a.Name, a.Upstream.IMAP.String(), a.Upstream.Username)
+		}
 	}
 	if bad > 0 {
 		return 1

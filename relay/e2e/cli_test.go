@@ -191,3 +191,17 @@ func TestDemoShowsALotWaitingThenDelivered(t *testing.T) {
 		t.Fatal("the demo did not quit")
 	}
 }
+
+func TestCheckTriesTheIMAPLoginToo(t *testing.T) {
+	imapP := imapProvider(t)
+	r := newRelay(t, newProvider(t), opts{imap: imapP.Addr()})
+	out, code := r.cli("check")
+	if code != 0 || !strings.Contains(out, "dupont: IMAP OK — logged in to imap://") {
+		t.Fatalf("check (%d):\n%s", code, out)
+	}
+	imapP.RefuseLogins(true)
+	out, code = r.cli("check")
+	if code != 1 || !strings.Contains(out, "dupont: OK") || !strings.Contains(out, "IMAP FAILED") || !strings.Contains(out, "credentials rejected") {
+		t.Fatalf("check with the IMAP login refused (%d):\n%s", code, out)
+	}
+}

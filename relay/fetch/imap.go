@@ -107,3 +107,14 @@ func dial(p config.Provider, timeout time.Duration, smtpWorks bool, onUpdate *im
 	conn.SetDeadline(time.Time{})
 	return c, nil
 }
+
+// Check tries an account's IMAP login once, for `sesam-relay check`.
+func Check(p config.Provider, timeout time.Duration) error {
+	c, err := dial(p, timeout, false, nil)
+	if err != nil {
+		return err
+	}
+	c.Logout().Wait()
+	c.Close()
+	return nil
+}
