@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -65,6 +67,8 @@ COMMANDS
                            put mail saved from the webmail in the local mailbox
                            (the same message twice is skipped)
   check                    validate the config and try each provider login (SMTP, IMAP) once
+  init                     create the store and the self-signed certificate if missing,
+                           and print the certificate's fingerprint (the package runs it)
   passwd                   read a password (prompt, or standard input) and print
                            its hash for password_hash
   version                  print the version
@@ -171,6 +175,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	case "check":
 		return check(cfg, stdout)
+	case "init":
+		return initState(cfg, stdout, stderr)
 	case "status":
 		return status(cfg, o, stdout, stderr)
 	case "queue":
@@ -217,6 +223,10 @@ func status(cfg *config.Config, o opts, stdout, stderr io.Writer) int {
 		printJSON(stdout, st)
 	} else {
 		printStatus(stdout, st)
+		if len(st.Accounts) == 0 {
+			fmt.Fprintf(stdout, "\nno account configured yet: nothing to relay. Add an [[account]] to %s\n"+
+				"(its examples show how), run `sesam-relay check`, then `systemctl reload sesam-relay`.\n", o.config)
+		}
 	}
 	if !st.Running {
 		return 3
@@ -279,6 +289,9 @@ func queue(cfg *config.Config, o opts, args []string, stdout, stderr io.Writer) 
 
 func check(cfg *config.Config, stdout io.Writer) int {
 	fmt.Fprintf(stdout, "config: OK (%d account(s), state_dir %s)\n", len(cfg.Accounts), cfg.StateDir)
+	if len(cfg.Accounts) == 0 {
+		fmt.Fprintln(stdout, "no account yet: the relay runs but has nothing to relay; add an [[account]] (see the examples in the config)")
+	}
 	bad := 0
 	for _, a := range cfg.Accounts {
 		hashesOK := true
@@ -310,6 +323,31 @@ func check(cfg *config.Config, stdout io.Writer) int {
 	if bad > 0 {
 		return 1
 	}
+	return 0
+}
+
+// initState prepares state_dir before the first start: the package's
+// postinst runs it as the service user, so the files are the service's.
+func initState(cfg *config.Config, stdout, stderr io.Writer) int {
+	st, err := store.Open(cfg.StateDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "sesam-relay init: %v\n", err)
+		return 1
+	}
+	defer st.Close()
+	tc, err := daemon.LoadTLS(cfg, st)
+	if err != nil {
+		fmt.Fprintf(stderr, "sesam-relay init: %v\n", err)
+		return 1
+	}
+	leaf, err := x509.ParseCertificate(tc.Certificates[0].Certificate[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "sesam-relay init: reading the certificate: %v\n", err)
+		return 1
+	}
+	sum := sha256.Sum256(leaf.Raw)
+	fmt.Fprintf(stdout, "state_dir %s ready; TLS certificate for %s, valid until %s\nSHA-256 fingerprint %X\n",
+		cfg.StateDir, strings.Join(leaf.DNSNames, ", "), leaf.NotAfter.Format("2006-01-02"), sum)
 	return 0
 }
 

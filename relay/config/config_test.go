@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -9,10 +10,39 @@ import (
 	"github.com/sesam-relay/sesam-relay/relay/config"
 )
 
-func TestExampleConfigLoads(t *testing.T) {
-	c, err := config.Load("../../testdata/config.toml")
+// shipped is the commented config the .deb installs.
+const shipped = "../../packaging/config.toml"
+
+func TestShippedConfigLoadsWithNoAccount(t *testing.T) {
+	c, err := config.Load(shipped)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(c.Accounts) != 0 || len(c.Sesam.Rules) != 0 {
+		t.Fatalf("the shipped config must not activate its examples: %d accounts, %d rules", len(c.Accounts), len(c.Sesam.Rules))
+	}
+	if c.StateDir != "/var/lib/sesam-relay" || c.Listen.Control != "/run/sesam-relay/control.sock" {
+		t.Fatalf("state_dir %q, control %q: the systemd unit's StateDirectory and RuntimeDirectory expect these", c.StateDir, c.Listen.Control)
+	}
+}
+
+// uncommented returns the shipped config with its examples switched on, as
+// an installer would: the "#" removed from lines like "#name = ...".
+func uncommented(t *testing.T) []byte {
+	b, err := os.ReadFile(shipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return regexp.MustCompile(`(?m)^(\s*)#([^\s#-])`).ReplaceAll(b, []byte("$1$2"))
+}
+
+func TestExampleConfigLoads(t *testing.T) {
+	c, err := config.Parse(uncommented(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Sesam.Rules) != 1 {
+		t.Fatalf("example rule: %+v", c.Sesam.Rules)
 	}
 	if len(c.Accounts) != 2 || c.Accounts[0].Upstream.SMTP.Addr != "smtp.laposte.net:465" || !c.Accounts[0].Upstream.SMTP.ImplicitTLS {
 		t.Fatalf("accounts decoded wrongly: %+v", c.Accounts)

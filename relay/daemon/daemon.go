@@ -55,7 +55,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if n, _ := st.HoldOrphans(ctx, names); n > 0 {
 		log.Warn("mail of accounts no longer in the config is held", "held", n)
 	}
-	tlsConf, err := loadTLS(cfg, st)
+	tlsConf, err := LoadTLS(cfg, st)
 	if err != nil {
 		return err
 	}
@@ -245,7 +245,9 @@ func watchdog(ctx context.Context, st *store.Store, log *slog.Logger) {
 	}
 }
 
-func loadTLS(cfg *config.Config, st *store.Store) (*tls.Config, error) {
+// LoadTLS returns the local listeners' TLS settings: [tls]'s certificate,
+// or the self-signed one in state_dir, made on first use.
+func LoadTLS(cfg *config.Config, st *store.Store) (*tls.Config, error) {
 	var cert tls.Certificate
 	var err error
 	if cfg.TLS.CertFile != "" {
