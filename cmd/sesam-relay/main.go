@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
@@ -158,17 +157,22 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	switch pos[0] {
 	case "serve":
-		log := slog.New(slog.NewTextHandler(stderr, nil))
+		log := daemon.NewLogger(stderr)
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
+		reload := make(chan struct{}, 1)
 		go func() {
 			for range hup {
-				log.Warn("SIGHUP: reloading the config is not supported yet; restart the service to apply changes")
+				select {
+				case reload <- struct{}{}:
+				default: // a reload is already pending: it will read the newest file
+				}
 			}
 		}()
-		if err := daemon.Run(ctx, cfg, log); err != nil {
+		load := func() (*config.Config, error) { return config.Load(o.config) }
+		if err := daemon.Run(ctx, cfg, log, reload, load); err != nil {
 			log.Error("sesam-relay stopped", "error", err.Error())
 			return 1
 		}

@@ -251,8 +251,9 @@ func Listen(path string) (net.Listener, error) {
 	return l, nil
 }
 
-// Serve answers requests on l until it is closed.
-func Serve(l net.Listener, h *Handler) error {
+// Serve answers requests on l until it is closed. Each connection is
+// answered by the handler current when it arrives (a reload swaps it).
+func Serve(l net.Listener, current func() *Handler) error {
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -261,7 +262,7 @@ func Serve(l net.Listener, h *Handler) error {
 			}
 			return err
 		}
-		go serveConn(c, h)
+		go serveConn(c, current())
 	}
 }
 

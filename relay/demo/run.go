@@ -154,7 +154,7 @@ func Run(ctx context.Context, in io.Reader, out io.Writer) error {
 	dctx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan error, 1)
-	go func() { done <- daemon.Run(dctx, cfg, log) }()
+	go func() { done <- daemon.Run(dctx, cfg, log, nil, nil) }()
 	smtpAddr, pop3Addr, err := waitReady(cfg, done)
 	if err != nil {
 		stop()

@@ -63,6 +63,7 @@ type opts struct {
 	provExtra string // more [account.upstream] keys; default insecure = true
 	accounts  string // more [[account]] tables
 	imap      string // host:port of the provider's IMAP (plain, insecure)
+	env       []string // more environment for the daemon (NOTIFY_SOCKET...)
 }
 
 type relay struct {
@@ -79,6 +80,7 @@ type relay struct {
 	smtps    string
 	pop3     string
 	pop3s    string
+	env      []string
 }
 
 func newProvider(t *testing.T) *demo.Provider {
@@ -94,7 +96,7 @@ func newProvider(t *testing.T) *demo.Provider {
 func newRelay(t *testing.T, prov *demo.Provider, o opts) *relay {
 	t.Helper()
 	dir := t.TempDir()
-	r := &relay{t: t, dir: dir, prov: prov, cfgPath: filepath.Join(dir, "config.toml"), control: filepath.Join(dir, "control.sock")}
+	r := &relay{t: t, dir: dir, prov: prov, cfgPath: filepath.Join(dir, "config.toml"), control: filepath.Join(dir, "control.sock"), env: o.env}
 	if o.allow == "" {
 		o.allow = `"127.0.0.0/8", "::1/128"`
 	}
@@ -159,6 +161,7 @@ address = %q
 func (r *relay) start() {
 	r.t.Helper()
 	r.cmd = exec.Command(binary, "--config", r.cfgPath, "serve")
+	r.cmd.Env = append(os.Environ(), r.env...)
 	r.cmd.Stdout = &lockedWriter{r}
 	r.cmd.Stderr = &lockedWriter{r}
 	if err := r.cmd.Start(); err != nil {

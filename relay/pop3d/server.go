@@ -37,22 +37,38 @@ type Options struct {
 	Allow              auth.Allowlist
 	Store              Maildrops
 	Log                *slog.Logger
+	// Locks are the logins with an open session. Servers that share them
+	// (the old and the new one during a config reload) never open two
+	// sessions on one login. Nil: the server has its own.
+	Locks *Locks
 }
+
+// Locks holds the logins that have a POP3 session open.
+type Locks struct {
+	mu     sync.Mutex
+	locked map[string]bool
+}
+
+// NewLocks returns an empty set of session locks.
+func NewLocks() *Locks { return &Locks{locked: map[string]bool{}} }
 
 // Server serves POP3 on any number of listeners.
 type Server struct {
 	opt Options
 
 	mu        sync.Mutex
-	locked    map[string]bool // logins with an open session
 	listeners []net.Listener
 	conns     map[net.Conn]bool
 	closed    bool
+	idle      chan struct{} // signalled when the last session ends
 }
 
 // New returns a server; call Serve or ServeTLS for each listener.
 func New(opt Options) *Server {
-	return &Server{opt: opt, locked: map[string]bool{}, conns: map[net.Conn]bool{}}
+	if opt.Locks == nil {
+		opt.Locks = NewLocks()
+	}
+	return &Server{opt: opt, conns: map[net.Conn]bool{}, idle: make(chan struct{}, 1)}
 }
 
 // Refusals are the POP3 lines for connections the guard turns away.
@@ -109,8 +125,40 @@ func (s *Server) track(c net.Conn, add bool) bool {
 		s.conns[c] = true
 	} else {
 		delete(s.conns, c)
+		if len(s.conns) == 0 {
+			select {
+			case s.idle <- struct{}{}:
+			default:
+			}
+		}
 	}
 	return true
+}
+
+// Shutdown stops the listeners and lets the open sessions end by
+// themselves (a client's QUIT applies its deletions) until ctx ends; then
+// it drops the rest, which deletes nothing. A config reload uses it.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.mu.Lock()
+	s.closed = true
+	for _, l := range s.listeners {
+		l.Close()
+	}
+	s.mu.Unlock()
+	for {
+		s.mu.Lock()
+		n := len(s.conns)
+		s.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-s.idle:
+		case <-ctx.Done():
+			s.Close()
+			return
+		}
+	}
 }
 
 // Close stops the listeners and drops every session. A session dropped
@@ -133,14 +181,15 @@ func (s *Server) Close() error {
 // connection dropped must not be told [IN-USE] because the server has not
 // read the EOF yet.
 func (s *Server) lock(login string) bool {
+	l := s.opt.Locks
 	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		s.mu.Lock()
-		if !s.locked[login] {
-			s.locked[login] = true
-			s.mu.Unlock()
+		l.mu.Lock()
+		if !l.locked[login] {
+			l.locked[login] = true
+			l.mu.Unlock()
 			return true
 		}
-		s.mu.Unlock()
+		l.mu.Unlock()
 		if time.Now().After(deadline) {
 			return false
 		}
@@ -148,7 +197,8 @@ func (s *Server) lock(login string) bool {
 }
 
 func (s *Server) unlock(login string) {
-	s.mu.Lock()
-	delete(s.locked, login)
-	s.mu.Unlock()
+	l := s.opt.Locks
+	l.mu.Lock()
+	delete(l.locked, login)
+	l.mu.Unlock()
 }

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -49,6 +50,9 @@ type Options struct {
 type Server struct {
 	opt Options
 	srv *smtp.Server
+
+	mu    sync.Mutex
+	conns map[*smtp.Conn]bool // open sessions, for Shutdown to end late ones
 }
 
 var (
@@ -62,7 +66,7 @@ var (
 
 // New returns a Server; call Serve for each listener.
 func New(opt Options) *Server {
-	s := &Server{opt: opt}
+	s := &Server{opt: opt, conns: map[*smtp.Conn]bool{}}
 	srv := smtp.NewServer(s)
 	srv.Domain = opt.Hostname
 	srv.MaxMessageBytes = opt.MaxMessageSize
@@ -102,8 +106,29 @@ func (s *Server) ServeTLS(l net.Listener) error {
 // not in the queue; the client will send it again.
 func (s *Server) Close() error { return s.srv.Close() }
 
+// Shutdown stops the listeners and lets the sessions under way finish (a
+// mail being submitted gets its 250) until ctx ends; then it closes the
+// rest. A config reload uses it.
+func (s *Server) Shutdown(ctx context.Context) {
+	if s.srv.Shutdown(ctx) == nil {
+		return
+	}
+	s.mu.Lock()
+	var late []*smtp.Conn
+	for c := range s.conns {
+		late = append(late, c)
+	}
+	s.mu.Unlock()
+	for _, c := range late {
+		c.Close() // calls Logout, which takes s.mu
+	}
+}
+
 // NewSession implements smtp.Backend.
 func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	s.mu.Lock()
+	s.conns[c] = true
+	s.mu.Unlock()
 	return &session{s: s, conn: c, remote: c.Conn().RemoteAddr()}, nil
 }
 
@@ -231,7 +256,12 @@ func (ss *session) received() []byte {
 
 func (ss *session) Reset() { ss.from, ss.to = "", nil }
 
-func (ss *session) Logout() error { return nil }
+func (ss *session) Logout() error {
+	ss.s.mu.Lock()
+	delete(ss.s.conns, ss.conn)
+	ss.s.mu.Unlock()
+	return nil
+}
 
 // bareLineEnding returns the offset of the first LF not preceded by CR or CR
 // not followed by LF, or -1. Refusing them closes SMTP smuggling: a bare

@@ -324,7 +324,7 @@ func (s *Store) RebuildLedger(ctx context.Context) (lots, matched int, err error
 		}
 		rows.Close()
 		for _, m := range mails {
-			in := sesam.Classify(m.body, s.rules)
+			in := sesam.Classify(m.body, s.currentRules())
 			tx.Exec("UPDATE mailbox SET class = ?, class_why = ? WHERE id = ?", string(in.Class), in.Why, m.id)
 			matchReturn(tx, m.account, m.id, m.body, in)
 		}

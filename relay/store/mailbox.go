@@ -134,7 +134,7 @@ func (s *Store) AddMail(account string, o Origin, body []byte) <-chan Added {
 	var res Added // set inside the transaction, sent only once it is durable
 	done := s.write(func(tx *sql.Tx) error {
 		var err error
-		res.ID, res.Duplicate, err = addMail(tx, account, o, body, now, s.rules)
+		res.ID, res.Duplicate, err = addMail(tx, account, o, body, now, s.currentRules())
 		if err != nil {
 			return err
 		}
@@ -415,4 +415,12 @@ func (s *Store) MailboxCount(account string) (int, error) {
 
 // SetRules sets the classification rules tried before sesam's defaults
 // (the config's [[sesam.rule]]). Call it before mail arrives.
-func (s *Store) SetRules(rules []sesam.Rule) { s.rules = rules }
+func (s *Store) SetRules(rules []sesam.Rule) { s.rules.Store(&rules) }
+
+// currentRules returns the rules set last (none before SetRules).
+func (s *Store) currentRules() []sesam.Rule {
+	if r := s.rules.Load(); r != nil {
+		return *r
+	}
+	return nil
+}

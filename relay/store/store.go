@@ -44,7 +44,7 @@ type Store struct {
 	commits  atomic.Int64 // transactions committed, to prove group commit in tests
 	wake     wakers
 	kick     wakers
-	rules    []sesam.Rule // classification rules from the config
+	rules    atomic.Pointer[[]sesam.Rule] // classification rules from the config; a reload swaps them
 }
 
 type writeReq struct {
