@@ -59,10 +59,10 @@ type opts struct {
 	delivery  string // [delivery] body
 	localAuth string // [local_auth] body
 	stateDir  string
-	upstream  string // [account.upstream] smtp; default smtp://provider
-	provExtra string // more [account.upstream] keys; default insecure = true
-	accounts  string // more [[account]] tables
-	imap      string // host:port of the provider's IMAP (plain, insecure)
+	upstream  string   // [account.upstream] smtp; default smtp://provider
+	provExtra string   // more [account.upstream] keys; default insecure = true
+	accounts  string   // more [[account]] tables
+	imap      string   // host:port of the provider's IMAP (plain, insecure)
 	env       []string // more environment for the daemon (NOTIFY_SOCKET...)
 }
 
