@@ -14,6 +14,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -44,6 +45,7 @@ type Store struct {
 	commits  atomic.Int64 // transactions committed, to prove group commit in tests
 	wake     wakers
 	kick     wakers
+	tmp      string                       // a copy read by OpenReadOnly, removed at Close
 	rules    atomic.Pointer[[]sesam.Rule] // classification rules from the config; a reload swaps them
 }
 
@@ -102,21 +104,76 @@ func Open(dir string) (*Store, error) {
 }
 
 // OpenReadOnly opens the state folder for reading only: the CLI uses it when
-// the daemon is down. It never creates anything.
+// the daemon is down. It never creates anything in the folder.
 func OpenReadOnly(dir string) (*Store, error) {
 	path := filepath.Join(dir, dbFile)
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("no queue in %s: %w", dir, err)
 	}
-	r, err := sql.Open("sqlite", dsn(path, true))
+	r, err := ping(dsn(path, true))
+	if err == nil {
+		return &Store{dir: dir, r: r, readOnly: true, now: time.Now}, nil
+	}
+	// A technician in group sesam-relay may read the files but not create
+	// SQLite's shared-memory file beside them. The daemon is down: after a
+	// clean stop there is no write-ahead log, and the file alone is the
+	// whole store; after a crash, read a copy of the file and its log.
+	if wal, werr := os.Stat(path + "-wal"); werr != nil || wal.Size() == 0 {
+		if r, err2 := ping(dsn(path, true) + "&immutable=1"); err2 == nil {
+			return &Store{dir: dir, r: r, readOnly: true, now: time.Now}, nil
+		}
+	} else if tmp, err2 := copyForReading(path); err2 == nil {
+		if r, err2 := ping(dsn(filepath.Join(tmp, dbFile), false)); err2 == nil {
+			return &Store{dir: dir, r: r, readOnly: true, now: time.Now, tmp: tmp}, nil
+		}
+		os.RemoveAll(tmp)
+	}
+	return nil, fmt.Errorf("opening the queue in %s read-only: %w", dir, err)
+}
+
+func ping(dsn string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
 	}
-	if err := r.Ping(); err != nil {
-		r.Close()
-		return nil, fmt.Errorf("opening the queue in %s read-only: %w", dir, err)
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, err
 	}
-	return &Store{dir: dir, r: r, readOnly: true, now: time.Now}, nil
+	return db, nil
+}
+
+// copyForReading copies the database and its write-ahead log into a new
+// temporary folder, where SQLite may replay the log.
+func copyForReading(path string) (string, error) {
+	tmp, err := os.MkdirTemp("", "sesam-relay-read-")
+	if err != nil {
+		return "", err
+	}
+	for _, suffix := range []string{"", "-wal"} {
+		if err := copyFile(path+suffix, filepath.Join(tmp, dbFile+suffix)); err != nil {
+			os.RemoveAll(tmp)
+			return "", err
+		}
+	}
+	return tmp, nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // Close stops the committer after the writes already asked for, and closes the files.
@@ -126,7 +183,11 @@ func (s *Store) Close() error {
 		<-s.done
 		s.w.Close()
 	}
-	return s.r.Close()
+	err := s.r.Close()
+	if s.tmp != "" {
+		os.RemoveAll(s.tmp)
+	}
+	return err
 }
 
 // Dir is the state folder, for messages to the technician.
