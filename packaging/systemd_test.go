@@ -21,7 +21,7 @@ type booted struct {
 }
 
 func boot(t *testing.T) *booted {
-	need(t, "systemd-nspawn", "nsenter")
+	need(t, "systemd-nspawn", "nsenter", "pgrep")
 	c := newChroot(t)
 	// The container has no network beyond its loopback: what the package
 	// depends on is installed now (the install test resolves it from the
