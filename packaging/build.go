@@ -86,11 +86,9 @@ func build(root, work, out, version, debArch string, t goTarget) (string, error)
 		Changelog:   filepath.Join(root, "packaging", "changelog.yml"),
 		MTime:       mtime,
 		Overridables: nfpm.Overridables{
-			// adduser makes the service's user; procps has /bin/kill, the
-			// unit's ExecReload (a minimal Debian lacks it, and then
-			// `systemctl reload` fails). The systemd helpers are used when
-			// present, and their absence (a container) is fine.
-			Depends: []string{"adduser", "procps"},
+			// adduser makes the service's user. The systemd helpers are
+			// used when present, and their absence (a container) is fine.
+			Depends: []string{"adduser"},
 			Contents: files.Contents{
 				file(bin, "/usr/bin/sesam-relay", 0o755),
 				{Source: filepath.Join(root, "packaging", "config.toml"), Destination: "/etc/sesam-relay/config.toml",

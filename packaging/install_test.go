@@ -268,8 +268,8 @@ s.quit()
 		t.Error("remove left the binary")
 	}
 	c.run("apt-get", "purge", "-y", "sesam-relay")
-	// What apt installed for it (procps, pulled from the archive by the
-	// install above) goes as an installer's autoremove would take it.
+	// Whatever apt pulled in for it goes, as an installer's autoremove
+	// would take it.
 	c.run("apt-get", "autoremove", "--purge", "-y")
 	c.run("userdel", "tech")
 	c.run("userdel", "visitor")

@@ -102,7 +102,7 @@ func TestPackageHoldsTheFilesAnInstallerExpects(t *testing.T) {
 			t.Errorf("the package lacks %s:\n%s", want, out)
 		}
 	}
-	if c := run(t, "dpkg-deb", "-f", debs["amd64"], "Depends"); !strings.Contains(c, "adduser") || !strings.Contains(c, "procps") {
+	if c := run(t, "dpkg-deb", "-f", debs["amd64"], "Depends"); !strings.Contains(c, "adduser") {
 		t.Errorf("Depends: %q", c)
 	}
 	info := run(t, "dpkg-deb", "--info", debs["amd64"], "conffiles")
@@ -118,8 +118,6 @@ func TestUnitPassesSystemdAnalyze(t *testing.T) {
 	need(t, "systemd-analyze")
 	root := extract(t, debs["amd64"])
 	run(t, "cp", "-rn", "/lib/systemd/system/.", filepath.Join(root, "lib/systemd/system"))
-	os.MkdirAll(filepath.Join(root, "bin"), 0o755)
-	run(t, "cp", "/bin/kill", filepath.Join(root, "bin/kill"))
 	unit := filepath.Join(root, "lib/systemd/system/sesam-relay.service")
 
 	out := run(t, "systemd-analyze", "verify", "--man=no", "--root="+root, unit)

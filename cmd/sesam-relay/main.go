@@ -66,6 +66,8 @@ COMMANDS
                            put mail saved from the webmail in the local mailbox
                            (the same message twice is skipped)
   check                    validate the config and try each provider login (SMTP, IMAP) once
+  reload                   make the daemon read the config again (systemctl reload runs it);
+                           mail in flight is finished first; a bad config is refused and kept
   init                     create the store and the self-signed certificate if missing,
                            and print the certificate's fingerprint (the package runs it)
   passwd                   read a password (prompt, or standard input) and print
@@ -131,7 +133,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fail := func(err error) int {
-		fmt.Fprintf(stderr, "sesam-relay %s: %v\n", pos[0], err)
+		// Under systemd (`systemctl reload` runs `reload`), an error line
+		// carries its priority, so that `journalctl -p err` shows it.
+		prio := ""
+		if os.Getenv("JOURNAL_STREAM") != "" {
+			prio = "<3>"
+		}
+		fmt.Fprintf(stderr, "%ssesam-relay %s: %v\n", prio, pos[0], err)
 		return 1
 	}
 	switch pos[0] {
@@ -153,6 +161,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.Load(o.config)
 	if err != nil {
+		if pos[0] == "reload" {
+			// The daemon is not even asked: it keeps the config it runs.
+			return fail(fmt.Errorf("%w; nothing was reloaded: the running config is kept", err))
+		}
 		return fail(err)
 	}
 	switch pos[0] {
@@ -181,6 +193,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return check(cfg, stdout)
 	case "init":
 		return initState(cfg, stdout, stderr)
+	case "reload":
+		var out map[string]bool
+		if _, err := call(cfg, control.Request{Cmd: "reload"}, &out); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintln(stdout, "config reloaded")
+		return 0
 	case "status":
 		return status(cfg, o, stdout, stderr)
 	case "queue":

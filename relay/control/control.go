@@ -22,7 +22,7 @@ import (
 
 // Request is one command.
 type Request struct {
-	Cmd     string   `json:"cmd"` // status, queue, show, retry, hold, release, drop, fetch, mail, mail-show, mail-restore, import
+	Cmd     string   `json:"cmd"` // status, queue, show, retry, hold, release, drop, fetch, mail, mail-show, mail-restore, import, reload
 	ID      int64    `json:"id,omitempty"`
 	Account string   `json:"account,omitempty"`
 	Login   string   `json:"login,omitempty"`
@@ -88,6 +88,7 @@ type Live struct {
 	Health      func(account string) (store.Health, bool)
 	FetchHealth func(account string) (store.FetchHealth, bool)
 	Fetch       func(ctx context.Context, account string) (any, error) // a poll now
+	Reload      func(ctx context.Context) error                        // read the config again and apply it
 }
 
 // Handler answers requests over a store.
@@ -103,6 +104,11 @@ func (h *Handler) Handle(ctx context.Context, req Request) (any, error) {
 	switch req.Cmd {
 	case "status":
 		return h.status()
+	case "reload":
+		if h.Live == nil || h.Live.Reload == nil {
+			return nil, ErrDaemonDown
+		}
+		return map[string]bool{"reloaded": true}, h.Live.Reload(ctx)
 	case "queue":
 		f := store.Filter{Account: req.Account}
 		if !req.All {

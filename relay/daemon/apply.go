@@ -98,7 +98,7 @@ func (d *daemon) apply(cfg *config.Config) error {
 	}
 	d.cfg = cfg
 	d.handler.Store(&control.Handler{Store: d.st, Config: cfg, Live: &control.Live{
-		Started: d.started, Listeners: names, Health: d.health, FetchHealth: d.fetchHealth, Fetch: d.fetch}})
+		Started: d.started, Listeners: names, Health: d.health, FetchHealth: d.fetchHealth, Fetch: d.fetch, Reload: d.askReload}})
 	return nil
 }
 

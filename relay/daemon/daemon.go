@@ -36,7 +36,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload <-cha
 		log.Warn("mail was being sent when the relay stopped: held as uncertain, not resent; see `sesam-relay queue`", "held", n)
 	}
 	d := &daemon{st: st, log: log, started: time.Now(), listeners: map[string]*shared{},
-		workers: map[string]*worker{}, pollers: map[string]*poller{}, locks: pop3d.NewLocks()}
+		workers: map[string]*worker{}, pollers: map[string]*poller{}, locks: pop3d.NewLocks(),
+		load: load, reloads: make(chan chan error)}
 	if err := d.apply(cfg); err != nil {
 		d.stop()
 		return err
@@ -55,7 +56,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload <-cha
 	for {
 		select {
 		case <-reload:
-			d.reload(load)
+			d.reload()
+			continue
+		case reply := <-d.reloads:
+			reply <- d.reload()
 			continue
 		case <-ctx.Done():
 		}
@@ -81,26 +85,50 @@ type daemon struct {
 	locks     *pop3d.Locks
 	side      []*task // the warner and the purge, restarted at each reload
 	handler   atomic.Pointer[control.Handler]
+	load      func() (*config.Config, error) // reads the config file again; nil: no reload
+	reloads   chan chan error                // `sesam-relay reload`, answered with the verdict
 
 	mu      sync.Mutex
 	workers map[string]*worker
 	pollers map[string]*poller
 }
 
-// reload reads the config again and applies it, or keeps the running one.
-func (d *daemon) reload(load func() (*config.Config, error)) {
+// reload reads the config again and applies it, or keeps the running one,
+// and says which.
+func (d *daemon) reload() error {
+	if d.load == nil {
+		return fmt.Errorf("this relay was not started from a config file: nothing to reload")
+	}
 	sd.SdNotify(false, sd.SdNotifyReloading)
-	d.log.Info("SIGHUP: reading the config again")
-	cfg, err := load()
+	defer sd.SdNotify(false, sd.SdNotifyReady)
+	d.log.Info("reading the config again")
+	cfg, err := d.load()
 	if err == nil {
 		err = d.apply(cfg)
 	}
 	if err != nil {
 		d.log.Error("config reload refused: the running config is kept; fix the file, check it with `sesam-relay check`, and reload again", "error", err.Error())
-	} else {
-		d.log.Info("config reloaded", "accounts", len(cfg.Accounts))
+		return fmt.Errorf("reload refused, the running config is kept: %w", err)
 	}
-	sd.SdNotify(false, sd.SdNotifyReady)
+	d.log.Info("config reloaded", "accounts", len(cfg.Accounts))
+	return nil
+}
+
+// askReload is `sesam-relay reload` through the control socket: the main
+// loop applies it, as it does SIGHUP, and the verdict goes back.
+func (d *daemon) askReload(ctx context.Context) error {
+	reply := make(chan error, 1)
+	select {
+	case d.reloads <- reply:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // stop closes the listeners and drops the sessions (a mail not yet

@@ -264,3 +264,37 @@ func TestServeTellsSystemdReadyReloadingStoppingAndPingsTheWatchdog(t *testing.T
 		}
 	}
 }
+
+// `sesam-relay reload` (what systemctl reload runs) waits for the verdict
+// and fails when the config is refused, so the technician sees it at once.
+func TestReloadCommandWaitsForTheVerdictAndFailsOnARefusal(t *testing.T) {
+	prov := newProvider(t)
+	r := newRelay(t, prov, opts{})
+	cfg, _ := os.ReadFile(r.cfgPath)
+
+	os.WriteFile(r.cfgPath, append(cfg, fmt.Sprintf("  [[account.login]]\n  name = \"secretariat\"\n  password_hash = %q\n", passwordHash)...), 0o600)
+	if out, code := r.cli("reload"); code != 0 || !strings.Contains(out, "config reloaded") {
+		t.Fatalf("reload of a good config: %d %s", code, out)
+	}
+	// Already applied when the command returns: no waiting.
+	if res := r.python(pyArgs{"user": "secretariat"}); len(res) != 1 || res[0].Code != 250 {
+		t.Fatalf("the login added by the reload, right after it: %+v", res)
+	}
+
+	os.WriteFile(r.cfgPath, append([]byte("retension = \"90d\"\n"), cfg...), 0o600)
+	if out, code := r.cli("reload"); code != 1 || !strings.Contains(out, "retension") || !strings.Contains(out, "line 1") || !strings.Contains(out, "running config is kept") {
+		t.Fatalf("reload of a misspelt key: %d %s", code, out)
+	}
+	busy, _ := netListen()
+	defer busy.Close()
+	os.WriteFile(r.cfgPath, []byte(strings.Replace(string(cfg), `pop3 = ["127.0.0.1:0"]`, fmt.Sprintf(`pop3 = [%q]`, busy.Addr().String()), 1)), 0o600)
+	if out, code := r.cli("reload"); code != 1 || !strings.Contains(out, "listening for pop3") || !strings.Contains(out, "running config is kept") {
+		t.Fatalf("reload onto a busy port: %d %s", code, out)
+	}
+	if res := r.python(nil); len(res) != 1 || res[0].Code != 250 {
+		t.Fatalf("submission after refused reloads: %+v", res)
+	}
+	if res := r.python(pyArgs{"user": "secretariat"}); len(res) != 1 || res[0].Code != 250 {
+		t.Fatalf("the refused reloads undid the good one: %+v", res)
+	}
+}
