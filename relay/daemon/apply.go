@@ -170,16 +170,15 @@ func (g *generation) serve(proto string, s *shared) {
 	go serve(s.view())
 }
 
-// shutdown lets the sessions under way end by themselves, at most limit
-// (plus the servers' own idle timeouts), then drops the rest.
+// shutdown lets the sessions under way end by themselves, at most limit;
+// each server's Shutdown then drops the rest.
 func (g *generation) shutdown(limit time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	done := make(chan struct{})
 	go func() { g.pop.Shutdown(ctx); close(done) }()
 	g.smtp.Shutdown(ctx)
-	<-done
-	g.close()
+	<-done // ctx must outlive both
 }
 
 func (g *generation) close() {

@@ -53,17 +53,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload <-cha
 	sd.SdNotify(false, sd.SdNotifyReady)
 	log.Info("sesam-relay ready", "accounts", len(cfg.Accounts), "state_dir", cfg.StateDir, "control", cfg.Listen.Control)
 	go watchdog(ctx, st, log)
-	for {
+	for ctx.Err() == nil {
 		select {
 		case <-reload:
 			d.reload()
-			continue
 		case reply := <-d.reloads:
 			reply <- d.reload()
-			continue
 		case <-ctx.Done():
 		}
-		break
 	}
 	log.Info("stopping: no new mail accepted; finishing deliveries in hand")
 	sd.SdNotify(false, sd.SdNotifyStopping)
