@@ -64,6 +64,7 @@ type opts struct {
 	accounts  string   // more [[account]] tables
 	imap      string   // host:port of the provider's IMAP (plain, insecure)
 	env       []string // more environment for the daemon (NOTIFY_SOCKET...)
+	control   string   // the control socket's path; default in the relay's folder
 }
 
 type relay struct {
@@ -96,7 +97,10 @@ func newProvider(t *testing.T) *demo.Provider {
 func newRelay(t *testing.T, prov *demo.Provider, o opts) *relay {
 	t.Helper()
 	dir := t.TempDir()
-	r := &relay{t: t, dir: dir, prov: prov, cfgPath: filepath.Join(dir, "config.toml"), control: filepath.Join(dir, "control.sock"), env: o.env}
+	r := &relay{t: t, dir: dir, prov: prov, cfgPath: filepath.Join(dir, "config.toml"), control: o.control, env: o.env}
+	if r.control == "" {
+		r.control = filepath.Join(dir, "control.sock")
+	}
 	if o.allow == "" {
 		o.allow = `"127.0.0.0/8", "::1/128"`
 	}

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sesam-relay/sesam-relay/relay/control"
 )
 
 // reload edits the relay's config with edit, sends SIGHUP, and returns the
@@ -212,15 +214,26 @@ func TestServeTellsSystemdReadyReloadingStoppingAndPingsTheWatchdog(t *testing.T
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	// On the first READY=1, before anything else, ask the control socket
+	// for the listeners and dial each: READY=1 must come only once they are
+	// all open, as systemd starts the billing software's dependents then.
+	control := filepath.Join(dir, "control.sock")
+	atReady := make(chan error, 1)
 	got := make(chan string, 100)
 	go func() {
 		buf := make([]byte, 4096)
+		ready := false
 		for {
 			n, err := conn.Read(buf)
 			if err != nil {
 				return
 			}
-			got <- string(buf[:n])
+			m := string(buf[:n])
+			if !ready && strings.Contains(m, "READY=1") {
+				ready = true
+				atReady <- allAnswer(control)
+			}
+			got <- m
 		}
 	}()
 	expect := func(want string) {
@@ -238,13 +251,10 @@ func TestServeTellsSystemdReadyReloadingStoppingAndPingsTheWatchdog(t *testing.T
 		}
 	}
 	prov := newProvider(t)
-	r := newRelay(t, prov, opts{env: []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=600000", "JOURNAL_STREAM=8:1234"}})
+	r := newRelay(t, prov, opts{control: control, env: []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=600000", "JOURNAL_STREAM=8:1234"}})
 	expect("READY=1")
-	// READY=1 comes after every listener is open: all four answer now.
-	for _, a := range []string{r.smtp, r.smtps, r.pop3, r.pop3s} {
-		if !dialOK(a) {
-			t.Fatalf("%s does not answer after READY=1", a)
-		}
+	if err := <-atReady; err != nil {
+		t.Fatalf("at READY=1: %v", err)
 	}
 	expect("WATCHDOG=1")
 	expect("WATCHDOG=1")
@@ -297,4 +307,23 @@ func TestReloadCommandWaitsForTheVerdictAndFailsOnARefusal(t *testing.T) {
 	if res := r.python(pyArgs{"user": "secretariat"}); len(res) != 1 || res[0].Code != 250 {
 		t.Fatalf("the refused reloads undid the good one: %+v", res)
 	}
+}
+
+// allAnswer asks the daemon for its listeners and dials each: an error if
+// the control socket or any of the four listeners does not answer.
+func allAnswer(controlPath string) error {
+	var st control.Status
+	if err := control.Call(controlPath, control.Request{Cmd: "status"}, &st); err != nil {
+		return fmt.Errorf("the control socket does not answer: %v", err)
+	}
+	if len(st.Listeners) != 4 {
+		return fmt.Errorf("listeners %v, want 4", st.Listeners)
+	}
+	for _, l := range st.Listeners {
+		_, addr, _ := strings.Cut(l, "://")
+		if !dialOK(addr) {
+			return fmt.Errorf("%s does not answer", l)
+		}
+	}
+	return nil
 }
