@@ -122,7 +122,7 @@ func runDialogue(t *testing.T, addr, path string) {
 		case "->":
 			c.c.Write([]byte(arg + "\r\n"))
 		case "=>":
-			c.c.Write([]byte(expr(t, where, arg)))
+			c.c.Write([]byte(testscript.MustExpr(t, where, arg)))
 		case "<~", "<*":
 			got, err := c.r.ReadString('\n')
 			got = strings.TrimRight(got, "\r\n")
@@ -140,14 +140,6 @@ func runDialogue(t *testing.T, addr, path string) {
 			t.Fatalf("%s: cannot read %q", where, line)
 		}
 	}
-}
-
-func expr(t *testing.T, where, e string) string {
-	s, err := testscript.Expr(e)
-	if err != nil {
-		t.Fatalf("%s: %v", where, err)
-	}
-	return s
 }
 
 func TestDialogues(t *testing.T) {

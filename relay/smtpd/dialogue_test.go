@@ -53,7 +53,7 @@ func runDialogue(t *testing.T, addr, path string) {
 				t.Fatalf("%s: write: %v", where, err)
 			}
 		case strings.HasPrefix(line, "c => "):
-			if _, err := conn.Write([]byte(expr(t, where, line[5:]))); err != nil {
+			if _, err := conn.Write([]byte(testscript.MustExpr(t, where, line[5:]))); err != nil {
 				t.Fatalf("%s: write: %v", where, err)
 			}
 		case line == "c <- EOF":
@@ -88,14 +88,6 @@ func runDialogue(t *testing.T, addr, path string) {
 			t.Fatalf("%s: cannot read script line %q", where, line)
 		}
 	}
-}
-
-func expr(t *testing.T, where, e string) string {
-	s, err := testscript.Expr(e)
-	if err != nil {
-		t.Fatalf("%s: %v", where, err)
-	}
-	return s
 }
 
 func TestDialogues(t *testing.T) {

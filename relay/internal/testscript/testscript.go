@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"testing"
 )
 
 // Expr evaluates a raw-bytes line of a dialogue script: Go-quoted strings
@@ -28,4 +29,14 @@ func Expr(e string) (string, error) {
 		out.WriteString(strings.Repeat(s, count))
 	}
 	return out.String(), nil
+}
+
+// MustExpr is Expr for a test: a bad expression fails it, naming where.
+func MustExpr(t testing.TB, where, e string) string {
+	t.Helper()
+	s, err := Expr(e)
+	if err != nil {
+		t.Fatalf("%s: %v", where, err)
+	}
+	return s
 }
