@@ -25,6 +25,9 @@ var wordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
 // still mail. Only the header block is read (at most 256 KiB).
 func ReadHeaders(raw []byte) Headers {
 	end := bytes.Index(raw, []byte("\r\n\r\n"))
+	if crcr := bytes.Index(raw, []byte("\r\r\n\r\r\n")); crcr >= 0 && (end < 0 || crcr < end) {
+		end = crcr // the header block of a CR CR LF mail
+	}
 	if end < 0 {
 		end = bytes.Index(raw, []byte("\n\n"))
 	}
@@ -32,7 +35,7 @@ func ReadHeaders(raw []byte) Headers {
 		end = len(raw)
 	}
 	end = min(end, 256<<10)
-	m, err := mail.ReadMessage(bytes.NewReader(append(raw[:end:end], "\r\n\r\n"...)))
+	m, err := mail.ReadMessage(bytes.NewReader(append(readable(raw[:end:end]), "\r\n\r\n"...)))
 	if err != nil {
 		return Headers{}
 	}

@@ -35,6 +35,7 @@ func InspectOutbound(raw []byte, rcpts []string) Outbound {
 			o.Test = o.Test || f.Test()
 		}
 	}
+	raw = readable(raw)
 	h := ReadHeaders(raw)
 	if ls, err := ParseLotSubject(h.Subject); err == nil {
 		o.Lot, o.Subject, o.SubjectOK = true, ls, true

@@ -52,3 +52,16 @@ func FuzzReadHeaders(f *testing.F) {
 	f.Add([]byte("From: a\r\n b\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) { sesam.ReadHeaders(raw) })
 }
+
+func TestACRCRLFLotIsReadLikeItsCRLFTwin(t *testing.T) {
+	lot := sesam.Lot{From: "jean.dupont@laposte.net", Fund: "01422@422.01.rss.fr", Emitter: "12345678901234", Invoices: 3, At: time.Now(), Seq: 1, Payload: 2000}
+	crlf := lot.Mail()
+	crcrlf := bytes.ReplaceAll(crlf, []byte("\r\n"), []byte("\r\r\n"))
+	if a, b := sesam.ReadHeaders(crlf), sesam.ReadHeaders(crcrlf); a != b || a.MessageID == "" {
+		t.Fatalf("headers differ: %+v vs %+v", a, b)
+	}
+	a, b := sesam.InspectOutbound(crlf, []string{lot.Fund}), sesam.InspectOutbound(crcrlf, []string{lot.Fund})
+	if a != b || !b.SMIME || b.Clear {
+		t.Fatalf("inspection differs: %+v vs %+v", a, b)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sesam-relay/sesam-relay/relay/config"
+	"github.com/sesam-relay/sesam-relay/relay/internal/smtpwire"
 	"github.com/sesam-relay/sesam-relay/relay/store"
 )
 
@@ -265,7 +266,7 @@ func (w *Worker) sendOne(ctx context.Context, m store.Message) bool {
 	if err != nil {
 		return fail("DATA", err)
 	}
-	if _, err := wc.Write(body); err != nil {
+	if err := smtpwire.WriteBody(c, wc, body); err != nil {
 		w.drop()
 		return fail("sending the body", err)
 	}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/sesam-relay/sesam-relay/relay/internal/smtpwire"
 )
 
 // Mode is how the provider answers.
@@ -239,7 +241,14 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 var errDropped = errors.New("dropped on purpose")
 
 func (s *session) Data(r io.Reader) error {
-	data, err := io.ReadAll(r)
+	// Read the bytes as they came, as a real provider keeps them (go-smtp's
+	// own reader cannot end a mail whose last line ends in CR CR LF).
+	src, ok := smtpwire.Raw(r)
+	if !ok {
+		return smtpwire.ErrLayout
+	}
+	data, err := smtpwire.ReadData(src.R, 0)
+	src.Done()
 	if err != nil {
 		return err
 	}

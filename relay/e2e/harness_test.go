@@ -3,6 +3,8 @@ package e2e_test
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -418,4 +420,60 @@ func dialOK(addr string) bool {
 		c.Close()
 	}
 	return err == nil
+}
+
+// rawSubmit logs in on a raw socket (plain SMTP, AUTH PLAIN) and sends each
+// data as it is after DATA — bytes no real client would write — returning
+// the reply to each.
+func (r *relay) rawSubmit(t *testing.T, datas ...string) []string {
+	t.Helper()
+	c, err := net.Dial("tcp", r.smtp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(c)
+	reply := func() string {
+		var last string
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reading a reply: %v (after %q)", err, last)
+			}
+			last = strings.TrimRight(l, "\r\n")
+			if len(last) < 4 || last[3] != '-' {
+				return last
+			}
+		}
+	}
+	say := func(line string) string {
+		c.Write([]byte(line + "\r\n"))
+		return reply()
+	}
+	reply()
+	say("EHLO raw")
+	// Over STARTTLS: the relay reads DATA beneath go-smtp's TLS layer too.
+	if got := say("STARTTLS"); !strings.HasPrefix(got, "220") {
+		t.Fatalf("STARTTLS: %q", got)
+	}
+	tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true})
+	c, br = tc, bufio.NewReader(tc)
+	say("EHLO raw")
+	plain := base64.StdEncoding.EncodeToString([]byte("\x00" + login + "\x00" + password))
+	if got := say("AUTH PLAIN " + plain); !strings.HasPrefix(got, "235") {
+		t.Fatalf("AUTH: %q", got)
+	}
+	var out []string
+	for _, d := range datas {
+		say("MAIL FROM:<" + sender + ">")
+		say("RCPT TO:<" + other + ">")
+		if got := say("DATA"); !strings.HasPrefix(got, "354") {
+			t.Fatalf("DATA: %q", got)
+		}
+		c.Write([]byte(d))
+		out = append(out, reply())
+	}
+	say("QUIT")
+	return out
 }

@@ -180,9 +180,39 @@ func TestSmugglingAttemptIsRefusedAndNothingIsQueued(t *testing.T) {
 	if len(res) != 1 || res[0].Code != 521 {
 		t.Fatalf("want 521, got %+v", res)
 	}
-	if len(r.queue()) != 0 {
-		t.Fatal("a smuggling attempt was queued")
+	// The published variants smtplib would not send (it stuffs a dot after
+	// any LF), written on a raw socket: each is refused, the session stays in
+	// step, and a clean mail after them on the same connection is queued.
+	forged := "MAIL FROM:<evil@example.com>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\nforged\r\n"
+	for _, end := range []string{"\r\n.\r", "\n.\r\n", "\r.\r\n", "\r.\r", "\r\n.\n"} {
+		got := r.rawSubmit(t, "Subject: hi\r\n\r\nhello"+end+forged+"\r\n.\r\n", "Subject: clean\r\n\r\nclean\r\n.\r\n")
+		if !strings.HasPrefix(got[0], "521 5.5.2") || !strings.HasPrefix(got[1], "250 ") {
+			t.Fatalf("%q: want 521 then 250 for a clean mail, got %q", end, got)
+		}
 	}
+	for _, m := range r.queue() {
+		if m.Subject != "clean" {
+			t.Fatalf("a smuggling attempt was queued: %+v", m)
+		}
+	}
+}
+
+// A lot written by a Windows program in text mode ends its lines in CR CR
+// LF. Nothing can read that as the end of a mail, so it is accepted and
+// reaches the provider byte for byte.
+func TestLotWithCRCRLFLinesIsAcceptedAndRelayedByteForByte(t *testing.T) {
+	prov := newProvider(t)
+	r := newRelay(t, prov, opts{})
+	_, lot := lotFile(t)
+	sent := bytes.ReplaceAll(lot, []byte("\r\n"), []byte("\r\r\n"))
+	p := filepath.Join(t.TempDir(), "crcrlf.eml")
+	os.WriteFile(p, sent, 0o600)
+	res := r.python(pyArgs{"file": p, "to": fund})
+	if len(res) != 1 || res[0].Code != 250 {
+		t.Fatalf("a CR CR LF lot: want 250, got %+v", res)
+	}
+	waitFor(t, 10*time.Second, "delivery upstream", func() bool { return len(prov.Mails()) == 1 })
+	upstreamCopy(t, prov.Mails()[0].Data, sent)
 }
 
 func TestOversizeMailGets552(t *testing.T) {

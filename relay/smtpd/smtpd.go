@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sesam-relay/sesam-relay/relay/auth"
+	"github.com/sesam-relay/sesam-relay/relay/internal/smtpwire"
 	"github.com/sesam-relay/sesam-relay/relay/store"
 	"github.com/sesam-relay/sesam-relay/sesam"
 )
@@ -57,7 +59,6 @@ type Server struct {
 
 var (
 	errAuthRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required: log in with your sesam-relay account"}
-	errBareLF       = &smtp.SMTPError{Code: 521, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Error reading DATA: invalid line ending (bare LF or CR): mail refused"}
 	errStorage      = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Could not store the mail; it was not accepted, try again later"}
 	errDiskFull     = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage on the relay; try again later"}
 	errBadLogin     = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication failed: wrong login or password"}
@@ -212,13 +213,20 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 func (ss *session) Data(r io.Reader) error {
-	body, err := io.ReadAll(r)
-	if err != nil {
-		return err // 552 from go-smtp's size limit, or the connection died
+	src, ok := smtpwire.Raw(r)
+	if !ok {
+		// Only a go-smtp upgrade gets here, and smtpwire's test catches it first.
+		ss.s.opt.Log.Error("cannot read DATA: go-smtp's reader is not the expected one; answered 451", "error", smtpwire.ErrLayout.Error())
+		return errStorage
 	}
-	if bad := bareLineEnding(body); bad >= 0 {
-		ss.s.opt.Log.Warn("mail refused: bare LF or CR (SMTP smuggling?)", "remote", ss.remote.String(), "account", ss.account, "offset", bad)
-		return errBareLF
+	body, err := smtpwire.ReadData(src.R, ss.s.opt.MaxMessageSize)
+	src.Done()
+	if errors.Is(err, smtpwire.ErrLineEnding) {
+		ss.s.opt.Log.Warn("mail refused: a line ending another server could read as the end of the mail (SMTP smuggling?)", "remote", ss.remote.String(), "account", ss.account)
+		return err
+	}
+	if err != nil {
+		return err // 552 over the size limit, or the connection died
 	}
 	env := store.Envelope{Account: ss.account, From: ss.from, To: ss.to, Client: ss.remote.String()}
 	h := sesam.ReadHeaders(body)
@@ -261,25 +269,6 @@ func (ss *session) Logout() error {
 	delete(ss.s.conns, ss.conn)
 	ss.s.mu.Unlock()
 	return nil
-}
-
-// bareLineEnding returns the offset of the first LF not preceded by CR or CR
-// not followed by LF, or -1. Refusing them closes SMTP smuggling: a bare
-// "\n.\n" inside DATA must never end a message for anyone downstream.
-func bareLineEnding(b []byte) int {
-	for i := 0; i < len(b); i++ {
-		switch b[i] {
-		case '\n':
-			if i == 0 || b[i-1] != '\r' {
-				return i
-			}
-		case '\r':
-			if i+1 >= len(b) || b[i+1] != '\n' {
-				return i
-			}
-		}
-	}
-	return -1
 }
 
 func sanitize(s string) string {
