@@ -2,6 +2,7 @@ package sesam
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"mime"
 	"strings"
@@ -18,12 +19,17 @@ type Outbound struct {
 	SubjectOK bool
 	Test      bool // IRISTEST, or a test fund
 	SMIME     bool // an application/pkcs7-mime part (the encrypted B2)
-	Clear     bool // an IRIS/B2 or EDI payload outside any S/MIME part
+	Clear     bool // an IRIS/B2 or EDI payload outside any S/MIME part, or a mail not read to its end
 	ClearWhy  string
 }
 
-// maxParts bounds the MIME walk: a lot holds a handful of parts.
-const maxParts = 200
+// The MIME walk's budget. A lot holds a handful of parts; a mail beyond
+// these is not read to its end, and a guard that has not read everything
+// cannot say the care sheets are encrypted.
+const (
+	maxParts = 1000
+	maxDepth = 50
+)
 
 // InspectOutbound looks at a mail's envelope recipients and bytes. It never
 // fails: what it cannot read, it reports as not seen.
@@ -40,7 +46,7 @@ func InspectOutbound(raw []byte, rcpts []string) Outbound {
 	if ls, err := ParseLotSubject(h.Subject); err == nil {
 		o.Lot, o.Subject, o.SubjectOK = true, ls, true
 	}
-	walk(raw, func(ctype, desc string, depth int) {
+	complete := walk(raw, func(ctype, desc string, depth int) {
 		d := strings.ToUpper(strings.TrimSpace(desc))
 		if strings.Contains(d, "IRISTEST") {
 			o.Test = true
@@ -55,6 +61,15 @@ func InspectOutbound(raw []byte, rcpts []string) Outbound {
 			o.ClearWhy = "a " + ctype + " part (" + strings.TrimSpace(desc) + ") travels outside S/MIME encryption: health data in clear"
 		}
 	})
+	if complete.budget && !o.Clear {
+		// Fail closed: something deeper may be a care sheet in clear.
+		o.Clear = true
+		o.ClearWhy = fmt.Sprintf("the mail has more than %d MIME parts or is nested more than %d deep: the guard could not read it to its end, so its care sheets are not proven encrypted", maxParts, maxDepth)
+	}
+	if o.Lot && complete.broken && !o.Clear {
+		o.Clear = true
+		o.ClearWhy = "a part of this lot does not parse as MIME: the guard could not read it to its end, so its care sheets are not proven encrypted"
+	}
 	if o.Lot && !o.SMIME && !o.Clear {
 		o.Clear = true
 		o.ClearWhy = "a mail to a fund with no S/MIME (application/pkcs7-mime) part: the care sheets would travel in clear"
@@ -66,20 +81,30 @@ func isSMIME(ctype string) bool {
 	return ctype == "application/pkcs7-mime" || ctype == "application/x-pkcs7-mime"
 }
 
+// walkEnd says why a walk stopped early, if it did.
+type walkEnd struct {
+	budget bool // more parts or depth than the budget allows
+	broken bool // a part that does not parse ended its branch
+}
+
 // walk calls fn for each MIME entity (the message itself first) with its
-// lower-case media type and Content-Description. Odd MIME is read as far as
-// it goes; a part that does not parse ends the walk of its branch.
-func walk(raw []byte, fn func(ctype, desc string, depth int)) {
+// lower-case media type and Content-Description, within maxParts and
+// maxDepth. Odd MIME is read as far as it goes; a part that does not parse
+// ends the walk of its branch. It says whether anything was left unread.
+func walk(raw []byte, fn func(ctype, desc string, depth int)) walkEnd {
+	var end walkEnd
 	e, err := message.Read(bytes.NewReader(raw))
 	if e == nil {
-		return
+		end.broken = true
+		return end
 	}
 	_ = err // unknown charset or encoding: the entity is still usable
 	n := 0
 	var visit func(e *message.Entity, depth int)
 	visit = func(e *message.Entity, depth int) {
 		n++
-		if n > maxParts || depth > 10 {
+		if n > maxParts || depth > maxDepth {
+			end.budget = true
 			return
 		}
 		ctype, _, _ := mime.ParseMediaType(e.Header.Get("Content-Type"))
@@ -88,12 +113,13 @@ func walk(raw []byte, fn func(ctype, desc string, depth int)) {
 		}
 		fn(strings.ToLower(ctype), e.Header.Get("Content-Description"), depth)
 		if mr := e.MultipartReader(); mr != nil {
-			for {
+			for !end.budget {
 				p, err := mr.NextPart()
-				if err == io.EOF || p == nil {
+				if err == io.EOF {
 					return
 				}
-				if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
+				if p == nil || (err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err)) {
+					end.broken = true
 					return
 				}
 				visit(p, depth+1)
@@ -101,4 +127,5 @@ func walk(raw []byte, fn func(ctype, desc string, depth int)) {
 		}
 	}
 	visit(e, 0)
+	return end
 }

@@ -41,7 +41,7 @@ func EDIPayloads(raw []byte) []Payload {
 	n := 0
 	var visit func(e *message.Entity, depth int)
 	visit = func(e *message.Entity, depth int) {
-		if n++; n > maxParts || depth > 10 {
+		if n++; n > maxParts || depth > maxDepth {
 			return
 		}
 		ctype, _, _ := e.Header.ContentType()

@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -265,6 +266,39 @@ func clearLotFile(t *testing.T) string {
 		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/EDI-consent\r\n"+
 		"Content-Description: IRIS/B2/Z\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAA\r\n--b--\r\n"), 0o600)
 	return p
+}
+
+// A lot with an S/MIME part on top and a care sheet in clear twelve
+// multiparts down: the guard reads the whole tree (within a budget, past
+// which it holds too), so the lot is held, not sent.
+func TestDeepCareSheetInClearIsHeld(t *testing.T) {
+	prov := newProvider(t)
+	r := newRelay(t, prov, opts{})
+	var b strings.Builder
+	b.WriteString("From: " + sender + "\r\nTo: " + fund + "\r\nSubject: lot\r\nMessage-ID: <deep@test>\r\nMIME-Version: 1.0\r\n")
+	b.WriteString("Content-Type: multipart/mixed; boundary=\"top\"\r\n\r\n--top\r\n")
+	b.WriteString("Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\nContent-Transfer-Encoding: base64\r\n\r\nMIAGCSqGSIb3DQEHA6CAMIACAQA=\r\n--top\r\n")
+	for i := 0; i < 12; i++ {
+		fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"b%d\"\r\n\r\n--b%d\r\n", i, i)
+	}
+	b.WriteString("Content-Type: application/EDI-consent\r\nContent-Description: IRIS/B2/Z\r\n\r\nFACTURES EN CLAIR\r\n")
+	for i := 11; i >= 0; i-- {
+		fmt.Fprintf(&b, "--b%d--\r\n", i)
+	}
+	b.WriteString("--top--\r\n")
+	p := filepath.Join(t.TempDir(), "deep.eml")
+	os.WriteFile(p, []byte(b.String()), 0o600)
+	if res := r.python(pyArgs{"file": p, "to": fund}); len(res) != 1 || res[0].Code != 250 {
+		t.Fatalf("the billing software must get its 250: %+v", res)
+	}
+	waitFor(t, 5*time.Second, "the lot held", func() bool { return r.states()[store.Held] == 1 })
+	if m := r.queue()[0]; !strings.Contains(m.HoldReason, "IRIS/B2/Z") {
+		t.Fatalf("held for another reason: %+v", m)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if len(prov.Mails()) != 0 {
+		t.Fatal("a lot with a care sheet in clear was sent")
+	}
 }
 
 func TestLotInClearIsHeldUntilATechnicianReleasesIt(t *testing.T) {
