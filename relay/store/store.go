@@ -77,6 +77,9 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("creating state_dir: %w", err)
 	}
 	path := filepath.Join(dir, dbFile)
+	if err := private(path); err != nil {
+		return nil, fmt.Errorf("creating the queue in %s: %w", dir, err)
+	}
 	w, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
 		return nil, err
@@ -101,6 +104,29 @@ func Open(dir string) (*Store, error) {
 	s := &Store{dir: dir, w: w, r: r, reqs: make(chan *writeReq, 1024), done: make(chan struct{}), now: time.Now}
 	go s.committer()
 	return s, nil
+}
+
+// fileMode is the most any file of the store may allow: the service user
+// writes, its group (technicians) reads, nobody else.
+const fileMode = 0o640
+
+// private makes the index exist with fileMode or stricter, whatever the
+// umask, before SQLite opens it: SQLite gives its -wal and -shm files the
+// index's mode. Files left more open by an older version are tightened.
+func private(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, fileMode)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&^fileMode != 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()&fileMode); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // OpenReadOnly opens the state folder for reading only: the CLI uses it when
