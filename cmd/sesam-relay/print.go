@@ -74,6 +74,10 @@ func printStatus(w io.Writer, st control.Status) {
 		fmt.Fprintf(w, "sesam-relay on %s: NOT RUNNING (figures read from the store; start it: systemctl start sesam-relay)\n", st.Hostname)
 	}
 	fmt.Fprintf(w, "state_dir:  %s (%s free)\n", st.StateDir, size(st.FreeBytes))
+	fmt.Fprintf(w, "local TLS:  %s and later\n", st.TLSMin)
+	for _, wk := range st.Weaknesses {
+		fmt.Fprintf(w, "! %s\n", wk)
+	}
 	for _, a := range st.Accounts {
 		fmt.Fprintf(w, "\n%s <%s> via %s\n", a.Name, a.Address, a.Upstream)
 		h := a.Health

@@ -8,6 +8,7 @@ package config
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -65,13 +66,16 @@ type Rule struct {
 
 // Listen says where the local clients reach the relay.
 type Listen struct {
-	SMTP               []HostPort `toml:"smtp"`  // plain, STARTTLS offered
-	SMTPS              []HostPort `toml:"smtps"` // implicit TLS
-	POP3               []HostPort `toml:"pop3"`  // plain, STLS offered
-	POP3S              []HostPort `toml:"pop3s"` // implicit TLS
-	Control            string     `toml:"control"`
-	Allow              []Prefix   `toml:"allow"`
-	AllowPlaintextAuth bool       `toml:"allow_plaintext_auth"`
+	SMTP    []HostPort `toml:"smtp"`  // plain, STARTTLS offered
+	SMTPS   []HostPort `toml:"smtps"` // implicit TLS
+	POP3    []HostPort `toml:"pop3"`  // plain, STLS offered
+	POP3S   []HostPort `toml:"pop3s"` // implicit TLS
+	Control string     `toml:"control"`
+	Allow   []Prefix   `toml:"allow"`
+	// AllowPlaintextAuth lists the networks whose clients may log in without
+	// TLS (SMTP AUTH, POP3 USER/PASS): an old billing program on one
+	// workstation, not the whole LAN.
+	AllowPlaintextAuth Networks `toml:"allow_plaintext_auth"`
 }
 
 // TLS names the certificate the local listeners present. Empty: a self-signed
@@ -79,6 +83,9 @@ type Listen struct {
 type TLS struct {
 	CertFile string `toml:"cert_file"`
 	KeyFile  string `toml:"key_file"`
+	// MinVersion is the oldest TLS version the listeners accept: 1.2 unless
+	// an old billing program needs "1.0" (then shown in status).
+	MinVersion TLSVersion `toml:"min_version"`
 }
 
 // Delivery tunes retries towards the providers.
@@ -176,6 +183,7 @@ func Defaults() Config {
 		Listen: Listen{
 			Control: "/run/sesam-relay/control.sock",
 		},
+		TLS: TLS{MinVersion: TLSVersion(tls.VersionTLS12)},
 		Delivery: Delivery{
 			Lifetime:    Duration(72 * time.Hour),
 			DelayNotice: Duration(4 * time.Hour),

@@ -168,3 +168,35 @@ func TestBackoffStartsWithinAMinuteAndIsCapped(t *testing.T) {
 		t.Fatal("not exponential")
 	}
 }
+
+func TestTLSMinimumAndPlaintextNetworks(t *testing.T) {
+	base := "[listen]\nsmtp = [\"127.0.0.1:0\"]\nallow = [\"127.0.0.0/8\"]\n"
+	c, err := config.Parse([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TLS.MinVersion.String() != "1.2" || len(c.Listen.AllowPlaintextAuth) != 0 || len(c.Weaknesses()) != 0 {
+		t.Fatalf("defaults: TLS %s, plaintext %v, weaknesses %q", c.TLS.MinVersion, c.Listen.AllowPlaintextAuth, c.Weaknesses())
+	}
+	c, err = config.Parse([]byte(base + "allow_plaintext_auth = [\"192.168.1.20\", \"10.0.0.0/8\"]\n[tls]\nmin_version = \"1.0\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Listen.AllowPlaintextAuth.String(); got != "192.168.1.20/32, 10.0.0.0/8" {
+		t.Fatalf("networks %q", got)
+	}
+	if w := strings.Join(c.Weaknesses(), "\n"); !strings.Contains(w, "min_version") || !strings.Contains(w, "192.168.1.20/32") {
+		t.Fatalf("weaknesses: %s", w)
+	}
+	// The switch of earlier versions still loads, so an upgrade does not
+	// stop the relay; it is reported as a weakness.
+	c, err = config.Parse([]byte(base + "allow_plaintext_auth = true\n"))
+	if err != nil || !strings.Contains(strings.Join(c.Weaknesses(), "\n"), "allow_plaintext_auth = true") {
+		t.Fatalf("allow_plaintext_auth = true: %v %q", err, c.Weaknesses())
+	}
+	for _, bad := range []string{"allow_plaintext_auth = [\"lan\"]\n", "allow_plaintext_auth = 3\n", "[tls]\nmin_version = \"1\"\n"} {
+		if _, err := config.Parse([]byte(base + bad)); err == nil || !strings.Contains(err.Error(), "line") {
+			t.Errorf("%q: want an error naming the line, got %v", bad, err)
+		}
+	}
+}

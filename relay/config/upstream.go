@@ -25,7 +25,7 @@ func (d Delivery) Backoff(n int) time.Duration {
 // TLSConfig is how to verify the provider's certificate: the system's CAs,
 // plus ca_file when the provider uses a private one.
 func (p Provider) TLSConfig(host string) (*tls.Config, error) {
-	conf := &tls.Config{ServerName: host}
+	conf := &tls.Config{ServerName: host, MinVersion: UpstreamTLSMin}
 	if p.CAFile == "" {
 		return conf, nil
 	}

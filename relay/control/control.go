@@ -41,13 +41,17 @@ type Reply struct {
 
 // Status is the reply to "status".
 type Status struct {
-	Running   bool            `json:"running"` // false: read from the store, daemon down
-	Hostname  string          `json:"hostname"`
-	StateDir  string          `json:"state_dir"`
-	Started   time.Time       `json:"started,omitzero"`
-	FreeBytes uint64          `json:"free_bytes"`
-	Listeners []string        `json:"listeners"`
-	Accounts  []AccountStatus `json:"accounts"`
+	Running   bool      `json:"running"` // false: read from the store, daemon down
+	Hostname  string    `json:"hostname"`
+	StateDir  string    `json:"state_dir"`
+	Started   time.Time `json:"started,omitzero"`
+	FreeBytes uint64    `json:"free_bytes"`
+	Listeners []string  `json:"listeners"`
+	TLSMin    string    `json:"tls_min_version"` // of the local listeners
+	// Weaknesses are the settings that lower the practice's protection
+	// (config.Weaknesses): old TLS, logins without TLS, insecure upstreams.
+	Weaknesses []string        `json:"weaknesses,omitempty"`
+	Accounts   []AccountStatus `json:"accounts"`
 }
 
 // AccountStatus is one account's line in "status".
@@ -198,7 +202,7 @@ func (h *Handler) Handle(ctx context.Context, req Request) (any, error) {
 }
 
 func (h *Handler) status() (Status, error) {
-	st := Status{Hostname: h.Config.Hostname, StateDir: h.Config.StateDir}
+	st := Status{Hostname: h.Config.Hostname, StateDir: h.Config.StateDir, TLSMin: h.Config.TLS.MinVersion.String(), Weaknesses: h.Config.Weaknesses()}
 	st.FreeBytes, _ = h.Store.FreeSpace()
 	if h.Live != nil {
 		st.Running, st.Started, st.Listeners = true, h.Live.Started, h.Live.Listeners

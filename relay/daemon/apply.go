@@ -97,6 +97,9 @@ func (d *daemon) apply(cfg *config.Config) error {
 		start(func(ctx context.Context) { purge(ctx, d.st, cfg.Retention.D(), d.log) }),
 	}
 	d.cfg = cfg
+	for _, w := range cfg.Weaknesses() {
+		d.log.Warn("weakened protection: " + w)
+	}
 	d.handler.Store(&control.Handler{Store: d.st, Config: cfg, Live: &control.Live{
 		Started: d.started, Listeners: names, Health: d.health, FetchHealth: d.fetchHealth, Fetch: d.fetch, Reload: d.askReload}})
 	return nil
@@ -155,11 +158,11 @@ func newGeneration(cfg *config.Config, tlsConf *tls.Config, throttle *auth.Throt
 		throttle: throttle,
 		smtp: smtpd.New(smtpd.Options{
 			Hostname: cfg.Hostname, MaxMessageSize: int64(cfg.MaxMessageSize), MinFreeSpace: uint64(cfg.MinFreeSpace),
-			AllowPlaintextAuth: cfg.Listen.AllowPlaintextAuth, TLS: tlsConf, Logins: logins, AccountOf: accountOf,
+			AllowPlaintextAuth: cfg.Listen.AllowPlaintextAuth.Prefixes(), TLS: tlsConf, Logins: logins, AccountOf: accountOf,
 			Throttle: throttle, Allow: allow, Queue: st, Log: log, GuardClearLots: cfg.Sesam.GuardClearLots,
 		}),
 		pop: pop3d.New(pop3d.Options{
-			Hostname: cfg.Hostname, TLS: tlsConf, AllowPlaintextAuth: cfg.Listen.AllowPlaintextAuth, Logins: logins,
+			Hostname: cfg.Hostname, TLS: tlsConf, AllowPlaintextAuth: cfg.Listen.AllowPlaintextAuth.Prefixes(), Logins: logins,
 			AccountOf: accountOf, Throttle: throttle, Allow: allow, Store: st, Log: log, Locks: locks,
 		}),
 	}
@@ -320,7 +323,7 @@ func LoadTLS(cfg *config.Config, st *store.Store) (*tls.Config, error) {
 			return nil, fmt.Errorf("reading the self-signed certificate in state_dir (delete tls/selfsigned.pem to make a new one): %w", err)
 		}
 	}
-	// TLS 1.0 stays possible: some billing software in practices is that old,
-	// and the LAN link matters less than refusing its lots.
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS10}, nil
+	// TLS 1.2 and later unless [tls] min_version opts in to an older version
+	// for a billing program that cannot do better.
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: uint16(cfg.TLS.MinVersion)}, nil
 }

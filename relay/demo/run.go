@@ -52,7 +52,7 @@ smtp    = [%q]
 pop3    = [%q]
 control = %q
 allow   = ["127.0.0.0/8", "::1/128"]
-allow_plaintext_auth = true   # so that any mail client can try it without TLS
+allow_plaintext_auth = ["127.0.0.0/8", "::1/128"]   # so that any mail client here can try it without TLS
 
 [delivery]
 first_retry  = "3s"    # short, so that the demo shows the retry quickly

@@ -52,7 +52,7 @@ func newServerAllowing(t testing.TB, plaintext bool, tlsConf *tls.Config, allow 
 		}
 	}
 	srv := pop3d.New(pop3d.Options{
-		Hostname: "relais.test", TLS: tlsConf, AllowPlaintextAuth: plaintext,
+		Hostname: "relais.test", TLS: tlsConf, AllowPlaintextAuth: plaintextFrom(plaintext),
 		Logins:    auth.NewChecker(map[string]string{"dupont": hash, "dupont-mobile": hash}),
 		AccountOf: map[string]string{"dupont": "dupont", "dupont-mobile": "dupont"},
 		Throttle:  auth.NewThrottle(3, time.Minute, 10*time.Millisecond),
@@ -195,4 +195,11 @@ func TestAddressOutsideAllowIsRefusedAtConnect(t *testing.T) {
 	if _, err := r.ReadString('\n'); err == nil {
 		t.Fatal("connection stayed open")
 	}
+}
+
+func plaintextFrom(yes bool) auth.Allowlist {
+	if !yes {
+		return nil
+	}
+	return auth.Allowlist{netip.MustParsePrefix("127.0.0.0/8")}
 }

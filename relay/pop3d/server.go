@@ -29,8 +29,8 @@ type Maildrops interface {
 // Options configure a Server.
 type Options struct {
 	Hostname           string
-	TLS                *tls.Config // nil: no STLS, no implicit TLS
-	AllowPlaintextAuth bool        // USER/PASS and AUTH without TLS
+	TLS                *tls.Config    // nil: no STLS, no implicit TLS
+	AllowPlaintextAuth auth.Allowlist // networks that may USER/PASS and AUTH without TLS
 	Logins             *auth.Checker
 	AccountOf          map[string]string // local login -> account
 	Throttle           *auth.Throttle

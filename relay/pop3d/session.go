@@ -113,7 +113,9 @@ func (ss *session) log() *slog.Logger {
 	return ss.s.opt.Log.With("remote", ss.conn.RemoteAddr().String(), "login", ss.login)
 }
 
-func (ss *session) authAllowed() bool { return ss.isTLS || ss.s.opt.AllowPlaintextAuth }
+func (ss *session) authAllowed() bool {
+	return ss.isTLS || ss.s.opt.AllowPlaintextAuth.Allows(ss.conn.RemoteAddr())
+}
 
 func (ss *session) dispatch(cmd, arg string) {
 	switch cmd {

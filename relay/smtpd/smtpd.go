@@ -37,8 +37,8 @@ type Options struct {
 	Hostname           string
 	MaxMessageSize     int64
 	MinFreeSpace       uint64
-	AllowPlaintextAuth bool
-	TLS                *tls.Config // nil: no STARTTLS
+	AllowPlaintextAuth auth.Allowlist // networks that may log in without TLS
+	TLS                *tls.Config    // nil: no STARTTLS
 	Logins             *auth.Checker
 	AccountOf          map[string]string // local login -> account
 	Throttle           *auth.Throttle
@@ -58,6 +58,7 @@ type Server struct {
 }
 
 var (
+	errTLSRequired  = &smtp.SMTPError{Code: 523, EnhancedCode: smtp.EnhancedCode{5, 7, 10}, Message: "TLS is required: use STARTTLS (or list this client's network in allow_plaintext_auth)"}
 	errAuthRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required: log in with your sesam-relay account"}
 	errStorage      = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Could not store the mail; it was not accepted, try again later"}
 	errDiskFull     = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage on the relay; try again later"}
@@ -78,7 +79,9 @@ func New(opt Options) *Server {
 	srv.MaxRecipients = 100
 	srv.ReadTimeout = 5 * time.Minute
 	srv.WriteTimeout = time.Minute
-	srv.AllowInsecureAuth = opt.AllowPlaintextAuth
+	// go-smtp can only allow plaintext AUTH for everyone or no one; the
+	// session checks the client's network (plaintextRefused).
+	srv.AllowInsecureAuth = len(opt.AllowPlaintextAuth) > 0
 	srv.TLSConfig = opt.TLS
 	srv.ErrorLog = slogAdapter{opt.Log}
 	s.srv = srv
@@ -145,6 +148,9 @@ type session struct {
 func (ss *session) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
 
 func (ss *session) Auth(mech string) (sasl.Server, error) {
+	if _, isTLS := ss.conn.TLSConnectionState(); !isTLS && !ss.s.opt.AllowPlaintextAuth.Allows(ss.remote) {
+		return nil, errTLSRequired
+	}
 	switch mech {
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(identity, user, pass string) error {

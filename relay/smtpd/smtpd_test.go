@@ -54,7 +54,7 @@ func newServer(t testing.TB, mod ...func(*serverOpts)) *server {
 		Hostname: "relais.test", MaxMessageSize: o.maxSize, MinFreeSpace: o.minFree,
 		Logins: auth.NewChecker(hashes), Throttle: auth.NewThrottle(3, time.Minute, 10*time.Millisecond),
 		Allow: auth.Allowlist{netip.MustParsePrefix(o.allow)}, Queue: o.queue,
-		AllowPlaintextAuth: true, Log: slog.New(slog.DiscardHandler),
+		AllowPlaintextAuth: auth.Allowlist{netip.MustParsePrefix("127.0.0.0/8")}, Log: slog.New(slog.DiscardHandler),
 	})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
