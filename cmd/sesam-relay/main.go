@@ -47,8 +47,10 @@ COMMANDS
   queue retry ID           try a deferred mail now
   queue hold ID [--reason TEXT]
                            keep a waiting mail from being sent
-  queue release ID         send a held mail (also an uncertain one: check the
-                           provider's sent folder first, or the fund may get it twice)
+  queue release ID [--confirm]
+                           send a held mail; an uncertain one (it may have reached the
+                           provider already) needs --confirm: check the provider's sent
+                           folder first, or the fund may get the lot twice
   queue drop ID            never send this mail (its bytes are kept)
   lots [ACCOUNT] [--since YYYY-MM-DD]
                            every lot: date, fund, emitter, invoices, state
@@ -97,6 +99,7 @@ type opts struct {
 	login   string
 	since   string
 	rebuild bool
+	confirm bool
 }
 
 func main() {
@@ -116,6 +119,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.raw, "raw", false, "")
 	fs.StringVar(&o.since, "since", "", "")
 	fs.BoolVar(&o.rebuild, "rebuild", false, "")
+	fs.BoolVar(&o.confirm, "confirm", false, "")
 	// Flags may stand anywhere: "queue show 5 --json" as well as "--json queue show 5".
 	var pos []string
 	for len(args) > 0 {
@@ -229,7 +233,7 @@ func call(cfg *config.Config, req control.Request, out any) (running bool, err e
 	}
 	defer st.Close()
 	h := &control.Handler{Store: st, Config: cfg}
-	data, err := h.Handle(context.Background(), req)
+	data, err := h.Handle(context.Background(), req, control.Local())
 	if err != nil {
 		return false, err
 	}
@@ -295,7 +299,7 @@ func queue(cfg *config.Config, o opts, args []string, stdout, stderr io.Writer) 
 		}
 		return 0
 	case "retry", "hold", "release", "drop":
-		if _, err := call(cfg, control.Request{Cmd: args[0], ID: id, Reason: o.reason}, nil); err != nil {
+		if _, err := call(cfg, control.Request{Cmd: args[0], ID: id, Reason: o.reason, Confirm: o.confirm}, nil); err != nil {
 			fmt.Fprintf(stderr, "sesam-relay queue %s: %v\n", args[0], err)
 			return 1
 		}

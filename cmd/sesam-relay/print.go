@@ -78,6 +78,19 @@ func printStatus(w io.Writer, st control.Status) {
 	for _, wk := range st.Weaknesses {
 		fmt.Fprintf(w, "! %s\n", wk)
 	}
+	if len(st.Actions) > 0 {
+		fmt.Fprintf(w, "technician actions since start (the journal keeps them all):\n")
+		for _, a := range st.Actions {
+			line := fmt.Sprintf("  %s  %s by %s", when(a.At), a.Cmd, a.Caller)
+			if len(a.IDs) > 0 {
+				line += fmt.Sprintf(" on %v", a.IDs)
+			}
+			if a.Error != "" {
+				line += " — refused: " + a.Error
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
 	for _, a := range st.Accounts {
 		fmt.Fprintf(w, "\n%s <%s> via %s\n", a.Name, a.Address, a.Upstream)
 		h := a.Health

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -28,8 +29,9 @@ type Request struct {
 	Login   string   `json:"login,omitempty"`
 	All     bool     `json:"all,omitempty"`
 	Reason  string   `json:"reason,omitempty"`
-	Since   string   `json:"since,omitempty"` // lots: YYYY-MM-DD
-	Files   [][]byte `json:"files,omitempty"` // import: the raw messages
+	Since   string   `json:"since,omitempty"`   // lots: YYYY-MM-DD
+	Files   [][]byte `json:"files,omitempty"`   // import: the raw messages
+	Confirm bool     `json:"confirm,omitempty"` // release: yes, even an uncertain one
 }
 
 // Reply is the answer: Data on success, Error otherwise.
@@ -52,6 +54,8 @@ type Status struct {
 	// (config.Weaknesses): old TLS, logins without TLS, insecure upstreams.
 	Weaknesses []string        `json:"weaknesses,omitempty"`
 	Accounts   []AccountStatus `json:"accounts"`
+	Actions    []Action        `json:"technician_actions,omitempty"` // since the daemon started
+
 }
 
 // AccountStatus is one account's line in "status".
@@ -93,18 +97,34 @@ type Live struct {
 	FetchHealth func(account string) (store.FetchHealth, bool)
 	Fetch       func(ctx context.Context, account string) (any, error) // a poll now
 	Reload      func(ctx context.Context) error                        // read the config again and apply it
+	Actions     *Actions                                               // the last technician actions
 }
 
 // Handler answers requests over a store.
 type Handler struct {
 	Store  *store.Store
 	Config *config.Config
-	Live   *Live // nil when the CLI reads the store with the daemon down
+	Live   *Live        // nil when the CLI reads the store with the daemon down
+	Log    *slog.Logger // the journal, for technician actions; nil: none
 }
 
-// Handle runs one request.
-func (h *Handler) Handle(ctx context.Context, req Request) (any, error) {
-	who := "the technician (control socket)"
+// Handle runs one request from caller. A request that changes state or
+// shows a mail's content leaves a line in the journal naming the caller.
+func (h *Handler) Handle(ctx context.Context, req Request, caller Caller) (any, error) {
+	data, err := h.handle(ctx, req, caller)
+	var ids []int64
+	if req.ID != 0 {
+		ids = append(ids, req.ID)
+	}
+	if im, ok := data.(Imported); ok {
+		ids = append(ids, im.Added...)
+	}
+	h.audit(req, caller, ids, err)
+	return data, err
+}
+
+func (h *Handler) handle(ctx context.Context, req Request, caller Caller) (any, error) {
+	who := caller.String()
 	switch req.Cmd {
 	case "status":
 		return h.status()
@@ -155,14 +175,21 @@ func (h *Handler) Handle(ctx context.Context, req Request) (any, error) {
 	}
 	switch req.Cmd {
 	case "retry":
-		return nil, h.Store.Retry(ctx, req.ID)
+		return nil, h.Store.Retry(ctx, req.ID, who)
 	case "hold":
 		reason := req.Reason
 		if reason == "" {
 			reason = "held by the technician"
 		}
-		return nil, h.Store.Hold(ctx, req.ID, reason)
+		return nil, h.Store.Hold(ctx, req.ID, reason, who)
 	case "release":
+		m, _, err := h.Store.Get(req.ID)
+		if err != nil {
+			return nil, err
+		}
+		if m.Uncertain() && !req.Confirm {
+			return nil, fmt.Errorf("message %d may already have reached the provider (%s): sending it again may give the fund this lot twice (DOUBLON). Check in the webmail's sent folder, or with the fund, that it did not arrive; then run `sesam-relay queue release %d --confirm`", req.ID, m.HoldReason, req.ID)
+		}
 		return nil, h.Store.Release(ctx, req.ID, who)
 	case "drop":
 		return nil, h.Store.Drop(ctx, req.ID, who)
@@ -206,6 +233,7 @@ func (h *Handler) status() (Status, error) {
 	st.FreeBytes, _ = h.Store.FreeSpace()
 	if h.Live != nil {
 		st.Running, st.Started, st.Listeners = true, h.Live.Started, h.Live.Listeners
+		st.Actions = h.Live.Actions.List()
 	}
 	counts, err := h.Store.Counts()
 	if err != nil {
@@ -287,7 +315,7 @@ func serveConn(c net.Conn, h *Handler) {
 	}
 	if err == nil {
 		var data any
-		data, err = h.Handle(context.Background(), req)
+		data, err = h.Handle(context.Background(), req, peer(c))
 		if err == nil {
 			rep.OK = true
 			rep.Data, err = json.Marshal(data)

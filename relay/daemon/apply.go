@@ -100,8 +100,8 @@ func (d *daemon) apply(cfg *config.Config) error {
 	for _, w := range cfg.Weaknesses() {
 		d.log.Warn("weakened protection: " + w)
 	}
-	d.handler.Store(&control.Handler{Store: d.st, Config: cfg, Live: &control.Live{
-		Started: d.started, Listeners: names, Health: d.health, FetchHealth: d.fetchHealth, Fetch: d.fetch, Reload: d.askReload}})
+	d.handler.Store(&control.Handler{Store: d.st, Config: cfg, Log: d.log, Live: &control.Live{
+		Started: d.started, Listeners: names, Health: d.health, FetchHealth: d.fetchHealth, Fetch: d.fetch, Reload: d.askReload, Actions: d.actions}})
 	return nil
 }
 

@@ -37,7 +37,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload <-cha
 	}
 	d := &daemon{st: st, log: log, started: time.Now(), listeners: map[string]*shared{},
 		workers: map[string]*worker{}, pollers: map[string]*poller{}, locks: pop3d.NewLocks(),
-		load: load, reloads: make(chan chan error)}
+		load: load, reloads: make(chan chan error), actions: &control.Actions{}}
 	if err := d.apply(cfg); err != nil {
 		d.stop()
 		return err
@@ -84,6 +84,7 @@ type daemon struct {
 	handler   atomic.Pointer[control.Handler]
 	load      func() (*config.Config, error) // reads the config file again; nil: no reload
 	reloads   chan chan error                // `sesam-relay reload`, answered with the verdict
+	actions   *control.Actions               // the technicians' last actions, across reloads
 
 	mu      sync.Mutex
 	workers map[string]*worker

@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+
+	"github.com/sesam-relay/sesam-relay/relay/control"
 )
 
 // NewLogger returns the daemon's structured logger, writing to w. Under
@@ -14,15 +16,25 @@ import (
 // -p warning` then shows only what needs a look.
 func NewLogger(w io.Writer) *slog.Logger {
 	if os.Getenv("JOURNAL_STREAM") == "" {
-		return slog.New(slog.NewTextHandler(w, nil))
+		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{ReplaceAttr: noticeName}))
 	}
 	noTime := func(groups []string, a slog.Attr) slog.Attr {
 		if len(groups) == 0 && a.Key == slog.TimeKey {
 			return slog.Attr{}
 		}
-		return a
+		return noticeName(groups, a)
 	}
 	return slog.New(slog.NewTextHandler(journalWriter{w}, &slog.HandlerOptions{ReplaceAttr: noTime}))
+}
+
+// noticeName writes control.LevelNotice as "NOTICE", not "INFO+2".
+func noticeName(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && a.Key == slog.LevelKey {
+		if l, ok := a.Value.Any().(slog.Level); ok && l == control.LevelNotice {
+			return slog.String(slog.LevelKey, "NOTICE")
+		}
+	}
+	return a
 }
 
 // journalWriter prefixes each record with its priority. The text handler
@@ -37,6 +49,8 @@ func (j journalWriter) Write(p []byte) (int, error) {
 		prio = "<3>"
 	case bytes.HasPrefix(p, []byte("level=WARN")):
 		prio = "<4>"
+	case bytes.HasPrefix(p, []byte("level=NOTICE")):
+		prio = "<5>"
 	}
 	if _, err := j.w.Write(append([]byte(prio), p...)); err != nil {
 		return 0, err

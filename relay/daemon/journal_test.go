@@ -2,8 +2,11 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
+
+	"github.com/sesam-relay/sesam-relay/relay/control"
 )
 
 func TestUnderTheJournalEachLineStartsWithItsPriorityAndHasNoTime(t *testing.T) {
@@ -13,10 +16,12 @@ func TestUnderTheJournalEachLineStartsWithItsPriorityAndHasNoTime(t *testing.T) 
 	log.Info("sesam-relay ready")
 	log.Warn("imap poll failed")
 	log.Error("config reload refused")
+	log.Log(context.Background(), control.LevelNotice, "technician action")
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	want := []string{"<6>level=INFO msg=\"sesam-relay ready\" account=dupont",
 		"<4>level=WARN msg=\"imap poll failed\" account=dupont",
-		"<3>level=ERROR msg=\"config reload refused\" account=dupont"}
+		"<3>level=ERROR msg=\"config reload refused\" account=dupont",
+		"<5>level=NOTICE msg=\"technician action\" account=dupont"}
 	if len(lines) != len(want) {
 		t.Fatalf("got %q", lines)
 	}

@@ -158,8 +158,17 @@ func TestConnectionLostAfterDotIsHeldAndNeverResent(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "may already have this mail") {
 		t.Fatalf("queue show: %d\n%s", code, out)
 	}
+	// A release without --confirm is refused and says why: the fund may
+	// get the lot twice.
+	if out, code := r.cli("queue", "release", itoa(m.ID)); code == 0 || !strings.Contains(out, "--confirm") || !strings.Contains(out, "DOUBLON") {
+		t.Fatalf("an uncertain mail was released without --confirm: %d\n%s", code, out)
+	}
+	time.Sleep(2 * time.Second)
+	if n := len(prov.Mails()); n != 1 || only(t, r).State != store.Held {
+		t.Fatalf("after a refused release: %d copies, state %s", n, only(t, r).State)
+	}
 	// The technician checked the sent folder and decides to send again.
-	if out, code := r.cli("queue", "release", itoa(m.ID)); code != 0 {
+	if out, code := r.cli("queue", "release", itoa(m.ID), "--confirm"); code != 0 {
 		t.Fatalf("release: %s", out)
 	}
 	waitFor(t, 10*time.Second, "delivery after release", func() bool { return only(t, r).State == store.Sent })

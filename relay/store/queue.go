@@ -323,13 +323,23 @@ func (s *Store) MarkDeferred(ctx context.Context, id int64, why string, next tim
 	})
 }
 
+// uncertainPrefix starts the hold reason of a mail whose final dot may have
+// reached the provider.
+const uncertainPrefix = "uncertain: "
+
+// Uncertain reports whether m is held because it may already have been
+// delivered: sending it again could make a DOUBLON.
+func (m Message) Uncertain() bool {
+	return m.State == Held && strings.HasPrefix(m.HoldReason, uncertainPrefix)
+}
+
 // MarkUncertain holds a message whose final dot may have reached the provider
 // without its reply reaching us. Only a technician's Release sends it again.
 func (s *Store) MarkUncertain(ctx context.Context, id int64, why string) error {
 	now := s.now()
 	return s.writeWait(ctx, func(tx *sql.Tx) error {
 		return transition(tx, id, now, []State{Sending}, Held, ", hold_reason = ?, last_error = ?",
-			[]any{"uncertain: " + why, why}, "held as uncertain: "+why)
+			[]any{uncertainPrefix + why, why}, "held as uncertain: "+why)
 	})
 }
 
@@ -370,10 +380,10 @@ func (s *Store) AddDelayNotice(ctx context.Context, id int64, notice []byte) err
 }
 
 // Hold holds a waiting message by hand.
-func (s *Store) Hold(ctx context.Context, id int64, reason string) error {
+func (s *Store) Hold(ctx context.Context, id int64, reason, who string) error {
 	now := s.now()
 	return s.writeWait(ctx, func(tx *sql.Tx) error {
-		return transition(tx, id, now, waiting, Held, ", hold_reason = ?", []any{reason}, "held: "+reason)
+		return transition(tx, id, now, waiting, Held, ", hold_reason = ?", []any{reason}, "held by "+who+": "+reason)
 	})
 }
 
@@ -390,10 +400,10 @@ func (s *Store) Release(ctx context.Context, id int64, who string) error {
 }
 
 // Retry makes a waiting message due now.
-func (s *Store) Retry(ctx context.Context, id int64) error {
+func (s *Store) Retry(ctx context.Context, id int64, who string) error {
 	now := s.now()
 	err := s.writeWait(ctx, func(tx *sql.Tx) error {
-		return transition(tx, id, now, waiting, Queued, ", next_attempt = ?", []any{ms(now)}, "retry asked by the technician")
+		return transition(tx, id, now, waiting, Queued, ", next_attempt = ?", []any{ms(now)}, "retry asked by "+who)
 	})
 	if err == nil {
 		s.wakeOwner(id)
@@ -430,7 +440,7 @@ func (s *Store) RecoverInterrupted(ctx context.Context) (int, error) {
 		rows.Close()
 		why := "the relay stopped while sending the final dot: the provider may have it already; check the sent folder, then release or drop"
 		for _, id := range ids {
-			if err := transition(tx, id, now, []State{Sending}, Held, ", hold_reason = ?", []any{"uncertain: " + why}, "held as uncertain: "+why); err != nil {
+			if err := transition(tx, id, now, []State{Sending}, Held, ", hold_reason = ?", []any{uncertainPrefix + why}, "held as uncertain: "+why); err != nil {
 				return err
 			}
 		}
