@@ -41,13 +41,16 @@ type Reply struct {
 
 // Status is the reply to "status".
 type Status struct {
-	Running   bool            `json:"running"` // false: read from the store, daemon down
-	Hostname  string          `json:"hostname"`
-	StateDir  string          `json:"state_dir"`
-	Started   time.Time       `json:"started,omitzero"`
-	FreeBytes uint64          `json:"free_bytes"`
-	Listeners []string        `json:"listeners"`
-	Accounts  []AccountStatus `json:"accounts"`
+	Running   bool      `json:"running"` // false: read from the store, daemon down
+	Hostname  string    `json:"hostname"`
+	StateDir  string    `json:"state_dir"`
+	Started   time.Time `json:"started,omitzero"`
+	FreeBytes uint64    `json:"free_bytes"`
+	// LocalFault, when set, is why nothing is sent: the store could not
+	// write (disk full, I/O error). Only the running daemon knows it.
+	LocalFault *store.Fault    `json:"local_fault,omitempty"`
+	Listeners  []string        `json:"listeners"`
+	Accounts   []AccountStatus `json:"accounts"`
 }
 
 // AccountStatus is one account's line in "status".
@@ -202,6 +205,9 @@ func (h *Handler) status() (Status, error) {
 	st.FreeBytes, _ = h.Store.FreeSpace()
 	if h.Live != nil {
 		st.Running, st.Started, st.Listeners = true, h.Live.Started, h.Live.Listeners
+		if f := h.Store.DeliveryFault(); !f.Since.IsZero() {
+			st.LocalFault = &f
+		}
 	}
 	counts, err := h.Store.Counts()
 	if err != nil {

@@ -67,6 +67,9 @@ func (w *Worker) Run(ctx context.Context) {
 		if time.Until(w.holdUntil) > wait {
 			wait = time.Until(w.holdUntil)
 		}
+		if f := w.st.DeliveryFault(); !f.Since.IsZero() && time.Until(f.NextTry) > wait {
+			wait = time.Until(f.NextTry) // the store's pause holds every account
+		}
 		if w.client != nil && wait > idleKeep {
 			wait = idleKeep
 		}
@@ -102,12 +105,15 @@ func (w *Worker) deliverDue(ctx context.Context) {
 		if len(due) == 0 {
 			return
 		}
+		if !w.storeWrites(ctx) {
+			return
+		}
 		if err := w.connect(); err != nil {
 			w.connectionFailed(ctx, due, err)
 			return
 		}
 		for _, m := range due {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || !w.st.DeliveryFault().Since.IsZero() {
 				return
 			}
 			if !w.sendOne(ctx, m) {
@@ -195,7 +201,7 @@ func (w *Worker) retryLater(ctx context.Context, m store.Message, why string, ne
 		next = expiry // one last try at the end of the lifetime
 	}
 	if err := w.st.MarkDeferred(ctx, m.ID, why, next); err != nil {
-		w.log.Error("recording a deferral", "id", m.ID, "error", err.Error())
+		w.storeFailed("recording a deferral", m.ID, err)
 		return
 	}
 	if !m.NoticeSent && now.Sub(m.Received) >= w.opt.DelayNotice.D() {
@@ -208,7 +214,7 @@ func (w *Worker) bounce(ctx context.Context, m store.Message, why, status string
 	r := report{hostname: w.hostname, upstream: w.acct.Upstream.SMTP.Host, msg: m, headers: headerBlock(body),
 		action: "failed", status: statusOf(why, status), diagnosis: why, now: time.Now()}
 	if err := w.st.Bounce(ctx, m.ID, why, r.build()); err != nil {
-		w.log.Error("recording a bounce", "id", m.ID, "error", err.Error())
+		w.storeFailed("recording a bounce", m.ID, err)
 		return
 	}
 	w.log.Warn("mail bounced to the sender's mailbox", "id", m.ID, "message_id", m.MessageID, "reason", why)
@@ -219,7 +225,7 @@ func (w *Worker) notify(ctx context.Context, m store.Message, why string, expiry
 	r := report{hostname: w.hostname, upstream: w.acct.Upstream.SMTP.Host, msg: m, headers: headerBlock(body),
 		action: "delayed", status: statusOf(why, "4.0.0"), diagnosis: why, retryTill: expiry, now: time.Now()}
 	if err := w.st.AddDelayNotice(ctx, m.ID, r.build()); err != nil {
-		w.log.Error("storing a delay notice", "id", m.ID, "error", err.Error())
+		w.storeFailed("storing a delay notice", m.ID, err)
 		return
 	}
 	w.log.Info("delay notice stored in the sender's mailbox", "id", m.ID)
@@ -272,7 +278,7 @@ func (w *Worker) sendOne(ctx context.Context, m store.Message) bool {
 	// The line that makes "never twice" hold: the dot is not sent unless
 	// "sending" is durable, so a crash from here on leaves a held message.
 	if err := w.st.MarkSending(ctx, m.ID); err != nil {
-		log.Error("could not record 'sending'; the final dot was not sent", "error", err.Error())
+		w.storeFailed("recording 'sending' (the final dot was not sent)", m.ID, err)
 		w.drop()
 		return false
 	}
@@ -282,6 +288,7 @@ func (w *Worker) sendOne(ctx context.Context, m store.Message) bool {
 	case err == nil:
 		reply := "250 " + resp.StatusText
 		w.st.MarkSent(m.ID, reply) // made durable by the next write
+		w.st.Delivered()
 		w.fails, w.holdUntil = 0, time.Time{}
 		now := time.Now()
 		w.setHealth(func(h *store.Health) {
@@ -295,7 +302,7 @@ func (w *Worker) sendOne(ctx context.Context, m store.Message) bool {
 	default:
 		why := fmt.Sprintf("the connection to %s was lost after the final dot (%v): the provider may have accepted the mail", host, err)
 		if err := w.st.MarkUncertain(ctx, m.ID, why); err != nil {
-			log.Error("recording an uncertain delivery", "error", err.Error())
+			w.storeFailed("recording an uncertain delivery", m.ID, err)
 		}
 		log.Error("delivery uncertain: held for a technician, not resent", "reason", why)
 		w.drop()

@@ -47,6 +47,7 @@ type Store struct {
 	kick     wakers
 	tmp      string                       // a copy read by OpenReadOnly, removed at Close
 	rules    atomic.Pointer[[]sesam.Rule] // classification rules from the config; a reload swaps them
+	fault    faultState                   // a local write failure that pauses all delivery
 }
 
 type writeReq struct {
