@@ -223,7 +223,7 @@ func (ss *session) Data(r io.Reader) error {
 	env := store.Envelope{Account: ss.account, From: ss.from, To: ss.to, Client: ss.remote.String()}
 	h := sesam.ReadHeaders(body)
 	env.Subject, env.MessageID = h.Subject, h.MessageID
-	env.Hash = store.Fingerprint(body) // the client's bytes: a resubmission carries a new Received line
+	env.Hash = store.Fingerprint(body)      // the client's bytes: a resubmission carries a new Received line
 	o := sesam.InspectOutbound(body, ss.to) // once, for the guard and the lot ledger
 	env.Inspection = &o
 	if ss.s.opt.GuardClearLots {

@@ -20,7 +20,7 @@ func CreateV1(dir, mid string) error {
 		return err
 	}
 	defer db.Close()
-	_, err = db.Exec(schema + `PRAGMA user_version = 1;
+	_, err = db.Exec(schema+`PRAGMA user_version = 1;
 		INSERT INTO bodies(id, data) VALUES (1, 'x');
 		INSERT INTO messages(account, mail_from, rcpts, message_id, size, body_id, state, received_at)
 		VALUES ('dupont', 'a@b', '[]', ?, 1, 1, 'queued', ?);`, mid, time.Now().UnixMilli())
