@@ -92,7 +92,7 @@ func TestKillDuringBurstLosesNothingAndSendsNothingTwice(t *testing.T) {
 }
 
 // TestKillsWithAResubmittingClientQueueAndSendNothingTwice kills the relay
-// ten times during a 600-mail burst from a client that, like billing
+// twenty times during a 600-mail burst from a client that, like billing
 // software after a dropped connection, sends again each mail whose 250 it
 // did not see. A mail made durable just before a kill, whose 250 never left,
 // comes back as a resubmission: it must be answered 250 and not queued
@@ -133,7 +133,7 @@ func TestKillsWithAResubmittingClientQueueAndSendNothingTwice(t *testing.T) {
 		if x.Tries > 1 {
 			resubmitted++
 		}
-		if len(accepted)%50 == 0 && kills < 10 {
+		if len(accepted)%25 == 0 && kills < 20 {
 			r.kill() // mid-burst, mid-delivery
 			r.start()
 			setAddr()
@@ -141,7 +141,7 @@ func TestKillsWithAResubmittingClientQueueAndSendNothingTwice(t *testing.T) {
 		}
 	}
 	cmd.Wait()
-	if len(accepted) != count || kills != 10 {
+	if len(accepted) != count || kills != 20 {
 		t.Fatalf("%d of %d mails accepted, %d kills", len(accepted), count, kills)
 	}
 	waitFor(t, 60*time.Second, "the queue to drain", func() bool {
@@ -173,6 +173,6 @@ func TestKillsWithAResubmittingClientQueueAndSendNothingTwice(t *testing.T) {
 			t.Errorf("%s was answered 250 and is neither delivered nor held", id)
 		}
 	}
-	t.Logf("10 kills: %d mails accepted (%d after a resubmission), %d delivered, %d held as uncertain, %d queued or sent twice; relay log: %d resubmissions recognised",
+	t.Logf("20 kills: %d mails accepted (%d after a resubmission), %d delivered, %d held as uncertain, %d queued or sent twice; relay log: %d resubmissions recognised",
 		len(accepted), resubmitted, len(got), len(held), twice, strings.Count(r.Log(), "resubmission of a mail already accepted"))
 }
