@@ -67,8 +67,10 @@ func (w *Worker) Run(ctx context.Context) {
 		if time.Until(w.holdUntil) > wait {
 			wait = time.Until(w.holdUntil)
 		}
-		if f := w.st.DeliveryFault(); !f.Since.IsZero() && time.Until(f.NextTry) > wait {
-			wait = time.Until(f.NextTry) // the store's pause holds every account
+		if f := w.st.DeliveryFault(); !f.Since.IsZero() {
+			// The store's pause holds every account; at its end a probe
+			// write tells whether it is over, mail due or not.
+			wait = time.Until(f.NextTry)
 		}
 		if w.client != nil && wait > idleKeep {
 			wait = idleKeep
@@ -94,6 +96,9 @@ func (w *Worker) Run(ctx context.Context) {
 
 func (w *Worker) deliverDue(ctx context.Context) {
 	for ctx.Err() == nil {
+		if !w.st.DeliveryFault().Since.IsZero() && !w.storeWrites(ctx) {
+			return // the store cannot write: nothing may be sent
+		}
 		if time.Now().Before(w.holdUntil) {
 			return // the provider failed: new mail waits for the account's next try
 		}
