@@ -33,8 +33,9 @@ type Worker struct {
 
 	mu        sync.Mutex
 	health    store.Health
-	fails     int       // consecutive connection-level failures
-	holdUntil time.Time // no new connection before this, whatever arrives
+	fails     int        // consecutive connection-level failures
+	holdUntil time.Time  // no new connection before this, whatever arrives
+	sent      []sentMark // "sent" records not yet known to be durable
 	client    *smtp.Client
 }
 
@@ -75,6 +76,9 @@ func (w *Worker) Run(ctx context.Context) {
 		if w.client != nil && wait > idleKeep {
 			wait = idleKeep
 		}
+		if len(w.sent) > 0 && wait > time.Second && w.st.DeliveryFault().Since.IsZero() {
+			wait = time.Second // to see the last "sent" records committed
+		}
 		t := time.NewTimer(max(wait, 10*time.Millisecond))
 		select {
 		case <-ctx.Done():
@@ -99,6 +103,7 @@ func (w *Worker) deliverDue(ctx context.Context) {
 		if !w.st.DeliveryFault().Since.IsZero() && !w.storeWrites(ctx) {
 			return // the store cannot write: nothing may be sent
 		}
+		w.settleSent()
 		if time.Now().Before(w.holdUntil) {
 			return // the provider failed: new mail waits for the account's next try
 		}
@@ -282,7 +287,9 @@ func (w *Worker) sendOne(ctx context.Context, m store.Message) bool {
 	}
 	// The line that makes "never twice" hold: the dot is not sent unless
 	// "sending" is durable, so a crash from here on leaves a held message.
-	if err := w.st.MarkSending(ctx, m.ID); err != nil {
+	err = w.st.MarkSending(ctx, m.ID)
+	w.settleSent() // the records before it are committed (or failed) by now
+	if err != nil {
 		w.storeFailed("recording 'sending' (the final dot was not sent)", m.ID, err)
 		w.drop()
 		return false
@@ -292,7 +299,7 @@ func (w *Worker) sendOne(ctx context.Context, m store.Message) bool {
 	switch {
 	case err == nil:
 		reply := "250 " + resp.StatusText
-		w.st.MarkSent(m.ID, reply) // made durable by the next write
+		w.sent = append(w.sent, sentMark{m.ID, reply, w.st.MarkSent(m.ID, reply)}) // made durable by the next write; see settleSent
 		w.st.Delivered()
 		w.fails, w.holdUntil = 0, time.Time{}
 		now := time.Now()

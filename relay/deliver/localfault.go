@@ -47,3 +47,43 @@ func (w *Worker) storeFailed(what string, id int64, err error) {
 		w.log.Error(what, "id", id, "error", err.Error())
 	}
 }
+
+// sentMark is a "sent" record written without waiting (store.MarkSent).
+type sentMark struct {
+	id    int64
+	reply string
+	done  <-chan error // nil: failed, to write again once the store writes
+}
+
+// settleSent looks at the "sent" records written without waiting. One that
+// failed (the disk filled before its commit) is written again once the
+// store writes: otherwise a delivered mail would stay "sending", and come
+// back after a restart as uncertain.
+func (w *Worker) settleSent() {
+	keep := w.sent[:0]
+	for _, s := range w.sent {
+		if s.done == nil {
+			if !w.st.DeliveryFault().Since.IsZero() {
+				keep = append(keep, s)
+				continue
+			}
+			s.done = w.st.MarkSent(s.id, s.reply)
+			w.log.Info("recording a delivery again after a failed write", "id", s.id)
+		}
+		select {
+		case err := <-s.done:
+			if err == nil {
+				continue
+			}
+			if _, local, _ := w.st.FailedWhileDelivering(err); local {
+				s.done = nil
+				keep = append(keep, s)
+				continue
+			}
+			w.log.Error("recording a delivery", "id", s.id, "reply", s.reply, "error", err.Error())
+		default:
+			keep = append(keep, s) // not committed yet
+		}
+	}
+	w.sent = keep
+}
