@@ -74,6 +74,10 @@ func printStatus(w io.Writer, st control.Status) {
 		fmt.Fprintf(w, "sesam-relay on %s: NOT RUNNING (figures read from the store; start it: systemctl start sesam-relay)\n", st.Hostname)
 	}
 	fmt.Fprintf(w, "state_dir:  %s (%s free)\n", st.StateDir, size(st.FreeBytes))
+	if f := st.LocalFault; f != nil {
+		fmt.Fprintf(w, "! DELIVERY PAUSED for every account since %s (%s): %s\n", when(f.Since), ago(f.Since), f.Text())
+		fmt.Fprintf(w, "  the providers are not at fault; next write test: %s (%s)\n", when(f.NextTry), ago(f.NextTry))
+	}
 	fmt.Fprintf(w, "local TLS:  %s and later\n", st.TLSMin)
 	for _, wk := range st.Weaknesses {
 		fmt.Fprintf(w, "! %s\n", wk)

@@ -48,14 +48,16 @@ type Status struct {
 	StateDir  string    `json:"state_dir"`
 	Started   time.Time `json:"started,omitzero"`
 	FreeBytes uint64    `json:"free_bytes"`
-	Listeners []string  `json:"listeners"`
-	TLSMin    string    `json:"tls_min_version"` // of the local listeners
+	// LocalFault, when set, is why nothing is sent: the store could not
+	// write (disk full, I/O error). Only the running daemon knows it.
+	LocalFault *store.Fault `json:"local_fault,omitempty"`
+	Listeners  []string     `json:"listeners"`
+	TLSMin     string       `json:"tls_min_version"` // of the local listeners
 	// Weaknesses are the settings that lower the practice's protection
 	// (config.Weaknesses): old TLS, logins without TLS, insecure upstreams.
 	Weaknesses []string        `json:"weaknesses,omitempty"`
 	Accounts   []AccountStatus `json:"accounts"`
 	Actions    []Action        `json:"technician_actions,omitempty"` // since the daemon started
-
 }
 
 // AccountStatus is one account's line in "status".
@@ -234,6 +236,9 @@ func (h *Handler) status() (Status, error) {
 	if h.Live != nil {
 		st.Running, st.Started, st.Listeners = true, h.Live.Started, h.Live.Listeners
 		st.Actions = h.Live.Actions.List()
+		if f := h.Store.DeliveryFault(); !f.Since.IsZero() {
+			st.LocalFault = &f
+		}
 	}
 	counts, err := h.Store.Counts()
 	if err != nil {

@@ -67,6 +67,7 @@ func (d *daemon) apply(cfg *config.Config) error {
 		rules[i] = sesam.Rule{Field: r.Field, Pattern: r.Pattern.Regexp, Class: sesam.Class(r.Class)}
 	}
 	d.st.SetRules(rules)
+	d.st.SetResubmitWindow(cfg.Delivery.Lifetime.D())
 
 	var throttle *auth.Throttle
 	if old != nil && old.LocalAuth == cfg.LocalAuth {

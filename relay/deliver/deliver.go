@@ -34,8 +34,9 @@ type Worker struct {
 
 	mu        sync.Mutex
 	health    store.Health
-	fails     int       // consecutive connection-level failures
-	holdUntil time.Time // no new connection before this, whatever arrives
+	fails     int        // consecutive connection-level failures
+	holdUntil time.Time  // no new connection before this, whatever arrives
+	sent      []sentMark // "sent" records not yet known to be durable
 	client    *smtp.Client
 }
 
@@ -68,8 +69,16 @@ func (w *Worker) Run(ctx context.Context) {
 		if time.Until(w.holdUntil) > wait {
 			wait = time.Until(w.holdUntil)
 		}
+		if f := w.st.DeliveryFault(); !f.Since.IsZero() {
+			// The store's pause holds every account; at its end a probe
+			// write tells whether it is over, mail due or not.
+			wait = time.Until(f.NextTry)
+		}
 		if w.client != nil && wait > idleKeep {
 			wait = idleKeep
+		}
+		if len(w.sent) > 0 && wait > time.Second && w.st.DeliveryFault().Since.IsZero() {
+			wait = time.Second // to see the last "sent" records committed
 		}
 		t := time.NewTimer(max(wait, 10*time.Millisecond))
 		select {
@@ -92,6 +101,10 @@ func (w *Worker) Run(ctx context.Context) {
 
 func (w *Worker) deliverDue(ctx context.Context) {
 	for ctx.Err() == nil {
+		if !w.st.DeliveryFault().Since.IsZero() && !w.storeWrites(ctx) {
+			return // the store cannot write: nothing may be sent
+		}
+		w.settleSent()
 		if time.Now().Before(w.holdUntil) {
 			return // the provider failed: new mail waits for the account's next try
 		}
@@ -103,12 +116,15 @@ func (w *Worker) deliverDue(ctx context.Context) {
 		if len(due) == 0 {
 			return
 		}
+		if !w.storeWrites(ctx) {
+			return
+		}
 		if err := w.connect(); err != nil {
 			w.connectionFailed(ctx, due, err)
 			return
 		}
 		for _, m := range due {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || !w.st.DeliveryFault().Since.IsZero() {
 				return
 			}
 			if !w.sendOne(ctx, m) {
@@ -196,7 +212,7 @@ func (w *Worker) retryLater(ctx context.Context, m store.Message, why string, ne
 		next = expiry // one last try at the end of the lifetime
 	}
 	if err := w.st.MarkDeferred(ctx, m.ID, why, next); err != nil {
-		w.log.Error("recording a deferral", "id", m.ID, "error", err.Error())
+		w.storeFailed("recording a deferral", m.ID, err)
 		return
 	}
 	if !m.NoticeSent && now.Sub(m.Received) >= w.opt.DelayNotice.D() {
@@ -209,7 +225,7 @@ func (w *Worker) bounce(ctx context.Context, m store.Message, why, status string
 	r := report{hostname: w.hostname, upstream: w.acct.Upstream.SMTP.Host, msg: m, headers: headerBlock(body),
 		action: "failed", status: statusOf(why, status), diagnosis: why, now: time.Now()}
 	if err := w.st.Bounce(ctx, m.ID, why, r.build()); err != nil {
-		w.log.Error("recording a bounce", "id", m.ID, "error", err.Error())
+		w.storeFailed("recording a bounce", m.ID, err)
 		return
 	}
 	w.log.Warn("mail bounced to the sender's mailbox", "id", m.ID, "message_id", m.MessageID, "reason", why)
@@ -220,7 +236,7 @@ func (w *Worker) notify(ctx context.Context, m store.Message, why string, expiry
 	r := report{hostname: w.hostname, upstream: w.acct.Upstream.SMTP.Host, msg: m, headers: headerBlock(body),
 		action: "delayed", status: statusOf(why, "4.0.0"), diagnosis: why, retryTill: expiry, now: time.Now()}
 	if err := w.st.AddDelayNotice(ctx, m.ID, r.build()); err != nil {
-		w.log.Error("storing a delay notice", "id", m.ID, "error", err.Error())
+		w.storeFailed("storing a delay notice", m.ID, err)
 		return
 	}
 	w.log.Info("delay notice stored in the sender's mailbox", "id", m.ID)
@@ -272,8 +288,10 @@ func (w *Worker) sendOne(ctx context.Context, m store.Message) bool {
 	}
 	// The line that makes "never twice" hold: the dot is not sent unless
 	// "sending" is durable, so a crash from here on leaves a held message.
-	if err := w.st.MarkSending(ctx, m.ID); err != nil {
-		log.Error("could not record 'sending'; the final dot was not sent", "error", err.Error())
+	err = w.st.MarkSending(ctx, m.ID)
+	w.settleSent() // the records before it are committed (or failed) by now
+	if err != nil {
+		w.storeFailed("recording 'sending' (the final dot was not sent)", m.ID, err)
 		w.drop()
 		return false
 	}
@@ -282,7 +300,8 @@ func (w *Worker) sendOne(ctx context.Context, m store.Message) bool {
 	switch {
 	case err == nil:
 		reply := "250 " + resp.StatusText
-		w.st.MarkSent(m.ID, reply) // made durable by the next write
+		w.sent = append(w.sent, sentMark{m.ID, reply, w.st.MarkSent(m.ID, reply)}) // made durable by the next write; see settleSent
+		w.st.Delivered()
 		w.fails, w.holdUntil = 0, time.Time{}
 		now := time.Now()
 		w.setHealth(func(h *store.Health) {
@@ -296,7 +315,7 @@ func (w *Worker) sendOne(ctx context.Context, m store.Message) bool {
 	default:
 		why := fmt.Sprintf("the connection to %s was lost after the final dot (%v): the provider may have accepted the mail", host, err)
 		if err := w.st.MarkUncertain(ctx, m.ID, why); err != nil {
-			log.Error("recording an uncertain delivery", "error", err.Error())
+			w.storeFailed("recording an uncertain delivery", m.ID, err)
 		}
 		log.Error("delivery uncertain: held for a technician, not resent", "reason", why)
 		w.drop()

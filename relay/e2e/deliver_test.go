@@ -16,9 +16,17 @@ import (
 	"github.com/sesam-relay/sesam-relay/relay/store"
 )
 
+// submitOne submits one mail with a Message-ID of its own (the same bytes
+// twice would be a resubmission, queued once): <m-0@billing.test> first,
+// then <m1-0@...>, <m2-0@...>.
 func submitOne(t *testing.T, r *relay) {
 	t.Helper()
-	if res := r.python(pyArgs{}); len(res) != 1 || res[0].Code != 250 {
+	prefix := "m"
+	if r.submitted > 0 {
+		prefix += itoa(int64(r.submitted))
+	}
+	r.submitted++
+	if res := r.python(pyArgs{"prefix": prefix}); len(res) != 1 || res[0].Code != 250 {
 		t.Fatalf("submission: %+v", res)
 	}
 }

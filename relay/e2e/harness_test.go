@@ -70,20 +70,21 @@ type opts struct {
 }
 
 type relay struct {
-	t        *testing.T
-	dir      string
-	cfgPath  string
-	control  string
-	stateDir string
-	prov     *demo.Provider
-	cmd      *exec.Cmd
-	logMu    sync.Mutex
-	log      bytes.Buffer
-	smtp     string // host:port
-	smtps    string
-	pop3     string
-	pop3s    string
-	env      []string
+	t         *testing.T
+	dir       string
+	cfgPath   string
+	control   string
+	stateDir  string
+	prov      *demo.Provider
+	cmd       *exec.Cmd
+	logMu     sync.Mutex
+	log       bytes.Buffer
+	smtp      string // host:port
+	smtps     string
+	pop3      string
+	pop3s     string
+	env       []string
+	submitted int // mails sent by submitOne, for distinct Message-IDs
 }
 
 func newProvider(t *testing.T) *demo.Provider {

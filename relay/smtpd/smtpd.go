@@ -28,7 +28,7 @@ import (
 
 // Queue is what the submission server needs of the store.
 type Queue interface {
-	Enqueue(ctx context.Context, env store.Envelope, body []byte) (int64, error)
+	Submit(ctx context.Context, env store.Envelope, body []byte) (store.Accepted, error)
 	FreeSpace() (uint64, error)
 }
 
@@ -237,6 +237,7 @@ func (ss *session) Data(r io.Reader) error {
 	env := store.Envelope{Account: ss.account, From: ss.from, To: ss.to, Client: ss.remote.String()}
 	h := sesam.ReadHeaders(body)
 	env.Subject, env.MessageID = h.Subject, h.MessageID
+	env.Hash = store.Fingerprint(body)      // the client's bytes: a resubmission carries a new Received line
 	o := sesam.InspectOutbound(body, ss.to) // once, for the guard and the lot ledger
 	env.Inspection = &o
 	if ss.s.opt.GuardClearLots {
@@ -246,13 +247,22 @@ func (ss *session) Data(r io.Reader) error {
 		}
 	}
 	full := append(ss.received(), body...)
-	id, err := ss.s.opt.Queue.Enqueue(context.Background(), env, full)
+	a, err := ss.s.opt.Queue.Submit(context.Background(), env, full)
 	if err != nil {
 		ss.s.opt.Log.Error("could not store a mail: answered 451", "account", ss.account, "error", err.Error())
 		return errStorage
 	}
-	ss.s.opt.Log.Info("mail queued", "id", id, "account", ss.account, "from", ss.from, "to", ss.to, "size", len(full), "message_id", env.MessageID)
-	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: fmt.Sprintf("OK: queued as %d", id)}
+	if a.Resubmission {
+		ss.s.opt.Log.Warn("resubmission of a mail already accepted (same Message-ID and bytes): answered 250, not queued again",
+			"id", a.ID, "account", ss.account, "remote", ss.remote.String(), "message_id", env.MessageID)
+		return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: fmt.Sprintf("OK: already queued as %d", a.ID)}
+	}
+	if a.SameMessageID != 0 {
+		ss.s.opt.Log.Warn("Message-ID already used by another mail with different bytes: queued anyway, flagged",
+			"id", a.ID, "earlier", a.SameMessageID, "account", ss.account, "message_id", env.MessageID)
+	}
+	ss.s.opt.Log.Info("mail queued", "id", a.ID, "account", ss.account, "from", ss.from, "to", ss.to, "size", len(full), "message_id", env.MessageID)
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: fmt.Sprintf("OK: queued as %d", a.ID)}
 }
 
 // received is the one header the relay adds (RFC 5321 section 4.4).

@@ -110,8 +110,8 @@ func TestLongLinesAreAccepted(t *testing.T) {
 
 type failingQueue struct{}
 
-func (failingQueue) Enqueue(context.Context, store.Envelope, []byte) (int64, error) {
-	return 0, errors.New("disk I/O error")
+func (failingQueue) Submit(context.Context, store.Envelope, []byte) (store.Accepted, error) {
+	return store.Accepted{}, errors.New("disk I/O error")
 }
 func (failingQueue) FreeSpace() (uint64, error) { return 1 << 40, nil }
 

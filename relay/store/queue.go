@@ -37,6 +37,10 @@ type Envelope struct {
 	// HoldReason, when set, stores the message held instead of queued (the
 	// guard against health data in clear).
 	HoldReason string
+	// Hash is Fingerprint of the client's bytes (without the Received: line
+	// the relay prepends). With MessageID it recognises a resubmission;
+	// empty: no check (imports, tests).
+	Hash string `json:",omitempty"`
 	// Inspection is what the submission side already made of the mail, so
 	// that the ledger does not parse it again; nil: the store inspects it.
 	Inspection *sesam.Outbound `json:"-"`
@@ -106,47 +110,73 @@ func event(tx *sql.Tx, id int64, at time.Time, format string, a ...any) error {
 }
 
 // Enqueue stores a submitted message and returns once it is durable: only
-// then may the submission be answered 250.
+// then may the submission be answered 250. It is Submit for callers that
+// need only the id.
 func (s *Store) Enqueue(ctx context.Context, env Envelope, body []byte) (int64, error) {
+	a, err := s.Submit(ctx, env, body)
+	return a.ID, err
+}
+
+// Submit stores a submitted message, or recognises a resubmission (see
+// resubmitted), and returns once the outcome is durable.
+func (s *Store) Submit(ctx context.Context, env Envelope, body []byte) (Accepted, error) {
 	rcpts, _ := json.Marshal(env.To)
 	now := s.now()
 	state := Queued
 	if env.HoldReason != "" {
 		state = Held
 	}
-	var id int64
+	o := env.Inspection
+	if o == nil {
+		in := sesam.InspectOutbound(body, env.To) // before the transaction: nothing parses inside it
+		o = &in
+	}
+	since := now.Add(-s.resubmitWindow())
+	var a Accepted
 	err := s.writeWait(ctx, func(tx *sql.Tx) error {
+		a = Accepted{}
+		first, reused, err := resubmitted(tx, env, since)
+		if err != nil {
+			return err
+		}
+		if first != 0 {
+			a.ID, a.Resubmission = first, true
+			return event(tx, first, now, "resubmitted by the client from %s (same Message-ID and bytes): answered 250, not queued again", env.Client)
+		}
 		bid, err := putBody(tx, body)
 		if err != nil {
 			return err
 		}
-		res, err := tx.Exec(`INSERT INTO messages(account, mail_from, rcpts, subject, message_id, size, client, body_id, state, received_at, next_attempt, hold_reason)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			env.Account, env.From, string(rcpts), env.Subject, env.MessageID, len(body), env.Client, bid, state, ms(now), ms(now), env.HoldReason)
+		res, err := tx.Exec(`INSERT INTO messages(account, mail_from, rcpts, subject, message_id, size, client, body_id, state, received_at, next_attempt, hold_reason, hash)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			env.Account, env.From, string(rcpts), env.Subject, env.MessageID, len(body), env.Client, bid, state, ms(now), ms(now), env.HoldReason, env.Hash)
 		if err != nil {
 			return err
 		}
-		if id, err = res.LastInsertId(); err != nil {
+		if a.ID, err = res.LastInsertId(); err != nil {
 			return err
 		}
-		if err := event(tx, id, now, "accepted from %s for %s", env.Client, strings.Join(env.To, ", ")); err != nil {
+		if err := event(tx, a.ID, now, "accepted from %s for %s", env.Client, strings.Join(env.To, ", ")); err != nil {
 			return err
 		}
-		o := env.Inspection
-		if o == nil {
-			in := sesam.InspectOutbound(body, env.To)
-			o = &in
+		if a.SameMessageID = reused; reused != 0 {
+			if err := event(tx, a.ID, now, "flagged: Message-ID %s was already accepted as mail %d with different bytes; queued anyway — check with the billing software that this is not a resubmission", env.MessageID, reused); err != nil {
+				return err
+			}
+			if err := event(tx, reused, now, "flagged: its Message-ID was submitted again with different bytes as mail %d", a.ID); err != nil {
+				return err
+			}
 		}
-		recordLot(tx, id, env.Account, *o)
+		recordLot(tx, a.ID, env.Account, *o)
 		if env.HoldReason != "" {
-			return event(tx, id, now, "held at acceptance: %s", env.HoldReason)
+			return event(tx, a.ID, now, "held at acceptance: %s", env.HoldReason)
 		}
 		return nil
 	})
-	if err == nil {
+	if err == nil && !a.Resubmission {
 		s.notify(env.Account)
 	}
-	return id, err
+	return a, err
 }
 
 // Body returns a queued message's bytes, exactly as accepted.

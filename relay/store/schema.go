@@ -130,19 +130,51 @@ CREATE TABLE IF NOT EXISTS upstream (
 );
 `
 
+// version2 remembers each queued mail's fingerprint, so that a client's
+// resubmission of a mail already accepted is recognised (see Enqueue), and
+// adds the table the delivery probe writes to (see Probe).
+const version2 = `
+ALTER TABLE messages ADD COLUMN hash TEXT NOT NULL DEFAULT ''; -- SHA-256 of the client's bytes, Received: excluded
+CREATE INDEX IF NOT EXISTS messages_resubmit ON messages(account, message_id) WHERE message_id != '';
+CREATE TABLE IF NOT EXISTS probe (
+	id INTEGER PRIMARY KEY,
+	at INTEGER NOT NULL
+);
+`
+
+// current is the schema version this sesam-relay writes.
+const current = 2
+
+// migrate brings the store to the current version, one step per version,
+// each in its own transaction: a store from an older sesam-relay opens.
 func migrate(db *sql.DB) error {
 	var v int
 	if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
 		return err
 	}
-	switch v {
-	case 0:
-		if _, err := db.Exec(schema + "PRAGMA user_version = 1;"); err != nil {
-			return fmt.Errorf("creating the schema: %w", err)
+	if v > current {
+		return fmt.Errorf("the queue has schema version %d, newer than this sesam-relay knows (%d): install the newer version again", v, current)
+	}
+	steps := []string{schema, version2}
+	for ; v < current; v++ {
+		if err := step(db, steps[v], v+1); err != nil {
+			return fmt.Errorf("upgrading the queue's schema to version %d: %w", v+1, err)
 		}
-	case 1:
-	default:
-		return fmt.Errorf("the queue has schema version %d, newer than this sesam-relay knows (1): install the newer version again", v)
 	}
 	return nil
+}
+
+func step(db *sql.DB, ddl string, to int) error {
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(ddl); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", to)); err != nil {
+		return err
+	}
+	return tx.Commit()
 }

@@ -47,6 +47,8 @@ type Store struct {
 	kick     wakers
 	tmp      string                       // a copy read by OpenReadOnly, removed at Close
 	rules    atomic.Pointer[[]sesam.Rule] // classification rules from the config; a reload swaps them
+	fault    faultState                   // a local write failure that pauses all delivery
+	window   atomic.Int64                 // how far back a resubmission is recognised (ns); see SetResubmitWindow
 }
 
 type writeReq struct {

@@ -6,9 +6,15 @@ kills the relay knows exactly which mails got a 250.
 
 Usage: smtpclient.py '{"host":..., "port":..., "mode":"plain|starttls|ssl",
   "user":..., "password":..., "mech":"PLAIN|LOGIN", "from":..., "to":...,
-  "count":1, "threads":1, "size":2000, "prefix":"m", "file": optional path}'
+  "count":1, "threads":1, "size":2000, "prefix":"m", "file": optional path,
+  "resubmit": N, "addrfile": optional path}'
+
+With "resubmit", a mail whose 250 was not seen (connection lost, relay
+killed, 4xx) is sent again, byte for byte, up to N times, as billing software
+does; "addrfile" holds the relay's current host:port, read at each connection
+(a restarted relay listens on a new port).
 """
-import json, smtplib, ssl, sys, threading
+import json, smtplib, ssl, sys, threading, time
 
 a = json.loads(sys.argv[1])
 if a.get("cafile"):
@@ -26,10 +32,13 @@ def out(**kw):
 
 
 def connect():
+    host, port = a["host"], a["port"]
+    if a.get("addrfile"):
+        host, port = open(a["addrfile"]).read().strip().rsplit(":", 1)
     if a.get("mode") == "ssl":
-        s = smtplib.SMTP_SSL(a["host"], a["port"], context=ctx, timeout=60)
+        s = smtplib.SMTP_SSL(host, port, context=ctx, timeout=60)
     else:
-        s = smtplib.SMTP(a["host"], a["port"], timeout=60)
+        s = smtplib.SMTP(host, port, timeout=60)
         if a.get("mode") == "starttls":
             s.starttls(context=ctx)
     s.ehlo("billing.cabinet.lan")
@@ -52,6 +61,8 @@ def message(i):
 
 
 def worker(ids):
+    if a.get("resubmit"):
+        return resubmitting(ids)
     s = None
     for i in ids:
         try:
@@ -75,6 +86,40 @@ def worker(ids):
         except Exception as e:  # connection refused, reset, killed relay
             out(i=i, code=0, resp=repr(e), stage="error")
             s = None
+    if s is not None:
+        try:
+            s.quit()
+        except Exception:
+            pass
+
+
+def send(s, i):
+    code, resp = s.mail(a["from"])
+    if code == 250:
+        code, resp = s.rcpt(a["to"])
+        if code == 250:
+            return s.data(message(i))
+    s.rset()
+    return code, resp
+
+
+def resubmitting(ids):
+    s = None
+    for i in ids:
+        for tries in range(1, a["resubmit"] + 1):
+            try:
+                if s is None:
+                    s = connect()
+                code, resp = send(s, i)
+                if code < 400 or code >= 500:
+                    out(i=i, code=code, resp=resp.decode(errors="replace"), stage="DATA", tries=tries)
+                    break
+            except Exception as e:  # the relay was killed: resubmit
+                s = None
+                code, resp = 0, repr(e).encode()
+            time.sleep(0.05)
+        else:
+            out(i=i, code=code, resp=resp.decode(errors="replace"), stage="gave up", tries=tries)
     if s is not None:
         try:
             s.quit()

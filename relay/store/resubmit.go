@@ -1,0 +1,70 @@
+package store
+
+import (
+	"database/sql"
+	"time"
+)
+
+// Accepted is the outcome of a submission.
+type Accepted struct {
+	ID int64 // the queued mail; for a resubmission, the mail first accepted
+	// Resubmission: the same account already had this Message-ID with these
+	// bytes within the delivery lifetime. Nothing was queued again: the
+	// client missed our first 250 (a dropped connection, a relay restart).
+	Resubmission bool
+	// SameMessageID, when not 0, is an earlier mail with the same
+	// Message-ID but other bytes: queued anyway, and flagged in both
+	// histories.
+	SameMessageID int64
+}
+
+// defaultResubmitWindow is the delivery lifetime's default, used until the
+// daemon sets the configured one.
+const defaultResubmitWindow = 72 * time.Hour
+
+// SetResubmitWindow sets how far back a resubmission is recognised: the
+// delivery lifetime, after which a mail can no longer be on its way.
+func (s *Store) SetResubmitWindow(d time.Duration) { s.window.Store(int64(d)) }
+
+func (s *Store) resubmitWindow() time.Duration {
+	if d := time.Duration(s.window.Load()); d > 0 {
+		return d
+	}
+	return defaultResubmitWindow
+}
+
+// Fingerprint is the hash a resubmission is recognised by: SHA-256 of the
+// client's bytes (without the Received: line the relay prepends).
+func Fingerprint(b []byte) string { return hashOf(b) }
+
+// resubmitted looks, inside the submission's own write transaction (so that
+// two identical submissions at once cannot both be queued), for a mail of
+// the same account and Message-ID accepted since since. first is one with
+// the same bytes (a resubmission); otherwise reused is one with other bytes.
+// Mail without a Message-ID or fingerprint is never a resubmission; a
+// dropped mail does not count, as it was never sent.
+func resubmitted(tx *sql.Tx, env Envelope, since time.Time) (first, reused int64, err error) {
+	if env.MessageID == "" || env.Hash == "" {
+		return 0, 0, nil
+	}
+	rows, err := tx.Query(`SELECT id, hash FROM messages WHERE account = ? AND message_id = ? AND received_at >= ? AND state != ? ORDER BY id`,
+		env.Account, env.MessageID, ms(since), Dropped)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var h string
+		if err := rows.Scan(&id, &h); err != nil {
+			return 0, 0, err
+		}
+		if h == env.Hash {
+			return id, 0, nil
+		}
+		if reused == 0 {
+			reused = id
+		}
+	}
+	return 0, reused, rows.Err()
+}
