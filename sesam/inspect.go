@@ -2,6 +2,7 @@ package sesam
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"mime"
 	"strings"
@@ -22,9 +23,6 @@ type Outbound struct {
 	ClearWhy  string
 }
 
-// maxParts bounds the MIME walk: a lot holds a handful of parts.
-const maxParts = 200
-
 // InspectOutbound looks at a mail's envelope recipients and bytes. It never
 // fails: what it cannot read, it reports as not seen.
 func InspectOutbound(raw []byte, rcpts []string) Outbound {
@@ -39,7 +37,7 @@ func InspectOutbound(raw []byte, rcpts []string) Outbound {
 	if ls, err := ParseLotSubject(h.Subject); err == nil {
 		o.Lot, o.Subject, o.SubjectOK = true, ls, true
 	}
-	walk(raw, func(ctype, desc string, depth int) {
+	walk(raw, func(_ *message.Entity, ctype, desc string, _ int) bool {
 		d := strings.ToUpper(strings.TrimSpace(desc))
 		if strings.Contains(d, "IRISTEST") {
 			o.Test = true
@@ -53,6 +51,7 @@ func InspectOutbound(raw []byte, rcpts []string) Outbound {
 			o.Clear = true
 			o.ClearWhy = "a " + ctype + " part (" + strings.TrimSpace(desc) + ") travels outside S/MIME encryption: health data in clear"
 		}
+		return true
 	})
 	if o.Lot && !o.SMIME && !o.Clear {
 		o.Clear = true
@@ -65,29 +64,57 @@ func isSMIME(ctype string) bool {
 	return ctype == "application/pkcs7-mime" || ctype == "application/x-pkcs7-mime"
 }
 
+// Bounds of the MIME walk: what an outsider's mail may cost to look at.
+// A lot or a return holds a handful of parts, a level or two deep; a
+// message is read at most this far.
+const (
+	maxParts     = 200
+	maxDepth     = 10
+	maxWalkBytes = 64 << 20
+)
+
+// errWalkBound is a MIME walk stopped at one of its bounds.
+type errWalkBound string
+
+func (e errWalkBound) Error() string { return string(e) }
+
 // walk calls fn for each MIME entity (the message itself first) with its
-// lower-case media type and Content-Description. Odd MIME is read as far as
-// it goes; a part that does not parse ends the walk of its branch.
-func walk(raw []byte, fn func(ctype, desc string, depth int)) {
+// lower-case media type and Content-Description, until fn returns false.
+// Odd MIME is read as far as it goes; a part that does not parse ends the
+// walk of its branch. It returns an errWalkBound when it stopped at a bound
+// (parts, depth, bytes) with parts left unseen.
+func walk(raw []byte, fn func(e *message.Entity, ctype, desc string, depth int) bool) error {
+	var bound error
+	if len(raw) > maxWalkBytes {
+		raw, bound = raw[:maxWalkBytes], errWalkBound(fmt.Sprintf("the message is %d bytes, read only its first %d", len(raw), maxWalkBytes))
+	}
 	e, err := message.Read(bytes.NewReader(raw))
 	if e == nil {
-		return
+		return bound
 	}
 	_ = err // unknown charset or encoding: the entity is still usable
 	n := 0
+	stop := false
 	var visit func(e *message.Entity, depth int)
 	visit = func(e *message.Entity, depth int) {
-		n++
-		if n > maxParts || depth > 10 {
+		if n++; n > maxParts {
+			bound, stop = errWalkBound(fmt.Sprintf("more than %d MIME parts", maxParts)), true
+			return
+		}
+		if depth > maxDepth {
+			bound = errWalkBound(fmt.Sprintf("MIME parts nested deeper than %d", maxDepth))
 			return
 		}
 		ctype, _, _ := mime.ParseMediaType(e.Header.Get("Content-Type"))
 		if ctype == "" {
 			ctype = "text/plain"
 		}
-		fn(strings.ToLower(ctype), e.Header.Get("Content-Description"), depth)
+		if !fn(e, strings.ToLower(ctype), e.Header.Get("Content-Description"), depth) {
+			stop = true
+			return
+		}
 		if mr := e.MultipartReader(); mr != nil {
-			for {
+			for !stop {
 				p, err := mr.NextPart()
 				if err == io.EOF || p == nil {
 					return
@@ -100,4 +127,5 @@ func walk(raw []byte, fn func(ctype, desc string, depth int)) {
 		}
 	}
 	visit(e, 0)
+	return bound
 }
