@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -69,7 +70,7 @@ func matchReturn(tx *sql.Tx, account string, mailboxID int64, body []byte, in se
 	}
 	rows.Close()
 	for _, c := range cands {
-		if len(c.stamp) >= 14 && strings.Contains(string(body), c.stamp) {
+		if len(c.stamp) >= 14 && bytes.Contains(body, []byte(c.stamp)) {
 			link(tx, c.id, mailboxID, in.Class, true, "the return quotes the lot's stamp "+c.stamp, detail)
 			return
 		}
