@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// schema is version 1. Bodies live in their own table so that listing the
+// schema is version 1 (schemaV2 adds to it). Bodies live in their own table so that listing the
 // queue never reads them, and so that one function pair (putBody/Body)
 // writes and reads every body: encryption at rest goes there.
 const schema = `
@@ -130,6 +130,20 @@ CREATE TABLE IF NOT EXISTS upstream (
 );
 `
 
+// schemaV2 adds the poison mark: which fetched messages were being read
+// when the process stopped (see classifying.go).
+const schemaV2 = `
+CREATE TABLE IF NOT EXISTS classifying (
+	account     TEXT NOT NULL,
+	folder      TEXT NOT NULL,
+	uidvalidity INTEGER NOT NULL,
+	lo          INTEGER NOT NULL,       -- the batch's UIDs, lo..hi
+	hi          INTEGER NOT NULL,
+	single      INTEGER NOT NULL,       -- 1: one message at a time, the one at lo
+	PRIMARY KEY (account, folder)
+);
+`
+
 func migrate(db *sql.DB) error {
 	var v int
 	if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
@@ -137,12 +151,16 @@ func migrate(db *sql.DB) error {
 	}
 	switch v {
 	case 0:
-		if _, err := db.Exec(schema + "PRAGMA user_version = 1;"); err != nil {
+		if _, err := db.Exec(schema + schemaV2 + "PRAGMA user_version = 2;"); err != nil {
 			return fmt.Errorf("creating the schema: %w", err)
 		}
 	case 1:
+		if _, err := db.Exec(schemaV2 + "PRAGMA user_version = 2;"); err != nil {
+			return fmt.Errorf("upgrading the schema to version 2: %w", err)
+		}
+	case 2:
 	default:
-		return fmt.Errorf("the queue has schema version %d, newer than this sesam-relay knows (1): install the newer version again", v)
+		return fmt.Errorf("the queue has schema version %d, newer than this sesam-relay knows (2): install the newer version again", v)
 	}
 	return nil
 }
