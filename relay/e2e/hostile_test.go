@@ -175,3 +175,24 @@ func TestDovecotMessageOverMaxFetchSizeIsLeftUpstreamAndSaid(t *testing.T) {
 		t.Fatalf("the big message was looked at again:\n%s", r.Log())
 	}
 }
+
+func TestImportOfSixteenGzipBombsStaysWithinMemory(t *testing.T) {
+	// The reproduction of issue 10: a 1.4 MB mail, 16 parts of 64 MiB
+	// inflated each, imported by a technician.
+	f := t.TempDir() + "/bomb.eml"
+	raw := bombReturn(16, 64)
+	os.WriteFile(f, raw, 0o644)
+	r := newRelay(t, newProvider(t), opts{})
+	if out, code := r.cli("import", "dupont", f); code != 0 {
+		t.Fatalf("import (%d): %s", code, out)
+	}
+	peak := peakRSS(t, r.cmd.Process.Pid)
+	t.Logf("peak RSS %d MB", peak>>20)
+	if peak > 150<<20 {
+		t.Fatalf("the relay's peak RSS was %d MB importing a %d-byte mail, over 150 MB", peak>>20, len(raw))
+	}
+	mb, body := r.mailbox()
+	if len(mb) != 1 || mb[0].Class != "unknown" || !strings.HasPrefix(mb[0].ClassWhy, "payload over budget: ") || !bytes.Equal(body(mb[0].ID), raw) {
+		t.Fatalf("%d held; class %s (%s)", len(mb), mb[0].Class, mb[0].ClassWhy)
+	}
+}
