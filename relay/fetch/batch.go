@@ -142,7 +142,7 @@ func (p *Poller) fetchBatch(c *imapclient.Client, folder string, uv uint32, uids
 			case imapclient.FetchItemDataUID:
 				uid = it.UID
 			case imapclient.FetchItemDataBodySection:
-				body, readErr = p.readBody(uid, it.Literal)
+				body, readErr = p.readBody(folder, uid, it.Literal)
 			}
 		}
 		if readErr != nil {
@@ -187,13 +187,17 @@ func (p *Poller) fetchBatch(c *imapclient.Client, folder string, uv uint32, uids
 }
 
 // readBody reads a message's literal whole, in one allocation of its
-// announced size, which fitting has checked against max_fetch_size.
-func (p *Poller) readBody(uid imap.UID, lit imap.LiteralReader) ([]byte, error) {
+// announced size. fitting has checked RFC822.SIZE against max_fetch_size; a
+// literal larger than that is left upstream too (nil, no error).
+func (p *Poller) readBody(folder string, uid imap.UID, lit imap.LiteralReader) ([]byte, error) {
 	if lit == nil {
 		return nil, nil
 	}
 	if max := int64(p.acct.Upstream.MaxFetchSize); lit.Size() > max {
-		return nil, fmt.Errorf("message UID %d announced %d bytes in its FETCH, over max_fetch_size (%d), after a smaller RFC822.SIZE", uid, lit.Size(), max)
+		// RFC822.SIZE said less: drop it as it streams by, keep nothing.
+		_, err := io.Copy(io.Discard, lit)
+		p.tooBig(folder, uid, lit.Size())
+		return nil, err
 	}
 	body := make([]byte, lit.Size())
 	n, err := io.ReadFull(lit, body)
@@ -221,10 +225,16 @@ func (p *Poller) fitting(c *imapclient.Client, folder string, uids []imap.UID) (
 			want = append(want, m.UID)
 			continue
 		}
-		p.log.Warn("imap message over max_fetch_size left at the provider", "folder", folder, "uid", m.UID, "size", m.RFC822Size, "max_fetch_size", max)
-		p.notes = append(p.notes, fmt.Sprintf("message UID %d in %s (%s) is over max_fetch_size (%s): left at the provider, read it in the webmail or raise max_fetch_size", m.UID, folder, megabytes(m.RFC822Size), megabytes(max)))
+		p.tooBig(folder, m.UID, m.RFC822Size)
 	}
 	return want, nil
+}
+
+// tooBig says, in the log and in status, that a message is left upstream.
+func (p *Poller) tooBig(folder string, uid imap.UID, size int64) {
+	max := int64(p.acct.Upstream.MaxFetchSize)
+	p.log.Warn("imap message over max_fetch_size left at the provider", "folder", folder, "uid", uid, "size", size, "max_fetch_size", max)
+	p.notes = append(p.notes, fmt.Sprintf("message UID %d in %s (%s) is over max_fetch_size (%s): left at the provider, read it in the webmail or raise max_fetch_size", uid, folder, megabytes(size), megabytes(max)))
 }
 
 func megabytes(n int64) string {
