@@ -2,9 +2,12 @@ package sesam
 
 import (
 	"bytes"
+	"fmt"
 	"mime"
 	"regexp"
 	"strings"
+
+	"github.com/emersion/go-message"
 )
 
 // Class is what an inbound mail is, as far as the relay can tell.
@@ -58,7 +61,15 @@ type Inbound struct {
 
 // Classify decides what an inbound mail is: a delivery report is a bounce;
 // then the rules (config first, then defaults); then the NOEMIE content.
-func Classify(raw []byte, rules []Rule) Inbound {
+// Its cost is bounded (EDIBudget, the MIME walk's bounds): a mail past them
+// is Unknown, with the reason. It never panics: a classifier bug makes the
+// mail Unknown, not the relay crash on every poll.
+func Classify(raw []byte, rules []Rule) (in Inbound) {
+	defer func() {
+		if r := recover(); r != nil {
+			in = Inbound{Class: Unknown, Why: fmt.Sprintf("the classifier failed on this message (%v); stored without reading it", r)}
+		}
+	}()
 	h := ReadHeaders(raw)
 	ctype, params, _ := mime.ParseMediaType(headerValue(raw, "Content-Type"))
 	if strings.EqualFold(ctype, "multipart/report") && strings.EqualFold(params["report-type"], "delivery-status") {
@@ -67,10 +78,11 @@ func Classify(raw []byte, rules []Rule) Inbound {
 		return in
 	}
 	var descs []string
-	walk(raw, func(_, desc string, _ int) {
+	walk(raw, func(_ *message.Entity, _, desc string, _ int) bool {
 		if desc != "" {
 			descs = append(descs, desc)
 		}
+		return true
 	})
 	for _, r := range append(append([]Rule{}, rules...), DefaultRules...) {
 		var vals []string
@@ -85,13 +97,19 @@ func Classify(raw []byte, rules []Rule) Inbound {
 		for _, v := range vals {
 			if r.Pattern.MatchString(v) {
 				in := Inbound{Class: r.Class, Why: r.Field + " matches " + r.Pattern.String()}
-				in.addNoemie(raw)
+				if _, err := in.addNoemie(raw); err != nil {
+					return Inbound{Class: Unknown, Why: err.Error()}
+				}
 				return in
 			}
 		}
 	}
-	in := Inbound{Class: Unknown}
-	if in.addNoemie(raw) {
+	in = Inbound{Class: Unknown}
+	found, err := in.addNoemie(raw)
+	if err != nil {
+		return Inbound{Class: Unknown, Why: err.Error()}
+	}
+	if found {
 		switch {
 		case hasReject(in.Rejects, "294"):
 			in.Class, in.Why = NoemieReject, "NOEMIE reject lines (294)"
@@ -104,18 +122,24 @@ func Classify(raw []byte, rules []Rule) Inbound {
 	return in
 }
 
-// addNoemie parses the first EDI payload that reads as NOEMIE.
-func (in *Inbound) addNoemie(raw []byte) bool {
-	for _, p := range EDIPayloads(raw) {
+// addNoemie parses the first EDI payload that reads as NOEMIE, and reads no
+// further. The error is the message going over budget before one did.
+func (in *Inbound) addNoemie(raw []byte) (bool, error) {
+	found := false
+	err := EachEDIPayload(raw, func(p Payload) bool {
 		if p.Err != nil {
-			continue
-		}
-		if n, err := ParseNoemie(p.Data); err == nil {
-			in.Noemie, in.Rejects = &n, n.Rejects
 			return true
 		}
+		if n, err := ParseNoemie(p.Data); err == nil {
+			in.Noemie, in.Rejects, found = &n, n.Rejects, true
+			return false
+		}
+		return true
+	})
+	if found {
+		return true, nil
 	}
-	return false
+	return false, err
 }
 
 func hasReject(rs []Reject, entity string) bool {

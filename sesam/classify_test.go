@@ -2,6 +2,7 @@ package sesam_test
 
 import (
 	"regexp"
+	"runtime"
 	"testing"
 
 	"github.com/sesam-relay/sesam-relay/sesam"
@@ -64,7 +65,19 @@ func pad86(s string) string {
 func FuzzClassify(f *testing.F) {
 	f.Add([]byte("Subject: ARL\r\n\r\n"))
 	f.Add(clearLot())
-	f.Fuzz(func(t *testing.T, raw []byte) { sesam.Classify(raw, nil) })
+	f.Add(ediParts(zeros(f, 20)))
+	f.Add(ediParts([]byte(noemieFile([][2]string{{"261124", "017"}}, []string{"R1"}, "")), zeros(f, 1)))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		// Whatever the input, one message costs its budget plus a
+		// bounded multiple of its own size (MIME reading, header copies).
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		sesam.Classify(raw, nil)
+		runtime.ReadMemStats(&after)
+		if n, limit := after.TotalAlloc-before.TotalAlloc, uint64(2*sesam.EDIBudget+16*len(raw)+8<<20); n > limit {
+			t.Fatalf("classifying %d bytes allocated %d bytes, over %d", len(raw), n, limit)
+		}
+	})
 }
 
 func TestNoemieWithoutContentDescriptionIsStillRead(t *testing.T) {

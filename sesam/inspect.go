@@ -2,6 +2,7 @@ package sesam
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -23,14 +24,6 @@ type Outbound struct {
 	ClearWhy  string
 }
 
-// The MIME walk's budget. A lot holds a handful of parts; a mail beyond
-// these is not read to its end, and a guard that has not read everything
-// cannot say the care sheets are encrypted.
-const (
-	maxParts = 1000
-	maxDepth = 50
-)
-
 // InspectOutbound looks at a mail's envelope recipients and bytes. It never
 // fails: what it cannot read, it reports as not seen.
 func InspectOutbound(raw []byte, rcpts []string) Outbound {
@@ -46,7 +39,7 @@ func InspectOutbound(raw []byte, rcpts []string) Outbound {
 	if ls, err := ParseLotSubject(h.Subject); err == nil {
 		o.Lot, o.Subject, o.SubjectOK = true, ls, true
 	}
-	complete := walk(raw, func(ctype, desc string, depth int) {
+	end := walk(raw, func(_ *message.Entity, ctype, desc string, _ int) bool {
 		d := strings.ToUpper(strings.TrimSpace(desc))
 		if strings.Contains(d, "IRISTEST") {
 			o.Test = true
@@ -60,13 +53,15 @@ func InspectOutbound(raw []byte, rcpts []string) Outbound {
 			o.Clear = true
 			o.ClearWhy = "a " + ctype + " part (" + strings.TrimSpace(desc) + ") travels outside S/MIME encryption: health data in clear"
 		}
+		return true
 	})
-	if complete.budget && !o.Clear {
-		// Fail closed: something deeper may be a care sheet in clear.
+	var bound errWalkBound
+	if errors.As(end, &bound) && !o.Clear {
+		// Fail closed: something further may be a care sheet in clear.
 		o.Clear = true
-		o.ClearWhy = fmt.Sprintf("the mail has more than %d MIME parts or is nested more than %d deep: the guard could not read it to its end, so its care sheets are not proven encrypted", maxParts, maxDepth)
+		o.ClearWhy = "the guard could not read the mail to its end (" + string(bound) + "), so its care sheets are not proven encrypted"
 	}
-	if o.Lot && complete.broken && !o.Clear {
+	if o.Lot && errors.Is(end, errWalkBroken) && !o.Clear {
 		o.Clear = true
 		o.ClearWhy = "a part of this lot does not parse as MIME: the guard could not read it to its end, so its care sheets are not proven encrypted"
 	}
@@ -81,45 +76,72 @@ func isSMIME(ctype string) bool {
 	return ctype == "application/pkcs7-mime" || ctype == "application/x-pkcs7-mime"
 }
 
-// walkEnd says why a walk stopped early, if it did.
-type walkEnd struct {
-	budget bool // more parts or depth than the budget allows
-	broken bool // a part that does not parse ended its branch
-}
+// Bounds of the MIME walk: what an outsider's mail may cost to look at.
+// A lot or a return holds a handful of parts, a level or two deep; a
+// message is read at most this far. Past them the walk stops, and says so:
+// the guard then holds the mail (it cannot say what it did not read), and
+// a return is classified unknown.
+const (
+	maxParts     = 1000
+	maxDepth     = 50
+	maxWalkBytes = 64 << 20
+)
+
+// errWalkBound is a MIME walk stopped at one of its bounds.
+type errWalkBound string
+
+func (e errWalkBound) Error() string { return string(e) }
+
+// errWalkBroken is a walk that met a part that does not parse as MIME and
+// could not read that branch to its end.
+var errWalkBroken = errors.New("a MIME part does not parse")
 
 // walk calls fn for each MIME entity (the message itself first) with its
-// lower-case media type and Content-Description, within maxParts and
-// maxDepth. Odd MIME is read as far as it goes; a part that does not parse
-// ends the walk of its branch. It says whether anything was left unread.
-func walk(raw []byte, fn func(ctype, desc string, depth int)) walkEnd {
-	var end walkEnd
+// lower-case media type and Content-Description, until fn returns false.
+// Odd MIME is read as far as it goes; a part that does not parse ends the
+// walk of its branch (errWalkBroken). It returns an errWalkBound when it
+// stopped at a bound (parts, depth, bytes) with parts left unseen.
+func walk(raw []byte, fn func(e *message.Entity, ctype, desc string, depth int) bool) error {
+	var bound error
+	if len(raw) > maxWalkBytes {
+		raw, bound = raw[:maxWalkBytes], errWalkBound(fmt.Sprintf("the message is %d bytes, read only its first %d", len(raw), maxWalkBytes))
+	}
 	e, err := message.Read(bytes.NewReader(raw))
 	if e == nil {
-		end.broken = true
-		return end
+		if bound != nil {
+			return bound
+		}
+		return errWalkBroken
 	}
 	_ = err // unknown charset or encoding: the entity is still usable
 	n := 0
+	stop, broken := false, false
 	var visit func(e *message.Entity, depth int)
 	visit = func(e *message.Entity, depth int) {
-		n++
-		if n > maxParts || depth > maxDepth {
-			end.budget = true
+		if n++; n > maxParts {
+			bound, stop = errWalkBound(fmt.Sprintf("more than %d MIME parts", maxParts)), true
+			return
+		}
+		if depth > maxDepth {
+			bound = errWalkBound(fmt.Sprintf("MIME parts nested deeper than %d", maxDepth))
 			return
 		}
 		ctype, _, _ := mime.ParseMediaType(e.Header.Get("Content-Type"))
 		if ctype == "" {
 			ctype = "text/plain"
 		}
-		fn(strings.ToLower(ctype), e.Header.Get("Content-Description"), depth)
+		if !fn(e, strings.ToLower(ctype), e.Header.Get("Content-Description"), depth) {
+			stop = true
+			return
+		}
 		if mr := e.MultipartReader(); mr != nil {
-			for !end.budget {
+			for !stop {
 				p, err := mr.NextPart()
 				if err == io.EOF {
 					return
 				}
 				if p == nil || (err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err)) {
-					end.broken = true
+					broken = true
 					return
 				}
 				visit(p, depth+1)
@@ -127,5 +149,8 @@ func walk(raw []byte, fn func(ctype, desc string, depth int)) walkEnd {
 		}
 	}
 	visit(e, 0)
-	return end
+	if bound == nil && broken {
+		return errWalkBroken
+	}
+	return bound
 }

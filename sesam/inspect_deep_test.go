@@ -39,7 +39,7 @@ func TestGuardThatCannotFinishReadingHoldsTheMail(t *testing.T) {
 		"wide": nested(1, 1200),
 	} {
 		o := sesam.InspectOutbound(raw, []string{"secretariat@cabinet-voisin.test"})
-		if !o.Clear || !strings.Contains(o.ClearWhy, "could not read it to its end") {
+		if !o.Clear || !strings.Contains(o.ClearWhy, "could not read the mail to its end") {
 			t.Errorf("%s: a mail the guard could not read to its end was not held: %+v", name, o)
 		}
 	}

@@ -2,83 +2,10 @@ package sesam
 
 import (
 	"bytes"
-	"compress/gzip"
-	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
-
-	"github.com/emersion/go-message"
 )
-
-// Caps on what one return may cost: a gzip bomb must not take the
-// appliance down.
-const (
-	maxPart     = 16 << 20 // bytes of one EDI part as received
-	maxInflated = 64 << 20 // bytes once decompressed
-)
-
-// Payload is one application/edi-consent part of a return.
-type Payload struct {
-	Description string // Content-Description: the kind of return
-	Data        []byte // decoded (base64) and decompressed (gzip) when it was
-	Gzipped     bool
-	Err         error // why Data is empty or partial
-}
-
-// ErrTooBig is a payload over the caps.
-var ErrTooBig = errors.New("EDI payload larger than the relay accepts to decode")
-
-// EDIPayloads returns the application/edi-consent parts of a mail (the
-// media type's case varies), decoded.
-func EDIPayloads(raw []byte) []Payload {
-	var out []Payload
-	e, _ := message.Read(bytes.NewReader(raw))
-	if e == nil {
-		return nil
-	}
-	n := 0
-	var visit func(e *message.Entity, depth int)
-	visit = func(e *message.Entity, depth int) {
-		if n++; n > maxParts || depth > maxDepth {
-			return
-		}
-		ctype, _, _ := e.Header.ContentType()
-		if mr := e.MultipartReader(); mr != nil {
-			for {
-				p, err := mr.NextPart()
-				if p == nil || (err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err)) {
-					return
-				}
-				visit(p, depth+1)
-			}
-		}
-		if !strings.EqualFold(ctype, "application/edi-consent") {
-			return
-		}
-		p := Payload{Description: strings.TrimSpace(e.Header.Get("Content-Description"))}
-		p.Data, p.Err = readCapped(e.Body, maxPart)
-		if p.Err == nil && len(p.Data) > 2 && p.Data[0] == 0x1f && p.Data[1] == 0x8b {
-			p.Gzipped = true
-			var zr *gzip.Reader
-			if zr, p.Err = gzip.NewReader(bytes.NewReader(p.Data)); p.Err == nil {
-				p.Data, p.Err = readCapped(zr, maxInflated)
-			}
-		}
-		out = append(out, p)
-	}
-	visit(e, 0)
-	return out
-}
-
-func readCapped(r io.Reader, max int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, max+1))
-	if int64(len(b)) > max {
-		return b[:max], ErrTooBig
-	}
-	return b, err
-}
 
 // Noemie is what a NOEMIE file says (DOMAIN.md's format table).
 type Noemie struct {
@@ -131,13 +58,14 @@ func (f *field) take(n int) string {
 // skipped to the next '@'; the whole file never fails for one entity.
 func ParseNoemie(data []byte) (Noemie, error) {
 	n := Noemie{LotCount: -1}
+	// Look before copying: most payloads tried are not NOEMIE at all.
+	data = bytes.TrimLeft(data, "\r\n \t")
+	if !bytes.HasPrefix(data, []byte("000")) {
+		return n, fmt.Errorf("not a NOEMIE file: it does not start with a 000 header")
+	}
 	s := string(data)
 	skipSpace := func() {
 		s = strings.TrimLeft(s, "\r\n \t")
-	}
-	skipSpace()
-	if !strings.HasPrefix(s, "000") {
-		return n, fmt.Errorf("not a NOEMIE file: it does not start with a 000 header")
 	}
 	h := &field{b: s[:min(128, len(s))]}
 	h.take(3)

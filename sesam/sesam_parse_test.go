@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -146,8 +147,8 @@ func ediMail(desc string, payload []byte, gz bool) []byte {
 func TestEDIPayloadsAreDecodedGzippedOrNot(t *testing.T) {
 	f := noemieFile([][2]string{{"261124", "017"}}, nil, "")
 	for _, gz := range []bool{false, true} {
-		ps := sesam.EDIPayloads(ediMail("NOEMIE RSP", []byte(f), gz))
-		if len(ps) != 1 || ps[0].Err != nil || ps[0].Gzipped != gz || string(ps[0].Data) != f || ps[0].Description != "NOEMIE RSP" {
+		ps, err := payloads(ediMail("NOEMIE RSP", []byte(f), gz))
+		if err != nil || len(ps) != 1 || ps[0].Err != nil || ps[0].Gzipped != gz || string(ps[0].Data) != f || ps[0].Description != "NOEMIE RSP" {
 			t.Fatalf("gzip %v: %+v", gz, ps)
 		}
 	}
@@ -161,10 +162,21 @@ func TestGzipBombIsCappedNotInflated(t *testing.T) {
 		w.Write(zero)
 	}
 	w.Close()
-	ps := sesam.EDIPayloads(ediMail("NOEMIE", b.Bytes(), false))
-	if len(ps) != 1 || ps[0].Err != sesam.ErrTooBig || len(ps[0].Data) > 64<<20 {
-		t.Fatalf("bomb: err %v, %d bytes", ps[0].Err, len(ps[0].Data))
+	ps, err := payloads(ediMail("NOEMIE", b.Bytes(), false))
+	if len(ps) != 0 || !errors.Is(err, sesam.ErrOverBudget) {
+		t.Fatalf("bomb: err %v, %d payloads", err, len(ps))
 	}
+}
+
+// payloads collects a mail's EDI payloads, copied.
+func payloads(raw []byte) ([]sesam.Payload, error) {
+	var ps []sesam.Payload
+	err := sesam.EachEDIPayload(raw, func(p sesam.Payload) bool {
+		p.Data = bytes.Clone(p.Data)
+		ps = append(ps, p)
+		return true
+	})
+	return ps, err
 }
 
 func FuzzParseLotSubject(f *testing.F) {
@@ -189,10 +201,12 @@ func FuzzInspect(f *testing.F) {
 	f.Add(ediMail("NOEMIE", []byte("000x"), true))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		sesam.InspectOutbound(b, []string{"01422@422.01.rss.fr"})
-		for _, p := range sesam.EDIPayloads(b) {
-			if len(p.Data) > 64<<20 {
-				t.Fatal("over the cap")
+		total := 0
+		sesam.EachEDIPayload(b, func(p sesam.Payload) bool {
+			if total += len(p.Data); total > sesam.EDIBudget {
+				t.Fatal("over the budget")
 			}
-		}
+			return true
+		})
 	})
 }

@@ -143,6 +143,11 @@ func (a Account) AllLogins() []Login {
 	return append([]Login{{Name: a.Name, PasswordHash: a.PasswordHash}}, a.Logins...)
 }
 
+// DefaultMaxFetchSize is the largest message fetched unless max_fetch_size
+// says otherwise: providers cap attachments near 25 MB, which base64 makes
+// about 34 MB; a return is tens of kilobytes.
+const DefaultMaxFetchSize = 40 << 20
+
 // Provider is how to reach the practitioner's mail provider.
 type Provider struct {
 	SMTP Upstream `toml:"smtp"`
@@ -151,6 +156,9 @@ type Provider struct {
 	Folders      []string `toml:"folders"`       // default INBOX; acknowledgements sometimes land in spam
 	Poll         Schedule `toml:"poll"`          // default @every 2m
 	KeepUpstream Keep     `toml:"keep_upstream"` // default forever
+	// MaxFetchSize: a message larger than this (its RFC822.SIZE) is left at
+	// the provider and reported, never fetched. Default DefaultMaxFetchSize.
+	MaxFetchSize Size `toml:"max_fetch_size"`
 	// Username empty: no AUTH, for a smarthost that knows the practice by
 	// its address (an ISP's port-25 relay).
 	Username     string `toml:"username"`
@@ -329,6 +337,9 @@ func (c *Config) validate(md toml.MetaData) error {
 		if u.IMAP.Addr != "" && u.Username == "" {
 			bad("%s: [account.upstream] imap needs username and password_file", where)
 		}
+		if u.MaxFetchSize != 0 && u.MaxFetchSize < 64<<10 {
+			bad("%s: [account.upstream] max_fetch_size %d is too small: a return alone can take tens of kilobytes (write e.g. \"40M\")", where, u.MaxFetchSize)
+		}
 		if (u.Username == "") != (u.PasswordFile == "") {
 			bad("%s: [account.upstream] needs both username and password_file (or neither, for a smarthost that needs no login)", where)
 		}
@@ -360,6 +371,9 @@ func (c *Config) validate(md toml.MetaData) error {
 		}
 		if !u.KeepUpstream.Forever && u.KeepUpstream.For == 0 {
 			u.KeepUpstream.Forever = true
+		}
+		if u.MaxFetchSize == 0 {
+			u.MaxFetchSize = DefaultMaxFetchSize
 		}
 	}
 	return nil

@@ -49,6 +49,7 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:%[1]s/mail/%%u
 log_path = %[1]s/dovecot.log
+auth_verbose = yes
 mail_max_userip_connections = 1000
 default_login_user = dovenull
 default_internal_user = dovecot
@@ -130,6 +131,12 @@ func (d *dovecot) doveadm(stdin []byte, args ...string) string {
 		d.t.Fatalf("doveadm %v: %v %s", args, err, out)
 	}
 	return string(out)
+}
+
+// logins counts the IMAP logins Dovecot accepted so far (its log).
+func (d *dovecot) logins() int {
+	b, _ := os.ReadFile(filepath.Join(d.dir, "dovecot.log"))
+	return strings.Count(string(b), "imap-login: Info: Login: user=<jean.dupont>,")
 }
 
 // save stores a message byte for byte in a folder.

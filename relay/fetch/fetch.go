@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -27,9 +26,6 @@ import (
 	"github.com/sesam-relay/sesam-relay/relay/config"
 	"github.com/sesam-relay/sesam-relay/relay/store"
 )
-
-// batch is how many messages one UID FETCH asks for.
-const batch = 100
 
 // Result sums up one poll.
 type Result struct {
@@ -64,6 +60,9 @@ func NewPoller(acct config.Account, opt config.Delivery, st *store.Store, log *s
 	h, _ := st.FetchHealth(acct.Name)
 	if smtpWorks == nil {
 		smtpWorks = func() bool { return false }
+	}
+	if acct.Upstream.MaxFetchSize == 0 {
+		acct.Upstream.MaxFetchSize = config.DefaultMaxFetchSize
 	}
 	return &Poller{acct: acct, opt: opt, st: st, log: log.With("account", acct.Name, "imap", acct.Upstream.IMAP.String()), smtpWorks: smtpWorks, health: h,
 		newMail: make(chan struct{}, 1), requests: make(chan pollRequest)}
@@ -380,82 +379,11 @@ func (p *Poller) pollFolder(ctx context.Context, c *imapclient.Client, folder st
 				uids = append(uids, u)
 			}
 		}
-		for i := 0; i < len(uids); i += batch {
-			if err := p.fetchBatch(c, folder, uv, uids[i:min(i+batch, len(uids))], res); err != nil {
-				return err
-			}
+		if err := p.fetchUIDs(c, folder, uv, uids, res); err != nil {
+			return err
 		}
 	}
 	return p.expire(ctx, c, folder, uv, res)
-}
-
-// fetchBatch fetches some UIDs and stores each complete message. The
-// writes go out together (one group commit) and are all waited for before
-// the next batch: a message cut in the middle is never stored, and the sync
-// position never passes a message that is not stored.
-func (p *Poller) fetchBatch(c *imapclient.Client, folder string, uv uint32, uids []imap.UID, res *Result) error {
-	host := p.acct.Upstream.IMAP.Host
-	section := &imap.FetchItemBodySection{Peek: true}
-	cmd := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
-	var pending []<-chan store.Added
-	wait := func() error {
-		for _, ch := range pending {
-			a := <-ch
-			if a.Err != nil {
-				return fmt.Errorf("storing a fetched message: %w", a.Err)
-			}
-			if a.Duplicate {
-				res.Duplicates++
-			} else {
-				res.Fetched++
-			}
-		}
-		pending = nil
-		return nil
-	}
-	for {
-		msg := cmd.Next()
-		if msg == nil {
-			break
-		}
-		var uid imap.UID
-		var body []byte
-		var readErr error
-		for {
-			item := msg.Next()
-			if item == nil {
-				break
-			}
-			switch it := item.(type) {
-			case imapclient.FetchItemDataUID:
-				uid = it.UID
-			case imapclient.FetchItemDataBodySection:
-				body, readErr = io.ReadAll(it.Literal)
-				// go-imap ends a literal with a plain EOF when the connection
-				// drops: only the announced size tells a whole message.
-				if readErr == nil && it.Literal != nil && int64(len(body)) != it.Literal.Size() {
-					readErr = fmt.Errorf("message UID %d cut after %d of %d bytes", uid, len(body), it.Literal.Size())
-				}
-			}
-		}
-		if readErr != nil {
-			cmd.Close()
-			wait()
-			return classify("FETCH in "+folder, host, readErr, true)
-		}
-		if uid == 0 || body == nil {
-			continue
-		}
-		pending = append(pending, p.st.AddMail(p.acct.Name, store.Origin{Kind: store.Fetched, Folder: folder, UIDValidity: uv, UID: uint32(uid)}, body))
-	}
-	err := cmd.Close()
-	if werr := wait(); werr != nil {
-		return werr
-	}
-	if err != nil {
-		return classify("FETCH in "+folder, host, err, true)
-	}
-	return nil
 }
 
 // expire deletes upstream what has been safe locally for keep_upstream.

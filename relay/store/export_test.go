@@ -26,3 +26,6 @@ func CreateV1(dir, mid string) error {
 		VALUES ('dupont', 'a@b', '[]', ?, 1, 1, 'queued', ?);`, mid, time.Now().UnixMilli())
 	return err
 }
+
+// SchemaV1 is the schema an installed relay of version 1 holds.
+const SchemaV1 = schema + "PRAGMA user_version = 1;"

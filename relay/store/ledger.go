@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -69,7 +71,7 @@ func matchReturn(tx *sql.Tx, account string, mailboxID int64, body []byte, in se
 	}
 	rows.Close()
 	for _, c := range cands {
-		if len(c.stamp) >= 14 && strings.Contains(string(body), c.stamp) {
+		if len(c.stamp) >= 14 && bytes.Contains(body, []byte(c.stamp)) {
 			link(tx, c.id, mailboxID, in.Class, true, "the return quotes the lot's stamp "+c.stamp, detail)
 			return
 		}
@@ -280,55 +282,88 @@ func (s *Store) Warnings(account string, since time.Time) ([]Warning, error) {
 // mail: every queued lot, then every collected message, reclassified with
 // the current rules and matched in arrival order. Warnings already given are
 // kept, so a rebuild never notifies twice. It returns the counts.
+//
+// The mail is read and classified first, outside the write transaction;
+// the transaction only writes. Mail stored or purged in between is seen
+// there (the counts and last ids differ), and the rebuild starts over.
 func (s *Store) RebuildLedger(ctx context.Context) (lots, matched int, err error) {
+	for try := 1; ; try++ {
+		lots, matched, err = s.rebuildLedger(ctx)
+		if !errors.Is(err, errMailChanged) || try == 3 {
+			return lots, matched, err
+		}
+	}
+}
+
+var errMailChanged = errors.New("mail was stored or purged during the ledger rebuild: run it again")
+
+// ledgerInput is one stored mail, read for the rebuild.
+type ledgerInput struct {
+	id      int64
+	account string
+	body    []byte
+	out     sesam.Outbound // a queued message
+	in      sesam.Inbound  // a collected one
+}
+
+// ledgerMark tells whether the mail changed between reading and writing.
+const ledgerMark = `SELECT (SELECT COUNT(*) || ':' || COALESCE(MAX(id), 0) FROM messages) || '/' ||
+	(SELECT COUNT(*) || ':' || COALESCE(MAX(id), 0) FROM mailbox WHERE origin IN (?, ?))`
+
+func (s *Store) rebuildLedger(ctx context.Context) (lots, matched int, err error) {
+	var mark string
+	if err := s.r.QueryRow(ledgerMark, Fetched, Imported).Scan(&mark); err != nil {
+		return 0, 0, err
+	}
+	var msgs, mails []ledgerInput
+	rows, err := s.r.Query("SELECT m.id, m.account, m.rcpts, b.data FROM messages m JOIN bodies b ON b.id = m.body_id ORDER BY m.id")
+	if err != nil {
+		return 0, 0, err
+	}
+	for rows.Next() {
+		var m ledgerInput
+		var rcpts string
+		var to []string
+		rows.Scan(&m.id, &m.account, &rcpts, &m.body)
+		json.Unmarshal([]byte(rcpts), &to)
+		if m.out = sesam.InspectOutbound(m.body, to); m.out.Lot {
+			m.body = nil
+			msgs = append(msgs, m)
+		}
+	}
+	rows.Close()
+	rows, err = s.r.Query("SELECT x.id, x.account, b.data FROM mailbox x JOIN bodies b ON b.id = x.body_id WHERE x.origin IN (?, ?) ORDER BY x.id", Fetched, Imported)
+	if err != nil {
+		return 0, 0, err
+	}
+	for rows.Next() {
+		var m ledgerInput
+		rows.Scan(&m.id, &m.account, &m.body)
+		m.in = s.Classify(m.body)
+		mails = append(mails, m)
+	}
+	rows.Close()
 	err = s.writeWait(ctx, func(tx *sql.Tx) error {
+		var now string
+		if err := tx.QueryRow(ledgerMark, Fetched, Imported).Scan(&now); err != nil {
+			return err
+		}
+		if now != mark {
+			return errMailChanged
+		}
 		for _, q := range []string{"DELETE FROM lot_returns", "DELETE FROM lots"} {
 			if _, err := tx.Exec(q); err != nil {
 				return err
 			}
 		}
-		type msg struct {
-			id      int64
-			account string
-			rcpts   string
-			body    []byte
-		}
-		var msgs []msg
-		rows, err := tx.Query("SELECT m.id, m.account, m.rcpts, b.data FROM messages m JOIN bodies b ON b.id = m.body_id ORDER BY m.id")
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var m msg
-			rows.Scan(&m.id, &m.account, &m.rcpts, &m.body)
-			msgs = append(msgs, m)
-		}
-		rows.Close()
 		for _, m := range msgs {
-			var to []string
-			json.Unmarshal([]byte(m.rcpts), &to)
-			if o := sesam.InspectOutbound(m.body, to); o.Lot {
-				recordLot(tx, m.id, m.account, o)
-				lots++
-			}
+			recordLot(tx, m.id, m.account, m.out)
 		}
-		var mails []msg
-		rows, err = tx.Query("SELECT x.id, x.account, '', b.data FROM mailbox x JOIN bodies b ON b.id = x.body_id WHERE x.origin IN (?, ?) ORDER BY x.id", Fetched, Imported)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var m msg
-			rows.Scan(&m.id, &m.account, &m.rcpts, &m.body)
-			mails = append(mails, m)
-		}
-		rows.Close()
 		for _, m := range mails {
-			in := sesam.Classify(m.body, s.currentRules())
-			tx.Exec("UPDATE mailbox SET class = ?, class_why = ? WHERE id = ?", string(in.Class), in.Why, m.id)
-			matchReturn(tx, m.account, m.id, m.body, in)
+			tx.Exec("UPDATE mailbox SET class = ?, class_why = ? WHERE id = ?", string(m.in.Class), m.in.Why, m.id)
+			matchReturn(tx, m.account, m.id, m.body, m.in)
 		}
 		return tx.QueryRow("SELECT COUNT(*) FROM lot_returns").Scan(&matched)
 	})
-	return lots, matched, err
+	return len(msgs), matched, err
 }

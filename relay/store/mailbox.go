@@ -87,7 +87,9 @@ func wireSize(b []byte) int64 {
 // below RFC 1939's 70 characters.
 func uidl(id int64, hash string) string { return fmt.Sprintf("%d.%s", id, hash[:16]) }
 
-func addMail(tx *sql.Tx, account string, o Origin, body []byte, now time.Time, rules []sesam.Rule) (int64, bool, error) {
+// addMail writes a message. in is its classification, made beforehand and
+// outside the transaction; nil for mail the relay writes itself.
+func addMail(tx *sql.Tx, account string, o Origin, body []byte, now time.Time, in *sesam.Inbound) (int64, bool, error) {
 	hash := hashOf(body)
 	var id int64
 	err := tx.QueryRow("SELECT id FROM mailbox WHERE account = ? AND hash = ?", account, hash).Scan(&id)
@@ -103,9 +105,7 @@ func addMail(tx *sql.Tx, account string, o Origin, body []byte, now time.Time, r
 	}
 	h := sesam.ReadHeaders(body)
 	class, why := o.Kind, "written by the relay"
-	var in sesam.Inbound
-	if o.Kind == Fetched || o.Kind == Imported {
-		in = sesam.Classify(body, rules)
+	if in != nil {
 		class, why = string(in.Class), in.Why
 	}
 	res, err := tx.Exec(`INSERT INTO mailbox(account, origin, received_at, subject, from_addr, message_id, size, wire_size, hash, body_id, ref_msg, folder, uidvalidity, uid, class, class_why)
@@ -117,24 +117,45 @@ func addMail(tx *sql.Tx, account string, o Origin, body []byte, now time.Time, r
 	if id, err = res.LastInsertId(); err != nil {
 		return 0, false, err
 	}
-	if in.Class != "" {
-		matchReturn(tx, account, id, body, in)
+	if in != nil {
+		matchReturn(tx, account, id, body, *in)
 	}
 	return id, false, nil
 }
 
-// AddMail stores a message in an account's local mailbox, once: the same
-// bytes already there make it a duplicate, not a second copy. For fetched
-// mail, the folder's sync position moves to its UID in the same
-// transaction, so a crash can neither lose a message nor fetch it twice.
-// It does not wait: the poller sends a batch, then waits on every result.
+// Classify is the verdict on an inbound mail under the config's current
+// rules. It reads the mail, so it runs in the caller's goroutine, never
+// inside a write transaction: a mail that costs the classifier dearly (or
+// kills the process) must not hold the committer.
+func (s *Store) Classify(body []byte) sesam.Inbound {
+	return sesam.Classify(body, s.currentRules())
+}
+
+// AddMail classifies a fetched or imported message (in the caller's
+// goroutine, see Classify), then stores it with AddClassified.
 func (s *Store) AddMail(account string, o Origin, body []byte) <-chan Added {
+	var in *sesam.Inbound
+	if o.Kind == Fetched || o.Kind == Imported {
+		v := s.Classify(body)
+		in = &v
+	}
+	return s.AddClassified(account, o, body, in)
+}
+
+// AddClassified stores a message in an account's local mailbox, once: the
+// same bytes already there make it a duplicate, not a second copy. in is
+// its classification (nil for mail the relay writes); the transaction only
+// writes it and matches it to a lot. For fetched mail, the folder's sync
+// position moves to its UID in the same transaction, so a crash can neither
+// lose a message nor fetch it twice. It does not wait: the poller sends a
+// batch, then waits on every result.
+func (s *Store) AddClassified(account string, o Origin, body []byte, in *sesam.Inbound) <-chan Added {
 	now := s.now()
 	out := make(chan Added, 1)
 	var res Added // set inside the transaction, sent only once it is durable
 	done := s.write(func(tx *sql.Tx) error {
 		var err error
-		res.ID, res.Duplicate, err = addMail(tx, account, o, body, now, s.currentRules())
+		res.ID, res.Duplicate, err = addMail(tx, account, o, body, now, in)
 		if err != nil {
 			return err
 		}

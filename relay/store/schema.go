@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// schema is version 1. Bodies live in their own table so that listing the
+// schema is version 1 (version2 and version3 add to it). Bodies live in their own table so that listing the
 // queue never reads them, and so that one function pair (putBody/Body)
 // writes and reads every body: encryption at rest goes there.
 const schema = `
@@ -142,8 +142,22 @@ CREATE TABLE IF NOT EXISTS probe (
 );
 `
 
+// version3 adds the poison mark: which fetched messages were being read
+// when the process stopped (see classifying.go).
+const version3 = `
+CREATE TABLE IF NOT EXISTS classifying (
+	account     TEXT NOT NULL,
+	folder      TEXT NOT NULL,
+	uidvalidity INTEGER NOT NULL,
+	lo          INTEGER NOT NULL,       -- the batch's UIDs, lo..hi
+	hi          INTEGER NOT NULL,
+	single      INTEGER NOT NULL,       -- 1: one message at a time, the one at lo
+	PRIMARY KEY (account, folder)
+);
+`
+
 // current is the schema version this sesam-relay writes.
-const current = 2
+const current = 3
 
 // migrate brings the store to the current version, one step per version,
 // each in its own transaction: a store from an older sesam-relay opens.
@@ -155,7 +169,7 @@ func migrate(db *sql.DB) error {
 	if v > current {
 		return fmt.Errorf("the queue has schema version %d, newer than this sesam-relay knows (%d): install the newer version again", v, current)
 	}
-	steps := []string{schema, version2}
+	steps := []string{schema, version2, version3}
 	for ; v < current; v++ {
 		if err := step(db, steps[v], v+1); err != nil {
 			return fmt.Errorf("upgrading the queue's schema to version %d: %w", v+1, err)
