@@ -76,17 +76,45 @@ func TestThrottleCountsAttemptsInFlight(t *testing.T) {
 	th := auth.NewThrottle(3, time.Minute, 0)
 	a := &net.TCPAddr{IP: net.ParseIP("192.168.1.5"), Port: 1000}
 	var held []*auth.Attempt
-	for i := 0; i < 10; i++ {
-		if at, ok := th.Begin(a, "dupont"); ok {
-			held = append(held, at)
+	for i := 0; i < 3; i++ {
+		at, ok := th.Begin(a, "dupont")
+		if !ok {
+			t.Fatal("refused before any failure")
 		}
+		held = append(held, at)
 	}
-	if len(held) != 3 {
-		t.Fatalf("%d attempts running at once from one address, want 3 (its failures left)", len(held))
+	// A fourth waits for the verdicts of the three in flight: they fail, so
+	// it is refused unverified.
+	fourth := make(chan bool)
+	go func() { _, ok := th.Begin(a, "dupont"); fourth <- ok }()
+	for _, at := range held {
+		at.Fail()
 	}
-	held[0].Cancel()
-	if _, ok := th.Begin(a, "dupont"); !ok {
-		t.Fatal("a cancelled attempt still counts")
+	if <-fourth {
+		t.Fatal("a fourth guess got through while three were being verified")
+	}
+}
+
+func TestHonestBurstWaitsForTheFirstVerdict(t *testing.T) {
+	th := auth.NewThrottle(3, time.Minute, 0)
+	a := &net.TCPAddr{IP: net.ParseIP("192.168.1.5"), Port: 1000}
+	first, _ := th.Begin(a, "dupont")
+	var wg sync.WaitGroup
+	var in atomic.Int32
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if at, ok := th.Begin(a, "dupont"); ok {
+				in.Add(1)
+				at.Succeed()
+			}
+		}()
+	}
+	first.Succeed()
+	wg.Wait()
+	if in.Load() != 10 {
+		t.Fatalf("%d of 10 simultaneous right logins got in", in.Load())
 	}
 }
 

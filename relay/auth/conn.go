@@ -78,13 +78,15 @@ func (c *Conn) Read(b []byte) (int, error) {
 		return n, err
 	}
 	c.read += n
+	longest := 0
 	for _, x := range b[:n] {
 		c.line++
+		longest = max(longest, c.line)
 		if x == '\n' {
 			c.line = 0
 		}
 	}
-	if c.read > c.budget.Total || (c.budget.Line > 0 && c.line > c.budget.Line) {
+	if c.read > c.budget.Total || (c.budget.Line > 0 && longest > c.budget.Line) {
 		c.over = true
 		c.log.Warn("connection closed: too much input before login", "remote", c.RemoteAddr().String(), "bytes", c.read, "budget", c.budget.Total, "line_limit", c.budget.Line)
 		if c.refusal != "" {

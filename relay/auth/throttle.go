@@ -29,6 +29,7 @@ type Throttle struct {
 	pair    map[pairKey]*tally
 	login   map[loginKey]*tally
 	success map[pairKey]time.Time
+	ended   *sync.Cond // an attempt ended
 }
 
 // loginFactor: a login is blocked across all addresses after this many
@@ -57,8 +58,10 @@ type tally struct {
 
 // NewThrottle returns a throttle allowing max failures per window.
 func NewThrottle(max int, window, delay time.Duration) *Throttle {
-	return &Throttle{Max: max, Window: window, Delay: delay, addr: map[netip.Prefix]*tally{},
+	t := &Throttle{Max: max, Window: window, Delay: delay, addr: map[netip.Prefix]*tally{},
 		pair: map[pairKey]*tally{}, login: map[loginKey]*tally{}, success: map[pairKey]time.Time{}}
+	t.ended = sync.NewCond(&t.mu)
+	return t
 }
 
 // Group returns the network a remote address counts in: the address itself
@@ -72,7 +75,7 @@ func Group(addr net.Addr) netip.Prefix {
 	return netip.PrefixFrom(a, a.BitLen())
 }
 
-// recent drops expired failures and returns the count plus attempts in flight.
+// recent drops expired failures and returns how many are left.
 func (t *tally) recent(window time.Duration, now time.Time) int {
 	if t == nil {
 		return 0
@@ -84,7 +87,7 @@ func (t *tally) recent(window time.Duration, now time.Time) int {
 		}
 	}
 	t.fails = kept
-	return len(kept) + t.inflight
+	return len(kept)
 }
 
 func get[K comparable](m map[K]*tally, k K) *tally {
@@ -114,8 +117,16 @@ func (t *Throttle) Begin(addr net.Addr, login string) (*Attempt, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.prune(now)
-	if t.refused(pk, now) {
-		return nil, false
+	// Attempts in flight hold back the next one, which waits for their
+	// verdict: an honest burst (ten connections of the billing software)
+	// all get in once the first succeeds; guesses are refused once the
+	// failures are used up, never verified beyond them.
+	for t.refused(pk, now, true) {
+		if t.refused(pk, now, false) {
+			return nil, false
+		}
+		t.ended.Wait()
+		now = time.Now()
 	}
 	get(t.addr, at.a).inflight++
 	get(t.pair, pk).inflight++
@@ -124,15 +135,23 @@ func (t *Throttle) Begin(addr net.Addr, login string) (*Attempt, bool) {
 }
 
 // refused is the one rule: the pair's own failures, or (unless the pair
-// succeeded recently) its address's or its login's, with attempts in flight.
-func (t *Throttle) refused(pk pairKey, now time.Time) bool {
-	if t.pair[pk].recent(t.Window, now) >= t.Max {
+// succeeded recently) its address's or its login's; with inflight, the
+// attempts being verified count as failures.
+func (t *Throttle) refused(pk pairKey, now time.Time, inflight bool) bool {
+	n := func(x *tally) int {
+		c := x.recent(t.Window, now)
+		if inflight && x != nil {
+			c += x.inflight
+		}
+		return c
+	}
+	if n(t.pair[pk]) >= t.Max {
 		return true
 	}
 	if now.Sub(t.success[pk]) < rememberSuccess {
 		return false
 	}
-	return t.addr[pk.a].recent(t.Window, now) >= t.Max || t.login[pk.l].recent(t.Window, now) >= loginFactor*t.Max
+	return n(t.addr[pk.a]) >= t.Max || n(t.login[pk.l]) >= loginFactor*t.Max
 }
 
 // end takes the attempt out of flight; fail records it as a failure.
@@ -143,6 +162,7 @@ func (at *Attempt) end(fail bool, now time.Time) {
 	}
 	at.done = true
 	pk := pairKey{at.a, at.l}
+	defer t.ended.Broadcast()
 	for _, x := range []*tally{get(t.addr, at.a), get(t.pair, pk), get(t.login, at.l)} {
 		x.inflight--
 		if fail {
@@ -163,7 +183,7 @@ func (at *Attempt) Fail() (wait time.Duration, blocked bool) {
 	if a := t.addr[at.a].recent(t.Window, now); a > n {
 		n = a
 	}
-	return time.Duration(n) * t.Delay, t.refused(pk, now)
+	return time.Duration(n) * t.Delay, t.refused(pk, now, false)
 }
 
 // Succeed clears the failures of this (address, login) pair only, and
@@ -226,7 +246,7 @@ func (t *Throttle) prune(now time.Time) {
 
 func pruneMap[K comparable](m map[K]*tally, window time.Duration, now time.Time) {
 	for k, x := range m {
-		if x.recent(window, now) == 0 {
+		if x.recent(window, now) == 0 && x.inflight == 0 {
 			delete(m, k)
 		}
 	}
