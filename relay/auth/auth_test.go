@@ -1,8 +1,10 @@
 package auth_test
 
 import (
+	"errors"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -209,5 +211,28 @@ func TestSimultaneousLoginsShareOneHashComputation(t *testing.T) {
 	// Different passwords are each computed, and a wrong one still fails.
 	if bad, _ := c.Check("dupont", "other"); bad || c.Hashed() != 2 {
 		t.Fatalf("wrong password: hashed %d", c.Hashed())
+	}
+}
+
+func TestFullCheckQueueRefusesUnchecked(t *testing.T) {
+	h, _ := auth.Hash("pw")
+	c := auth.NewChecker(map[string]string{"dupont": h})
+	var wg sync.WaitGroup
+	var busy atomic.Int64
+	start := make(chan struct{})
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if _, err := c.Check("dupont", "guess"+strconv.Itoa(i)); errors.Is(err, auth.ErrBusy) {
+				busy.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if busy.Load() == 0 || c.Hashed()+busy.Load() != 100 {
+		t.Fatalf("100 simultaneous guesses: %d refused busy, %d hashed", busy.Load(), c.Hashed())
 	}
 }
