@@ -367,7 +367,6 @@ func (ss *session) authenticate(user, pass string) {
 		return
 	}
 	at.Succeed()
-	auth.Lift(ss.conn)
 	if !ss.s.lock(user) {
 		ss.bad("[IN-USE] another session of " + user + " is open; try again when it ends")
 		return
@@ -379,6 +378,7 @@ func (ss *session) authenticate(user, pass string) {
 		return
 	}
 	ss.login, ss.msgs, ss.dele, ss.state = user, msgs, make([]bool, len(msgs)), stateTrans
+	auth.Lift(ss.conn)
 	var size int64
 	for _, m := range msgs {
 		size += m.WireSize
