@@ -68,7 +68,9 @@ func newConn(c net.Conn, b Budget, ref *Refusals, release func(), log *slog.Logg
 
 // Read counts bytes before login. Over budget it answers in clear when it
 // can and reports end of input (the server then closes quietly), or, under
-// implicit TLS, returns ErrOverBudget for the server to answer.
+// implicit TLS, returns ErrOverBudget for the server to answer inside TLS
+// (go-smtp: "421 4.4.0"; pop3d: -ERR [SYS/TEMP]). After STARTTLS/STLS the
+// clear line means nothing to the client, which just sees the close.
 func (c *Conn) Read(b []byte) (int, error) {
 	if c.over {
 		return 0, c.overErr()
