@@ -136,6 +136,38 @@ func TestUnitPassesSystemdAnalyze(t *testing.T) {
 	}
 }
 
+// A LAN host must not make the relay take a Raspberry Pi's memory, threads
+// or file descriptors: the packaged unit bounds all four.
+func TestUnitLimitsResources(t *testing.T) {
+	root := extract(t, debs["amd64"])
+	unit, err := os.ReadFile(filepath.Join(root, "lib/systemd/system/sesam-relay.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, max := range map[string]int64{"MemoryHigh": 512 << 20, "MemoryMax": 768 << 20, "TasksMax": 512, "LimitNOFILE": 65536} {
+		m := regexp.MustCompile(`(?m)^` + key + `=(\d+)([KMG]?)$`).FindStringSubmatch(string(unit))
+		if m == nil {
+			t.Errorf("the unit sets no %s= (a number)", key)
+			continue
+		}
+		n, _ := strconv.ParseInt(m[1], 10, 64)
+		n <<= map[string]int{"": 0, "K": 10, "M": 20, "G": 30}[m[2]]
+		if n <= 0 || n > max {
+			t.Errorf("%s=%s%s: want above 0 and at most %d", key, m[1], m[2], max)
+		}
+	}
+	high := regexp.MustCompile(`(?m)^MemoryHigh=(\d+)M$`).FindStringSubmatch(string(unit))
+	hard := regexp.MustCompile(`(?m)^MemoryMax=(\d+)M$`).FindStringSubmatch(string(unit))
+	if high == nil || hard == nil {
+		t.Fatal("MemoryHigh and MemoryMax must be in M")
+	}
+	if h, m := atoi(high[1]), atoi(hard[1]); h >= m || h < 128 {
+		t.Errorf("MemoryHigh=%dM must be below MemoryMax=%dM and above the measured peak (115 MB)", h, m)
+	}
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
 func TestArmBinariesStartUnderQemu(t *testing.T) {
 	need(t, "qemu-aarch64-static", "qemu-arm-static")
 	for _, c := range []struct{ arch, qemu string }{{"arm64", "qemu-aarch64-static"}, {"armhf", "qemu-arm-static"}} {

@@ -1,8 +1,10 @@
 package auth_test
 
 import (
+	"errors"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,7 +40,7 @@ func TestCheckerKnowsEachAccount(t *testing.T) {
 		login, pw string
 		want      bool
 	}{{"dupont", "pw1", true}, {"dupont", "pw1", true}, {"dupont", "pw2", false}, {"martin", "pw2", true}, {"nobody", "pw1", false}} {
-		if got := c.Check(tc.login, tc.pw); got != tc.want {
+		if got, err := c.Check(tc.login, tc.pw); got != tc.want || err != nil {
 			t.Errorf("%s/%s: %v", tc.login, tc.pw, got)
 		}
 	}
@@ -48,20 +50,130 @@ func TestThrottleSlowsThenBlocks(t *testing.T) {
 	th := auth.NewThrottle(3, time.Minute, 100*time.Millisecond)
 	a := &net.TCPAddr{IP: net.ParseIP("192.168.1.5"), Port: 1000}
 	other := &net.TCPAddr{IP: net.ParseIP("192.168.1.6"), Port: 1000}
-	w1, b1 := th.Fail(a)
-	w2, b2 := th.Fail(a)
+	fail := func(addr net.Addr, login string) (time.Duration, bool) {
+		t.Helper()
+		at, ok := th.Begin(addr, login)
+		if !ok {
+			t.Fatalf("%s/%s refused too early", addr, login)
+		}
+		return at.Fail()
+	}
+	w1, b1 := fail(a, "dupont")
+	w2, b2 := fail(a, "dupont")
 	if w2 <= w1 || b1 || b2 {
 		t.Fatalf("waits %v %v blocked %v %v", w1, w2, b1, b2)
 	}
-	if _, b3 := th.Fail(a); !b3 || !th.Blocked(a) {
+	if _, b3 := fail(a, "dupont"); !b3 || !th.Blocked(a) {
 		t.Fatal("third failure did not block")
+	}
+	if _, ok := th.Begin(a, "dupont"); ok {
+		t.Fatal("a blocked pair may still try")
 	}
 	if th.Blocked(other) {
 		t.Fatal("another address is blocked too")
 	}
-	th.Succeed(a)
-	if th.Blocked(a) {
-		t.Fatal("success did not clear")
+}
+
+func TestThrottleCountsAttemptsInFlight(t *testing.T) {
+	th := auth.NewThrottle(3, time.Minute, 0)
+	a := &net.TCPAddr{IP: net.ParseIP("192.168.1.5"), Port: 1000}
+	var held []*auth.Attempt
+	for i := 0; i < 3; i++ {
+		at, ok := th.Begin(a, "dupont")
+		if !ok {
+			t.Fatal("refused before any failure")
+		}
+		held = append(held, at)
+	}
+	// A fourth waits for the verdicts of the three in flight: they fail, so
+	// it is refused unverified.
+	fourth := make(chan bool)
+	go func() { _, ok := th.Begin(a, "dupont"); fourth <- ok }()
+	for _, at := range held {
+		at.Fail()
+	}
+	if <-fourth {
+		t.Fatal("a fourth guess got through while three were being verified")
+	}
+}
+
+func TestHonestBurstWaitsForTheFirstVerdict(t *testing.T) {
+	th := auth.NewThrottle(3, time.Minute, 0)
+	a := &net.TCPAddr{IP: net.ParseIP("192.168.1.5"), Port: 1000}
+	first, _ := th.Begin(a, "dupont")
+	var wg sync.WaitGroup
+	var in atomic.Int32
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if at, ok := th.Begin(a, "dupont"); ok {
+				in.Add(1)
+				at.Succeed()
+			}
+		}()
+	}
+	first.Succeed()
+	wg.Wait()
+	if in.Load() != 10 {
+		t.Fatalf("%d of 10 simultaneous right logins got in", in.Load())
+	}
+}
+
+func TestAnotherLoginsSuccessDoesNotClearFailures(t *testing.T) {
+	th := auth.NewThrottle(3, time.Minute, 0)
+	a := &net.TCPAddr{IP: net.ParseIP("192.168.1.5"), Port: 1000}
+	for i := 0; i < 5; i++ {
+		if at, ok := th.Begin(a, "dupont"); ok {
+			at.Fail()
+		}
+		at, ok := th.Begin(a, "dupont-mobile")
+		if !ok {
+			t.Fatal("the phone, which knows its password, was refused")
+		}
+		at.Succeed()
+	}
+	if _, ok := th.Begin(a, "dupont"); ok {
+		t.Fatal("the phone's successes cleared the guesses at the billing login")
+	}
+}
+
+func TestBlockedLoginStillServesTheWorkstationThatUsesIt(t *testing.T) {
+	th := auth.NewThrottle(3, time.Minute, 0)
+	billing := &net.TCPAddr{IP: net.ParseIP("192.168.1.10"), Port: 1000}
+	at, _ := th.Begin(billing, "dupont")
+	at.Succeed()
+	for i := 0; i < 20; i++ { // a guesser hopping addresses
+		g := &net.TCPAddr{IP: net.IPv4(10, 0, 0, byte(i)), Port: 1}
+		if at, ok := th.Begin(g, "dupont"); ok {
+			at.Fail()
+		}
+	}
+	if _, ok := th.Begin(&net.TCPAddr{IP: net.ParseIP("10.0.1.1"), Port: 1}, "dupont"); ok {
+		t.Fatal("the login is not blocked across addresses")
+	}
+	if _, ok := th.Begin(billing, "dupont"); !ok {
+		t.Fatal("the billing workstation is locked out by another host's guesses")
+	}
+}
+
+func TestIPv6CountsPerSlash64(t *testing.T) {
+	th := auth.NewThrottle(2, time.Minute, 0)
+	for _, ip := range []string{"2001:db8:1:2::1", "2001:db8:1:2::2"} {
+		at, _ := th.Begin(&net.TCPAddr{IP: net.ParseIP(ip)}, "x"+ip)
+		at.Fail()
+	}
+	if _, ok := th.Begin(&net.TCPAddr{IP: net.ParseIP("2001:db8:1:2:ffff::9")}, "y"); ok {
+		t.Fatal("a new address in the same /64 gets fresh guesses")
+	}
+	if _, ok := th.Begin(&net.TCPAddr{IP: net.ParseIP("2001:db8:1:3::1")}, "y"); !ok {
+		t.Fatal("another /64 is blocked too")
+	}
+}
+
+func TestLogNameIsShortAndQuoted(t *testing.T) {
+	if got := auth.LogName(strings.Repeat("a\n", 1<<20)); len(got) > 200 || got[0] != '"' {
+		t.Fatalf("%d bytes: %.80s", len(got), got)
 	}
 }
 
@@ -84,7 +196,7 @@ func TestSimultaneousLoginsShareOneHashComputation(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if c.Check("dupont", "pw") {
+			if ok2, _ := c.Check("dupont", "pw"); ok2 {
 				ok.Add(1)
 			}
 		}()
@@ -97,7 +209,30 @@ func TestSimultaneousLoginsShareOneHashComputation(t *testing.T) {
 		t.Fatalf("20 simultaneous identical logins ran argon2 %d times, want 1", n)
 	}
 	// Different passwords are each computed, and a wrong one still fails.
-	if c.Check("dupont", "other") || c.Hashed() != 2 {
+	if bad, _ := c.Check("dupont", "other"); bad || c.Hashed() != 2 {
 		t.Fatalf("wrong password: hashed %d", c.Hashed())
+	}
+}
+
+func TestFullCheckQueueRefusesUnchecked(t *testing.T) {
+	h, _ := auth.Hash("pw")
+	c := auth.NewChecker(map[string]string{"dupont": h})
+	var wg sync.WaitGroup
+	var busy atomic.Int64
+	start := make(chan struct{})
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if _, err := c.Check("dupont", "guess"+strconv.Itoa(i)); errors.Is(err, auth.ErrBusy) {
+				busy.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if busy.Load() == 0 || c.Hashed()+busy.Load() != 100 {
+		t.Fatalf("100 simultaneous guesses: %d refused busy, %d hashed", busy.Load(), c.Hashed())
 	}
 }

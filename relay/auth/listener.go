@@ -1,9 +1,9 @@
 package auth
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 )
 
@@ -12,22 +12,34 @@ import (
 type Refusals struct {
 	NotAllowed func(ip string) string // outside the allowlist
 	Blocked    func(ip string) string // too many failed logins
+	Busy       func(why string) string
+	OverBudget string // too much input before login, or the session lasted too long
 }
 
-// Guard wraps a listener: connections from outside the allowlist, or from
-// an address blocked by the throttle, are answered with one line and closed
-// before the protocol server ever sees them. Leave refusals nil for a TLS
-// listener, where plain text would mean nothing to the client.
-func Guard(l net.Listener, allow Allowlist, th *Throttle, refusals *Refusals, log *slog.Logger) net.Listener {
-	return &guard{Listener: l, allow: allow, th: th, ref: refusals, log: log}
+// Policy is what a guarded listener enforces before the protocol server
+// sees a connection, and on the connection until login.
+type Policy struct {
+	Allow    Allowlist
+	Throttle *Throttle
+	Conns    *ConnLimit // nil: no cap
+	Budget   Budget
+}
+
+// Guard wraps a listener: connections from outside the allowlist, from an
+// address blocked by the throttle, or past the connection caps are
+// answered with one line and closed before the protocol server ever sees
+// them. The others are returned as *Conn, which enforces the budget. Leave
+// refusals nil for a TLS listener, where plain text would mean nothing to
+// the client.
+func Guard(l net.Listener, p Policy, refusals *Refusals, log *slog.Logger) net.Listener {
+	return &guard{Listener: l, p: p, ref: refusals, log: log}
 }
 
 type guard struct {
 	net.Listener
-	allow Allowlist
-	th    *Throttle
-	ref   *Refusals
-	log   *slog.Logger
+	p   Policy
+	ref *Refusals
+	log *slog.Logger
 }
 
 func (g *guard) Accept() (net.Conn, error) {
@@ -36,54 +48,70 @@ func (g *guard) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		var line func(string) string
+		remote := c.RemoteAddr().String()
+		var line string
 		switch {
-		case !g.allow.Allows(c.RemoteAddr()):
-			g.log.Warn("connection refused: address not in [listen] allow", "remote", c.RemoteAddr().String(), "listener", g.Addr().String())
+		case !g.p.Allow.Allows(c.RemoteAddr()):
+			g.log.Warn("connection refused: address not in [listen] allow", "remote", remote, "listener", g.Addr().String())
 			if g.ref != nil {
-				line = g.ref.NotAllowed
+				line = g.ref.NotAllowed(AddrOf(c.RemoteAddr()).String())
 			}
-		case g.th != nil && g.th.Blocked(c.RemoteAddr()):
-			g.log.Warn("connection refused: too many failed logins", "remote", c.RemoteAddr().String())
+		case g.p.Throttle != nil && g.p.Throttle.Blocked(c.RemoteAddr()):
+			g.log.Warn("connection refused: too many failed logins", "remote", remote)
 			if g.ref != nil {
-				line = g.ref.Blocked
+				line = g.ref.Blocked(AddrOf(c.RemoteAddr()).String())
 			}
 		default:
-			return &Conn{Conn: c}, nil
+			release, why := g.p.Conns.take(c.RemoteAddr())
+			if why == "" {
+				return newConn(c, g.p.Budget, g.ref, release, g.log), nil
+			}
+			g.log.Warn("connection refused: "+why, "remote", remote, "listener", g.Addr().String())
+			if g.ref != nil {
+				line = g.ref.Busy(why)
+			}
 		}
 		go func() {
-			if line != nil {
+			if line != "" {
 				c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-				c.Write([]byte(line(AddrOf(c.RemoteAddr()).String()) + "\r\n"))
+				c.Write([]byte(line + "\r\n"))
 			}
 			c.Close()
 		}()
 	}
 }
 
-// Conn is an accepted connection that a protocol server can ask to close
-// right after its next reply (after a 421 for too many failed logins),
-// without racing the reply.
-type Conn struct {
-	net.Conn
-	mu         sync.Mutex
-	closeAfter bool
-}
-
-// CloseAfterNextWrite closes the connection once the next write has gone out.
-func (c *Conn) CloseAfterNextWrite() {
-	c.mu.Lock()
-	c.closeAfter = true
-	c.mu.Unlock()
-}
-
-func (c *Conn) Write(b []byte) (int, error) {
-	n, err := c.Conn.Write(b)
-	c.mu.Lock()
-	closeNow := c.closeAfter
-	c.mu.Unlock()
-	if closeNow {
-		c.Conn.Close()
+// Unwrap returns the guarded connection beneath c (under TLS if need be),
+// or nil.
+func Unwrap(c net.Conn) *Conn {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
 	}
-	return n, err
+	gc, _ := c.(*Conn)
+	return gc
+}
+
+// Lift ends the pre-login budget on c: call it once a login succeeded.
+func Lift(c net.Conn) {
+	if gc := Unwrap(c); gc != nil {
+		gc.lifted.Store(true)
+	}
+}
+
+// CloseAfterReply closes c once its next reply has gone out (after a 421
+// for too many failed logins), without racing the reply.
+func CloseAfterReply(c net.Conn) {
+	if gc := Unwrap(c); gc != nil {
+		gc.CloseAfterNextWrite()
+	}
+}
+
+// LogName is a login name as a client sent it, made safe for one log
+// line: quoted, and cut to 64 bytes (a client may send megabytes).
+func LogName(s string) string {
+	const max = 64
+	if len(s) > max {
+		return quote(s[:max]) + "..."
+	}
+	return quote(s)
 }

@@ -81,6 +81,7 @@ type Checker struct {
 	key      []byte
 	ttl      time.Duration
 	sem      chan struct{}
+	queue    chan struct{} // running plus waiting
 	mu       sync.Mutex
 	ok       map[string]time.Time // HMAC(login, password) -> until
 	inflight map[string]*check
@@ -92,19 +93,31 @@ type check struct {
 	good bool
 }
 
-// maxHashing bounds concurrent argon2 computations (19 MiB each).
-const maxHashing = 2
+// maxHashing bounds concurrent argon2 computations (19 MiB each);
+// maxWaiting bounds the checks queued behind them. Past that a check is
+// refused with ErrBusy, unverified: 400 queued guesses would otherwise make
+// a real login wait many seconds.
+const (
+	maxHashing = 2
+	maxWaiting = 4
+)
+
+// ErrBusy is returned when too many checks are already queued; the client
+// should try again (SMTP 454, POP3 [SYS/TEMP]).
+var ErrBusy = errors.New("too many logins being checked at once")
 
 // NewChecker returns a Checker for login -> hash.
 func NewChecker(hashes map[string]string) *Checker {
 	key := make([]byte, 32)
 	rand.Read(key)
 	return &Checker{hashes: hashes, key: key, ttl: 10 * time.Minute, sem: make(chan struct{}, maxHashing),
-		ok: map[string]time.Time{}, inflight: map[string]*check{}}
+		queue: make(chan struct{}, maxHashing+maxWaiting),
+		ok:    map[string]time.Time{}, inflight: map[string]*check{}}
 }
 
-// Check reports whether the login and password are right.
-func (c *Checker) Check(login, password string) bool {
+// Check reports whether the login and password are right, or ErrBusy
+// (and false) when the queue of checks is full.
+func (c *Checker) Check(login, password string) (bool, error) {
 	hash, found := c.hashes[login]
 	if !found {
 		// Spend the same time as for a known login, so timing does not reveal logins.
@@ -116,12 +129,18 @@ func (c *Checker) Check(login, password string) bool {
 	c.mu.Lock()
 	if until, cached := c.ok[tag]; cached && time.Now().Before(until) {
 		c.mu.Unlock()
-		return found
+		return found, nil
 	}
 	if ch := c.inflight[tag]; ch != nil {
 		c.mu.Unlock()
 		<-ch.done
-		return ch.good && found
+		return ch.good && found, nil
+	}
+	select {
+	case c.queue <- struct{}{}:
+	default:
+		c.mu.Unlock()
+		return false, ErrBusy
 	}
 	ch := &check{done: make(chan struct{})}
 	c.inflight[tag] = ch
@@ -130,6 +149,7 @@ func (c *Checker) Check(login, password string) bool {
 	c.sem <- struct{}{}
 	ch.good, _ = Verify(hash, password)
 	<-c.sem
+	<-c.queue
 	c.hashed.Add(1)
 	c.mu.Lock()
 	if ch.good && found {
@@ -138,5 +158,5 @@ func (c *Checker) Check(login, password string) bool {
 	delete(c.inflight, tag)
 	c.mu.Unlock()
 	close(ch.done)
-	return ch.good && found
+	return ch.good && found, nil
 }

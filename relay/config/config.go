@@ -76,6 +76,10 @@ type Listen struct {
 	// TLS (SMTP AUTH, POP3 USER/PASS): an old billing program on one
 	// workstation, not the whole LAN.
 	AllowPlaintextAuth Networks `toml:"allow_plaintext_auth"`
+	// Open connections, SMTP and POP3 together: in all, and from one
+	// address (IPv6: one /64). Past them a client is answered 421 / -ERR.
+	MaxConnections           int `toml:"max_connections"`
+	MaxConnectionsPerAddress int `toml:"max_connections_per_address"`
 }
 
 // TLS names the certificate the local listeners present. Empty: a self-signed
@@ -189,7 +193,9 @@ func Defaults() Config {
 		MinFreeSpace:   64 << 20,
 		Retention:      Duration(90 * 24 * time.Hour),
 		Listen: Listen{
-			Control: "/run/sesam-relay/control.sock",
+			Control:                  "/run/sesam-relay/control.sock",
+			MaxConnections:           64,
+			MaxConnectionsPerAddress: 10,
 		},
 		TLS: TLS{MinVersion: TLSVersion(tls.VersionTLS12)},
 		Delivery: Delivery{
@@ -284,6 +290,9 @@ func (c *Config) validate(md toml.MetaData) error {
 	}
 	if c.Listen.Control == "" {
 		bad("[listen] control is empty: name the control socket (e.g. /run/sesam-relay/control.sock)")
+	}
+	if c.Listen.MaxConnections < 1 || c.Listen.MaxConnectionsPerAddress < 1 || c.Listen.MaxConnectionsPerAddress > c.Listen.MaxConnections {
+		bad("[listen] max_connections and max_connections_per_address must be at least 1, and the second at most the first (defaults 64 and 10)")
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("[tls] needs both cert_file and key_file, or neither (a self-signed certificate is then made)")

@@ -73,7 +73,8 @@ func (d *daemon) apply(cfg *config.Config) error {
 	if old != nil && old.LocalAuth == cfg.LocalAuth {
 		throttle = d.gen.throttle // failures counted so far still count
 	}
-	gen := newGeneration(cfg, tlsConf, throttle, d.locks, d.st, d.log)
+	d.conns.Set(cfg.Listen.MaxConnections, cfg.Listen.MaxConnectionsPerAddress)
+	gen := newGeneration(cfg, tlsConf, throttle, d.locks, d.conns, d.st, d.log)
 	var names []string
 	for _, s := range specs {
 		gen.serve(s.proto, d.listeners[s.key])
@@ -137,7 +138,7 @@ type generation struct {
 	throttle *auth.Throttle
 }
 
-func newGeneration(cfg *config.Config, tlsConf *tls.Config, throttle *auth.Throttle, locks *pop3d.Locks, st *store.Store, log *slog.Logger) *generation {
+func newGeneration(cfg *config.Config, tlsConf *tls.Config, throttle *auth.Throttle, locks *pop3d.Locks, conns *auth.ConnLimit, st *store.Store, log *slog.Logger) *generation {
 	hashes, accountOf := map[string]string{}, map[string]string{}
 	for _, a := range cfg.Accounts {
 		for _, l := range a.AllLogins() {
@@ -153,18 +154,19 @@ func newGeneration(cfg *config.Config, tlsConf *tls.Config, throttle *auth.Throt
 		throttle = auth.NewThrottle(la.MaxFailures, la.FailureWindow.D(), la.FailureDelay.D())
 	}
 	// One checker and one throttle for SMTP and POP3: failures on either
-	// count against the same address.
+	// count against the same address. The connection caps (conns) outlive
+	// the generation: old and new sessions count together.
 	logins := auth.NewChecker(hashes)
 	return &generation{
 		throttle: throttle,
 		smtp: smtpd.New(smtpd.Options{
 			Hostname: cfg.Hostname, MaxMessageSize: int64(cfg.MaxMessageSize), MinFreeSpace: uint64(cfg.MinFreeSpace),
 			AllowPlaintextAuth: cfg.Listen.AllowPlaintextAuth.Prefixes(), TLS: tlsConf, Logins: logins, AccountOf: accountOf,
-			Throttle: throttle, Allow: allow, Queue: st, Log: log, GuardClearLots: cfg.Sesam.GuardClearLots,
+			Throttle: throttle, Allow: allow, Conns: conns, Queue: st, Log: log, GuardClearLots: cfg.Sesam.GuardClearLots,
 		}),
 		pop: pop3d.New(pop3d.Options{
 			Hostname: cfg.Hostname, TLS: tlsConf, AllowPlaintextAuth: cfg.Listen.AllowPlaintextAuth.Prefixes(), Logins: logins,
-			AccountOf: accountOf, Throttle: throttle, Allow: allow, Store: st, Log: log, Locks: locks,
+			AccountOf: accountOf, Throttle: throttle, Allow: allow, Conns: conns, Store: st, Log: log, Locks: locks,
 		}),
 	}
 }

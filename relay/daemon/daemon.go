@@ -14,6 +14,7 @@ import (
 
 	sd "github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/sesam-relay/sesam-relay/relay/auth"
 	"github.com/sesam-relay/sesam-relay/relay/config"
 	"github.com/sesam-relay/sesam-relay/relay/control"
 	"github.com/sesam-relay/sesam-relay/relay/pop3d"
@@ -37,7 +38,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload <-cha
 	}
 	d := &daemon{st: st, log: log, started: time.Now(), listeners: map[string]*shared{},
 		workers: map[string]*worker{}, pollers: map[string]*poller{}, locks: pop3d.NewLocks(),
-		load: load, reloads: make(chan chan error), actions: &control.Actions{}}
+		conns: auth.NewConnLimit(0, 0),
+		load:  load, reloads: make(chan chan error), actions: &control.Actions{}}
 	if err := d.apply(cfg); err != nil {
 		d.stop()
 		return err
@@ -80,7 +82,8 @@ type daemon struct {
 	listeners map[string]*shared
 	gen       *generation
 	locks     *pop3d.Locks
-	side      []*task // the warner and the purge, restarted at each reload
+	conns     *auth.ConnLimit // open connections of every generation
+	side      []*task         // the warner and the purge, restarted at each reload
 	handler   atomic.Pointer[control.Handler]
 	load      func() (*config.Config, error) // reads the config file again; nil: no reload
 	reloads   chan chan error                // `sesam-relay reload`, answered with the verdict

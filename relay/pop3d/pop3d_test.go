@@ -41,6 +41,12 @@ func newServer(t testing.TB, plaintext bool, tlsConf *tls.Config) *server {
 
 func newServerAllowing(t testing.TB, plaintext bool, tlsConf *tls.Config, allow string) *server {
 	t.Helper()
+	return newServerWith(t, plaintext, tlsConf, allow, auth.Budget{}, auth.NewThrottle(3, time.Minute, 10*time.Millisecond))
+}
+
+// newServerWith sets the pre-login budget (zero: the default) and the throttle.
+func newServerWith(t testing.TB, plaintext bool, tlsConf *tls.Config, allow string, budget auth.Budget, th *auth.Throttle) *server {
+	t.Helper()
 	st, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -55,8 +61,8 @@ func newServerAllowing(t testing.TB, plaintext bool, tlsConf *tls.Config, allow 
 		Hostname: "relais.test", TLS: tlsConf, AllowPlaintextAuth: plaintextFrom(plaintext),
 		Logins:    auth.NewChecker(map[string]string{"dupont": hash, "dupont-mobile": hash}),
 		AccountOf: map[string]string{"dupont": "dupont", "dupont-mobile": "dupont"},
-		Throttle:  auth.NewThrottle(3, time.Minute, 10*time.Millisecond),
-		Allow:     auth.Allowlist{netip.MustParsePrefix(allow)}, Store: st, Log: slog.New(slog.DiscardHandler),
+		Throttle:  th, Budget: budget,
+		Allow: auth.Allowlist{netip.MustParsePrefix(allow)}, Store: st, Log: slog.New(slog.DiscardHandler),
 	})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -35,6 +35,8 @@ type Options struct {
 	AccountOf          map[string]string // local login -> account
 	Throttle           *auth.Throttle
 	Allow              auth.Allowlist
+	Conns              *auth.ConnLimit // shared with the other servers; nil: no cap
+	Budget             auth.Budget     // before login; zero: auth.DefaultBudget
 	Store              Maildrops
 	Log                *slog.Logger
 	// Locks are the logins with an open session. Servers that share them
@@ -68,6 +70,9 @@ func New(opt Options) *Server {
 	if opt.Locks == nil {
 		opt.Locks = NewLocks()
 	}
+	if opt.Budget == (auth.Budget{}) {
+		opt.Budget = auth.DefaultBudget
+	}
 	return &Server{opt: opt, conns: map[net.Conn]bool{}, idle: make(chan struct{}, 1)}
 }
 
@@ -75,16 +80,24 @@ func New(opt Options) *Server {
 var Refusals = &auth.Refusals{
 	NotAllowed: func(ip string) string { return "-ERR " + ip + " is not allowed to use this server" },
 	Blocked:    func(ip string) string { return "-ERR [AUTH] too many failed logins from " + ip + "; try again later" },
+	Busy:       func(why string) string { return "-ERR [SYS/TEMP] " + why + "; try again later" },
+	OverBudget: overBudget,
+}
+
+const overBudget = "-ERR [SYS/TEMP] too much input before login; closing"
+
+func (s *Server) policy() auth.Policy {
+	return auth.Policy{Allow: s.opt.Allow, Throttle: s.opt.Throttle, Conns: s.opt.Conns, Budget: s.opt.Budget}
 }
 
 // Serve serves plain POP3 (STLS offered when TLS is configured) on l.
 func (s *Server) Serve(l net.Listener) error {
-	return s.serve(auth.Guard(l, s.opt.Allow, s.opt.Throttle, Refusals, s.opt.Log), false)
+	return s.serve(auth.Guard(l, s.policy(), Refusals, s.opt.Log), false)
 }
 
 // ServeTLS serves POP3 over implicit TLS (port 995) on l.
 func (s *Server) ServeTLS(l net.Listener) error {
-	return s.serve(tls.NewListener(auth.Guard(l, s.opt.Allow, s.opt.Throttle, nil, s.opt.Log), s.opt.TLS), true)
+	return s.serve(tls.NewListener(auth.Guard(l, s.policy(), nil, s.opt.Log), s.opt.TLS), true)
 }
 
 func (s *Server) serve(l net.Listener, isTLS bool) error {

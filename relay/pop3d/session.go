@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sesam-relay/sesam-relay/relay/auth"
 	"github.com/sesam-relay/sesam-relay/relay/store"
 )
 
@@ -67,6 +68,10 @@ func (ss *session) run() {
 			ss.bad("line too long")
 			continue
 		}
+		if errors.Is(err, auth.ErrOverBudget) { // under TLS: answer there
+			ss.reply(overBudget)
+			return
+		}
 		if err != nil {
 			if ss.login != "" {
 				ss.log().Info("pop3 session dropped without QUIT: nothing deleted", "retrieved", len(ss.retr))
@@ -110,7 +115,7 @@ func (ss *session) bad(msg string) {
 }
 
 func (ss *session) log() *slog.Logger {
-	return ss.s.opt.Log.With("remote", ss.conn.RemoteAddr().String(), "login", ss.login)
+	return ss.s.opt.Log.With("remote", ss.conn.RemoteAddr().String(), "login", auth.LogName(ss.login))
 }
 
 func (ss *session) authAllowed() bool {
@@ -334,11 +339,27 @@ func (ss *session) authCmd(arg string) {
 }
 
 func (ss *session) authenticate(user, pass string) {
+	remote := ss.conn.RemoteAddr()
+	log := ss.s.opt.Log.With("remote", remote.String(), "login", auth.LogName(user))
+	at, ok := ss.s.opt.Throttle.Begin(remote, user)
+	if !ok {
+		log.Warn("pop3 login refused unchecked: too many failed logins")
+		ss.reply("-ERR [AUTH] too many failed logins; try again later")
+		ss.closed = true
+		return
+	}
 	account, known := ss.s.opt.AccountOf[user]
-	if !ss.s.opt.Logins.Check(user, pass) || !known {
-		wait, blocked := ss.s.opt.Throttle.Fail(ss.conn.RemoteAddr())
+	good, err := ss.s.opt.Logins.Check(user, pass)
+	if err != nil {
+		at.Cancel()
+		log.Warn("pop3 login refused unchecked: " + err.Error())
+		ss.reply("-ERR [SYS/TEMP] too many logins at once; try again")
+		return
+	}
+	if !good || !known {
+		wait, blocked := at.Fail()
 		time.Sleep(wait)
-		ss.s.opt.Log.Warn("pop3 login failed", "remote", ss.conn.RemoteAddr().String(), "login", user)
+		log.Warn("pop3 login failed")
 		if blocked {
 			ss.reply("-ERR [AUTH] too many failed logins; try again later")
 			ss.closed = true
@@ -347,7 +368,7 @@ func (ss *session) authenticate(user, pass string) {
 		ss.bad("[AUTH] wrong login or password")
 		return
 	}
-	ss.s.opt.Throttle.Succeed(ss.conn.RemoteAddr())
+	at.Succeed()
 	if !ss.s.lock(user) {
 		ss.bad("[IN-USE] another session of " + user + " is open; try again when it ends")
 		return
@@ -359,6 +380,7 @@ func (ss *session) authenticate(user, pass string) {
 		return
 	}
 	ss.login, ss.msgs, ss.dele, ss.state = user, msgs, make([]bool, len(msgs)), stateTrans
+	auth.Lift(ss.conn)
 	var size int64
 	for _, m := range msgs {
 		size += m.WireSize

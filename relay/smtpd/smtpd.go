@@ -43,6 +43,8 @@ type Options struct {
 	AccountOf          map[string]string // local login -> account
 	Throttle           *auth.Throttle
 	Allow              auth.Allowlist
+	Conns              *auth.ConnLimit // shared with the other servers; nil: no cap
+	Budget             auth.Budget     // before login; zero: auth.DefaultBudget
 	Queue              Queue
 	Log                *slog.Logger
 	GuardClearLots     bool // hold mail to a fund whose care sheets are not encrypted
@@ -64,17 +66,22 @@ var (
 	errDiskFull     = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage on the relay; try again later"}
 	errBadLogin     = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication failed: wrong login or password"}
 	errTooMany      = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many failed logins from your address; try again later"}
+	errAuthBusy     = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Temporary authentication failure, try again"}
 )
 
 // New returns a Server; call Serve for each listener.
 func New(opt Options) *Server {
+	if opt.Budget == (auth.Budget{}) {
+		opt.Budget = auth.DefaultBudget
+	}
 	s := &Server{opt: opt, conns: map[*smtp.Conn]bool{}}
 	srv := smtp.NewServer(s)
 	srv.Domain = opt.Hostname
 	srv.MaxMessageBytes = opt.MaxMessageSize
 	// Old billing software writes very long lines (unwrapped base64): a line
 	// may be as long as a whole message. Twice that, so that an oversized
-	// one-line mail gets its 552 instead of a closed connection.
+	// one-line mail gets its 552 instead of a closed connection. Before
+	// AUTH the connection's budget (auth.Budget) keeps lines short.
 	srv.MaxLineLength = int(max(2*opt.MaxMessageSize, 64<<10))
 	srv.MaxRecipients = 100
 	srv.ReadTimeout = 5 * time.Minute
@@ -93,17 +100,24 @@ var Refusals = &auth.Refusals{
 	NotAllowed: func(ip string) string {
 		return "554 5.7.1 " + ip + " is not allowed to use this relay (see [listen] allow)"
 	},
-	Blocked: func(ip string) string { return "421 4.7.0 Too many failed logins from " + ip + "; try again later" },
+	Blocked:    func(ip string) string { return "421 4.7.0 Too many failed logins from " + ip + "; try again later" },
+	Busy:       func(why string) string { return "421 4.7.0 " + why + "; try again later" },
+	OverBudget: "421 4.7.0 Too much input before login; closing",
+}
+
+func (s *Server) policy() auth.Policy {
+	return auth.Policy{Allow: s.opt.Allow, Throttle: s.opt.Throttle, Conns: s.opt.Conns, Budget: s.opt.Budget}
 }
 
 // Serve serves plain SMTP (STARTTLS offered) on l until Close.
 func (s *Server) Serve(l net.Listener) error {
-	return s.srv.Serve(auth.Guard(l, s.opt.Allow, s.opt.Throttle, Refusals, s.opt.Log))
+	return s.srv.Serve(auth.Guard(l, s.policy(), Refusals, s.opt.Log))
 }
 
-// ServeTLS serves implicit-TLS SMTP on l until Close.
+// ServeTLS serves implicit-TLS SMTP on l until Close. Over budget, go-smtp
+// answers "421 4.4.0" inside TLS.
 func (s *Server) ServeTLS(l net.Listener) error {
-	return s.srv.Serve(tls.NewListener(auth.Guard(l, s.opt.Allow, s.opt.Throttle, nil, s.opt.Log), s.opt.TLS))
+	return s.srv.Serve(tls.NewListener(auth.Guard(l, s.policy(), nil, s.opt.Log), s.opt.TLS))
 }
 
 // Close stops every listener and connection. A mail not yet answered 250 is
@@ -166,9 +180,22 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 }
 
 func (ss *session) login(user, pass string) error {
-	log := ss.s.opt.Log.With("remote", ss.remote.String(), "login", user)
-	if ss.s.opt.Logins.Check(user, pass) {
-		ss.s.opt.Throttle.Succeed(ss.remote)
+	log := ss.s.opt.Log.With("remote", ss.remote.String(), "login", auth.LogName(user))
+	at, ok := ss.s.opt.Throttle.Begin(ss.remote, user)
+	if !ok {
+		log.Warn("smtp login refused unchecked: too many failed logins")
+		ss.closeAfterReply()
+		return errTooMany
+	}
+	good, err := ss.s.opt.Logins.Check(user, pass)
+	if err != nil {
+		at.Cancel()
+		log.Warn("smtp login refused unchecked: " + err.Error())
+		return errAuthBusy
+	}
+	if good {
+		at.Succeed()
+		auth.Lift(ss.conn.Conn())
 		ss.account = user
 		if a, ok := ss.s.opt.AccountOf[user]; ok {
 			ss.account = a
@@ -176,7 +203,7 @@ func (ss *session) login(user, pass string) error {
 		log.Info("smtp login")
 		return nil
 	}
-	wait, blocked := ss.s.opt.Throttle.Fail(ss.remote)
+	wait, blocked := at.Fail()
 	time.Sleep(wait)
 	if blocked {
 		log.Warn("smtp login failed; address blocked after too many failures")
@@ -188,15 +215,7 @@ func (ss *session) login(user, pass string) error {
 }
 
 // closeAfterReply closes the connection once the pending reply is written.
-func (ss *session) closeAfterReply() {
-	c := ss.conn.Conn()
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	if gc, ok := c.(*auth.Conn); ok {
-		gc.CloseAfterNextWrite()
-	}
-}
+func (ss *session) closeAfterReply() { auth.CloseAfterReply(ss.conn.Conn()) }
 
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	if ss.account == "" {

@@ -29,6 +29,9 @@ type serverOpts struct {
 	minFree uint64
 	allow   string
 	queue   smtpd.Queue
+	budget  auth.Budget   // zero: the default
+	fails   int           // failures allowed per address
+	delay   time.Duration // per failure counted
 }
 
 type server struct {
@@ -38,7 +41,7 @@ type server struct {
 
 func newServer(t testing.TB, mod ...func(*serverOpts)) *server {
 	t.Helper()
-	o := serverOpts{maxSize: 1 << 20, allow: "127.0.0.0/8"}
+	o := serverOpts{maxSize: 1 << 20, allow: "127.0.0.0/8", fails: 3, delay: 10 * time.Millisecond}
 	for _, m := range mod {
 		m(&o)
 	}
@@ -52,7 +55,7 @@ func newServer(t testing.TB, mod ...func(*serverOpts)) *server {
 	}
 	srv := smtpd.New(smtpd.Options{
 		Hostname: "relais.test", MaxMessageSize: o.maxSize, MinFreeSpace: o.minFree,
-		Logins: auth.NewChecker(hashes), Throttle: auth.NewThrottle(3, time.Minute, 10*time.Millisecond),
+		Logins: auth.NewChecker(hashes), Throttle: auth.NewThrottle(o.fails, time.Minute, o.delay), Budget: o.budget,
 		Allow: auth.Allowlist{netip.MustParsePrefix(o.allow)}, Queue: o.queue,
 		AllowPlaintextAuth: auth.Allowlist{netip.MustParsePrefix("127.0.0.0/8")}, Log: slog.New(slog.DiscardHandler),
 	})
