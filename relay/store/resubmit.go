@@ -2,6 +2,7 @@ package store
 
 import (
 	"database/sql"
+	"encoding/json"
 	"time"
 )
 
@@ -41,14 +42,22 @@ func Fingerprint(b []byte) string { return hashOf(b) }
 // two identical submissions at once cannot both be queued), for a mail of
 // the same account and Message-ID accepted since since. first is one with
 // the same bytes (a resubmission); otherwise reused is one with other bytes.
-// Mail without a Message-ID or fingerprint is never a resubmission; a
-// dropped mail does not count, as it was never sent.
+// Mail without a Message-ID or fingerprint is never a resubmission. A
+// resubmission also has the first mail's sender and recipients, and the
+// first mail is still going out or gone: a dropped or bounced one does not
+// count, since answering 250 and queueing nothing would lose the mail the
+// client is trying again.
 func resubmitted(tx *sql.Tx, env Envelope, since time.Time) (first, reused int64, err error) {
 	if env.MessageID == "" || env.Hash == "" {
 		return 0, 0, nil
 	}
-	rows, err := tx.Query(`SELECT id, hash FROM messages WHERE account = ? AND message_id = ? AND received_at >= ? AND state != ? ORDER BY id`,
-		env.Account, env.MessageID, ms(since), Dropped)
+	rcpts, err := json.Marshal(env.To)
+	if err != nil {
+		return 0, 0, err
+	}
+	rows, err := tx.Query(`SELECT id, hash, mail_from = ? AND rcpts = ? FROM messages
+		WHERE account = ? AND message_id = ? AND received_at >= ? AND state NOT IN (?, ?) ORDER BY id`,
+		env.From, string(rcpts), env.Account, env.MessageID, ms(since), Dropped, Bounced)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -56,10 +65,11 @@ func resubmitted(tx *sql.Tx, env Envelope, since time.Time) (first, reused int64
 	for rows.Next() {
 		var id int64
 		var h string
-		if err := rows.Scan(&id, &h); err != nil {
+		var sameEnvelope bool
+		if err := rows.Scan(&id, &h, &sameEnvelope); err != nil {
 			return 0, 0, err
 		}
-		if h == env.Hash {
+		if h == env.Hash && sameEnvelope {
 			return id, 0, nil
 		}
 		if reused == 0 {

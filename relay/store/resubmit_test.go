@@ -140,3 +140,28 @@ func TestAStoreFromSchemaVersion1Opens(t *testing.T) {
 		t.Fatalf("probe on an upgraded store: %v", err)
 	}
 }
+
+// A client trying again a mail that bounced, or the same bytes to other
+// recipients, is not a resubmission: answering 250 and queueing nothing
+// would lose the mail.
+func TestABouncedMailOrOtherRecipientsAreQueuedAgain(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	body := []byte("Message-ID: <lot-9@billing>\r\n\r\nlot\r\n")
+	first, err := s.Submit(ctx, submission("dupont", "<lot-9@billing>", body), body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := submission("dupont", "<lot-9@billing>", body)
+	other.To = []string{"secretariat@cabinet-voisin.test"}
+	if a, err := s.Submit(ctx, other, body); err != nil || a.Resubmission || a.ID == first.ID {
+		t.Fatalf("the same bytes to another recipient were taken for a resubmission: %+v %v", a, err)
+	}
+	if err := s.Bounce(ctx, first.ID, "550 refused", []byte("Subject: DSN\r\n\r\nx\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.Submit(ctx, submission("dupont", "<lot-9@billing>", body), body)
+	if err != nil || again.Resubmission || again.ID == first.ID {
+		t.Fatalf("a bounced mail sent again was not queued: %+v %v", again, err)
+	}
+}
