@@ -16,9 +16,12 @@ import (
 // more guesses running than it has failures left.
 //
 // A success clears only its own (address, login) pair. A pair that
-// succeeded recently is not refused for its address's or its login's
-// failures: a LAN host guessing the billing login cannot lock the billing
-// workstation out. IPv6 addresses count per /64, the block a host controls.
+// succeeded recently is not refused for its address's failures. A login's
+// failures across addresses never refuse anyone: they only make each
+// further failure wait longer. Otherwise a few LAN hosts guessing the
+// billing login would lock the practice out of it, from a new workstation
+// or after a restart that forgot the past successes. IPv6 addresses count
+// per /64, the block a host controls.
 type Throttle struct {
 	Max    int           // failures per window, per address and per pair
 	Window time.Duration // how long a failure counts
@@ -32,9 +35,9 @@ type Throttle struct {
 	ended   *sync.Cond // an attempt ended
 }
 
-// loginFactor: a login is blocked across all addresses after this many
-// times Max failures (a guesser spreading over addresses).
-const loginFactor = 2
+// maxWait bounds the wait before answering a failure, however many
+// failures the login has across addresses.
+const maxWait = 10 * time.Second
 
 // rememberSuccess is how long a successful (address, login) pair stays
 // exempt from its address's and login's blocks: longer than the gaps
@@ -135,8 +138,8 @@ func (t *Throttle) Begin(addr net.Addr, login string) (*Attempt, bool) {
 }
 
 // refused is the one rule: the pair's own failures, or (unless the pair
-// succeeded recently) its address's or its login's; with inflight, the
-// attempts being verified count as failures.
+// succeeded recently) its address's; with inflight, the attempts being
+// verified count as failures.
 func (t *Throttle) refused(pk pairKey, now time.Time, inflight bool) bool {
 	n := func(x *tally) int {
 		c := x.recent(t.Window, now)
@@ -151,7 +154,7 @@ func (t *Throttle) refused(pk pairKey, now time.Time, inflight bool) bool {
 	if now.Sub(t.success[pk]) < rememberSuccess {
 		return false
 	}
-	return n(t.addr[pk.a]) >= t.Max || n(t.login[pk.l]) >= loginFactor*t.Max
+	return n(t.addr[pk.a]) >= t.Max
 }
 
 // end takes the attempt out of flight; fail records it as a failure.
@@ -179,11 +182,8 @@ func (at *Attempt) Fail() (wait time.Duration, blocked bool) {
 	defer t.mu.Unlock()
 	at.end(true, now)
 	pk := pairKey{at.a, at.l}
-	n := t.pair[pk].recent(t.Window, now)
-	if a := t.addr[at.a].recent(t.Window, now); a > n {
-		n = a
-	}
-	return time.Duration(n) * t.Delay, t.refused(pk, now, false)
+	n := max(t.pair[pk].recent(t.Window, now), t.addr[at.a].recent(t.Window, now), t.login[at.l].recent(t.Window, now))
+	return min(time.Duration(n)*t.Delay, maxWait), t.refused(pk, now, false)
 }
 
 // Succeed clears the failures of this (address, login) pair only, and

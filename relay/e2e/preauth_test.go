@@ -303,3 +303,24 @@ func TestHugeLoginNamesMakeShortLogLines(t *testing.T) {
 		}
 	}
 }
+
+// Hosts guessing the billing login from several addresses must not lock
+// the practice out of it: a workstation that never logged in before (a new
+// one, or the billing one after a restart that forgot past successes) logs
+// in with the right password. Found by review: 2 guesses from each of 5
+// addresses blocked the login everywhere for 15 minutes.
+func TestGuessesFromSeveralHostsDoNotLockTheLoginOut(t *testing.T) {
+	r := newRelay(t, newProvider(t), opts{listen: plainAuth})
+	for host := 41; host <= 45; host++ {
+		for i := 0; i < 2; i++ {
+			guess := smtpReady(t, fmt.Sprintf("127.0.0.%d", host), r.smtp)
+			if got := guess.send(plain(login, fmt.Sprintf("guess-%d", i))); !strings.HasPrefix(got, "535") {
+				t.Fatalf("guess %d from 127.0.0.%d: %q", i, host, got)
+			}
+			guess.c.Close()
+		}
+	}
+	if got := smtpReady(t, "127.0.0.60", r.smtp).send(plain(login, password)); !strings.HasPrefix(got, "235") {
+		t.Fatalf("the right password from a new workstation after other hosts' guesses: %q, want 235", got)
+	}
+}
