@@ -238,14 +238,10 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 func (ss *session) Data(r io.Reader) error {
-	src, ok := smtpwire.Raw(r)
-	if !ok {
-		// Only a go-smtp upgrade gets here, and smtpwire's test catches it first.
-		ss.s.opt.Log.Error("cannot read DATA: go-smtp's reader is not the expected one; answered 451", "error", smtpwire.ErrLayout.Error())
+	body, err := ss.read(r)
+	if errors.Is(err, errLayout) {
 		return errStorage
 	}
-	body, err := smtpwire.ReadData(src.R, ss.s.opt.MaxMessageSize)
-	src.Done()
 	if errors.Is(err, smtpwire.ErrLineEnding) {
 		ss.s.opt.Log.Warn("mail refused: a line ending another server could read as the end of the mail (SMTP smuggling?)", "remote", ss.remote.String(), "account", ss.account)
 		return err
@@ -282,6 +278,29 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	ss.s.opt.Log.Info("mail queued", "id", a.ID, "account", ss.account, "from", ss.from, "to", ss.to, "size", len(full), "message_id", env.MessageID)
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: fmt.Sprintf("OK: queued as %d", a.ID)}
+}
+
+var errLayout = errors.New("unknown DATA reader")
+
+// read reads a message sent with DATA (through smtpwire, beneath go-smtp's
+// dot handling) or with BDAT (go-smtp's pipe of the client's chunks, whose
+// sizes it checks), refusing the same line endings either way.
+func (ss *session) read(r io.Reader) ([]byte, error) {
+	if src, ok := smtpwire.Raw(r); ok {
+		body, err := smtpwire.ReadData(src.R, ss.s.opt.MaxMessageSize)
+		src.Done()
+		return body, err
+	}
+	if _, bdat := r.(*io.PipeReader); !bdat {
+		// Only a go-smtp upgrade gets here, and smtpwire's test catches it first.
+		ss.s.opt.Log.Error("cannot read DATA: go-smtp's reader is not the one this relay knows; answered 451", "error", smtpwire.ErrLayout.Error())
+		return nil, errLayout
+	}
+	body, err := io.ReadAll(r) // go-smtp refuses chunks past max_message_size
+	if err != nil {
+		return nil, err
+	}
+	return body, smtpwire.CheckBody(body)
 }
 
 // received is the one header the relay adds (RFC 5321 section 4.4).

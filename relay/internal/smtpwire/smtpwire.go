@@ -90,22 +90,45 @@ func WriteBody(c *smtp.Client, wc *smtp.DataCommand, body []byte) error {
 	if len(body) >= 2 && body[len(body)-2] == '\r' && body[len(body)-1] == '\n' {
 		raw = body[:len(body)-2]
 	}
-	w := text.W
-	if len(raw) > 0 && raw[0] == '.' {
-		w.WriteByte('.')
-	}
-	for {
-		i := bytes.Index(raw, []byte("\r\n."))
-		if i < 0 {
-			break
-		}
-		w.Write(raw[:i+3])
-		w.WriteByte('.') // the stuffed dot
-		raw = raw[i+3:]
-	}
-	if _, err := w.Write(raw); err != nil {
+	if err := stuff(text.W, raw); err != nil {
 		return err
 	}
 	_, err := wc.Write(last)
+	return err
+}
+
+// stuff writes b with a dot doubled at the start of each line.
+func stuff(w *bufio.Writer, b []byte) error {
+	if len(b) > 0 && b[0] == '.' {
+		w.WriteByte('.')
+	}
+	for {
+		i := bytes.Index(b, []byte("\r\n."))
+		if i < 0 {
+			break
+		}
+		w.Write(b[:i+3])
+		w.WriteByte('.') // the stuffed dot
+		b = b[i+3:]
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+// CheckBody refuses (ErrLineEnding) a message received without dots, by
+// BDAT (RFC 3030), that holds a line ending ReadData refuses: it is sent on
+// with DATA, where a server downstream could read it as the end of the
+// mail. It reads the message as ReadData would read it once stuffed, so
+// that the rules stay in one place.
+func CheckBody(body []byte) error {
+	var wire bytes.Buffer
+	w := bufio.NewWriter(&wire)
+	stuff(w, body)
+	if !bytes.HasSuffix(body, []byte("\r\n")) {
+		w.WriteString("\r\n")
+	}
+	w.WriteString(".\r\n")
+	w.Flush()
+	_, err := ReadData(bufio.NewReader(&wire), 0)
 	return err
 }
