@@ -21,12 +21,15 @@ import (
 type Budget struct {
 	Total   int           // bytes before login; 0: no budget
 	Line    int           // bytes without a line feed before login; 0: no limit
+	Login   time.Duration // from connect to login; 0: no limit
 	Session time.Duration // whole connection, login or not; 0: no limit
 }
 
 // DefaultBudget leaves an honest client (EHLO, STARTTLS, AUTH: about 2 KB
-// with the handshake) far below the limits.
-var DefaultBudget = Budget{Total: 64 << 10, Line: 4 << 10, Session: 30 * time.Minute}
+// with the handshake, logged in within a second) far below the limits.
+// The login deadline keeps silent connections from holding the caps' slots
+// for the servers' idle timeouts (5 and 10 minutes).
+var DefaultBudget = Budget{Total: 64 << 10, Line: 4 << 10, Login: time.Minute, Session: 30 * time.Minute}
 
 // ErrOverBudget is what a read returns once the client sent too much
 // before login.
@@ -49,13 +52,22 @@ type Conn struct {
 	closeAfter bool
 	release    func()
 	closeOnce  sync.Once
-	timer      *time.Timer
+	timer      *time.Timer // the session's deadline
+	login      *time.Timer // the login's deadline
 }
 
 func newConn(c net.Conn, b Budget, ref *Refusals, release func(), log *slog.Logger) *Conn {
 	gc := &Conn{Conn: c, budget: b, release: release, log: log}
 	if ref != nil {
 		gc.refusal = ref.OverBudget
+	}
+	if b.Login > 0 {
+		gc.login = time.AfterFunc(b.Login, func() {
+			if !gc.lifted.Load() {
+				log.Warn("connection closed: no login in time", "remote", c.RemoteAddr().String(), "limit", b.Login.String())
+				gc.Close()
+			}
+		})
 	}
 	if b.Session > 0 {
 		gc.timer = time.AfterFunc(b.Session, func() {
@@ -131,6 +143,9 @@ func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		if c.timer != nil {
 			c.timer.Stop()
+		}
+		if c.login != nil {
+			c.login.Stop()
 		}
 		if c.release != nil {
 			c.release()
