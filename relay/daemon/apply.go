@@ -68,6 +68,7 @@ func (d *daemon) apply(cfg *config.Config) error {
 	}
 	d.st.SetRules(rules)
 	d.st.SetResubmitWindow(cfg.Delivery.Lifetime.D())
+	d.st.SetMinFreeSpace(uint64(cfg.MinFreeSpace))
 
 	var throttle *auth.Throttle
 	if old != nil && old.LocalAuth == cfg.LocalAuth {

@@ -336,3 +336,26 @@ func TestNoAcknowledgementIsWarnedToTheHumanLoginOnly(t *testing.T) {
 		t.Fatal("the warning was given twice")
 	}
 }
+
+// Mail from the Internet must not fill the disk the lots need: with less
+// free space than twice min_free_space after the new mail, nothing is
+// fetched, status says why, and the mail waits at the provider. Found by
+// review: a 9 MB mail filled a small state folder to 0 bytes free.
+func TestFetchingStopsBeforeTheDiskIsFull(t *testing.T) {
+	imapP := imapProvider(t)
+	imapP.Deliver("INBOX", arl(1, 10))
+	r := newRelay(t, newProvider(t), opts{imap: imapP.Addr(), top: `min_free_space = "100000G"`})
+	waitFor(t, 10*time.Second, "the first poll to fail", func() bool {
+		f := r.status().Accounts[0].Fetch
+		return f != nil && f.LastError != ""
+	})
+	if f := r.status().Accounts[0].Fetch; !strings.Contains(f.LastError, "the disk is almost full") || !strings.Contains(f.LastError, "left at the provider") {
+		t.Fatalf("status does not say why nothing is collected: %+v", f)
+	}
+	if n := r.mailboxCount(); n != 0 {
+		t.Fatalf("%d messages fetched onto a disk without room", n)
+	}
+	if out, _ := r.cli("status"); !strings.Contains(out, "the disk is almost full") {
+		t.Fatalf("status:\n%s", out)
+	}
+}

@@ -220,12 +220,21 @@ func (p *Poller) fitting(c *imapclient.Client, folder string, uids []imap.UID) (
 		return nil, classify("FETCH RFC822.SIZE in "+folder, p.acct.Upstream.IMAP.Host, err, true)
 	}
 	var want []imap.UID
+	var need int64
 	for _, m := range msgs {
 		if m.RFC822Size <= max {
 			want = append(want, m.UID)
+			need += m.RFC822Size
 			continue
 		}
 		p.tooBig(folder, m.UID, m.RFC822Size)
+	}
+	// Mail from the Internet must not take the room the practice's lots
+	// need: what would leave less than the reserve stays at the provider,
+	// and the poll fails (status says why) until space is freed.
+	if free, ok := p.st.RoomToFetch(need); !ok {
+		return nil, &pollError{temporary, fmt.Sprintf("the disk is almost full (%s free, %s of new mail waiting, min_free_space %s kept twice over for the lots): returns are left at the provider until space is freed on %s",
+			megabytes(int64(free)), megabytes(need), megabytes(int64(p.st.MinFreeSpace())), p.st.Dir())}
 	}
 	return want, nil
 }

@@ -48,6 +48,7 @@ type Store struct {
 	tmp      string                       // a copy read by OpenReadOnly, removed at Close
 	rules    atomic.Pointer[[]sesam.Rule] // classification rules from the config; a reload swaps them
 	fault    faultState                   // a local write failure that pauses all delivery
+	minFree  atomic.Uint64                // min_free_space; see SetMinFreeSpace
 	window   atomic.Int64                 // how far back a resubmission is recognised (ns); see SetResubmitWindow
 }
 
@@ -220,6 +221,23 @@ func (s *Store) Close() error {
 
 // Dir is the state folder, for messages to the technician.
 func (s *Store) Dir() string { return s.dir }
+
+// SetMinFreeSpace sets min_free_space: below it new mail is refused
+// (smtpd), and fetching keeps twice it free so that lots still find room.
+func (s *Store) SetMinFreeSpace(n uint64) { s.minFree.Store(n) }
+
+// MinFreeSpace is the configured min_free_space.
+func (s *Store) MinFreeSpace() uint64 { return s.minFree.Load() }
+
+// RoomToFetch reports whether n more bytes of fetched mail would still
+// leave twice min_free_space free, and how much is free now.
+func (s *Store) RoomToFetch(n int64) (free uint64, ok bool) {
+	free, err := s.FreeSpace()
+	if err != nil {
+		return 0, true // cannot tell: the writes themselves will say
+	}
+	return free, free >= uint64(max(n, 0))+2*s.minFree.Load()
+}
 
 // FreeSpace reports the bytes available to us on state_dir's file system.
 func (s *Store) FreeSpace() (uint64, error) {
