@@ -116,6 +116,10 @@ func (s *Store) Delivered() {
 	s.fault.mu.Unlock()
 }
 
+// probeFloor is the free space below which delivery does not start: the
+// marks of one delivery need a few pages of write-ahead log.
+const probeFloor = 1 << 20
+
 // ErrPaused is wrapped by Probe while a local fault's pause runs.
 var ErrPaused = errors.New("delivery paused by a local fault")
 
@@ -127,6 +131,14 @@ var ErrPaused = errors.New("delivery paused by a local fault")
 func (s *Store) Probe(ctx context.Context) (cleared bool, err error) {
 	if f := s.DeliveryFault(); !f.Since.IsZero() && s.now().Before(f.NextTry) {
 		return false, fmt.Errorf("%w until %s: %s", ErrPaused, f.NextTry.Format(time.RFC3339), f.Text())
+	}
+	// A tiny write can succeed where the "sending" mark, a moment later,
+	// does not: below a floor the probe fails without trying, so that no
+	// body is uploaded to the provider and then abandoned before the dot.
+	if free, err := s.FreeSpace(); err == nil && free < probeFloor {
+		err := fmt.Errorf("only %d bytes free on %s, below the %d the relay keeps to record a delivery: %w", free, s.dir, probeFloor, syscall.ENOSPC)
+		s.noteFault(err)
+		return false, fmt.Errorf("probe: %w", err)
 	}
 	now := s.now()
 	err = s.writeWait(ctx, func(tx *sql.Tx) error {
