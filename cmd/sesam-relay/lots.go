@@ -100,19 +100,14 @@ func cameBack(l store.Lot) string {
 
 func printLot(w io.Writer, l store.Lot) {
 	fmt.Fprintf(w, "lot %d: %s\n", l.ID, strings.ToUpper(l.State))
-	row := func(k, v string) {
-		if v != "" {
-			fmt.Fprintf(w, "  %-13s %s\n", k+":", v)
-		}
-	}
-	row("account", l.Account)
-	row("fund", l.Fund)
-	row("emitter", l.Emitter)
-	row("lot stamp", l.Stamp+" ("+l.LotAt.Local().Format("2006-01-02 15:04:05")+")")
-	row("invoices", fmt.Sprint(l.Invoices))
-	row("submitted", when(l.Submitted)+" ("+ago(l.Submitted)+")")
+	row(w, "account", l.Account)
+	row(w, "fund", l.Fund)
+	row(w, "emitter", l.Emitter)
+	row(w, "lot stamp", l.Stamp+" ("+l.LotAt.Local().Format("2006-01-02 15:04:05")+")")
+	row(w, "invoices", fmt.Sprint(l.Invoices))
+	row(w, "submitted", when(l.Submitted)+" ("+ago(l.Submitted)+")")
 	if !l.DeliveredAt.IsZero() {
-		row("delivered", when(l.DeliveredAt)+" ("+ago(l.DeliveredAt)+")")
+		row(w, "delivered", when(l.DeliveredAt)+" ("+ago(l.DeliveredAt)+")")
 	}
 	fmt.Fprintf(w, "\nwhat came back:\n")
 	if len(l.Returns) == 0 {
@@ -127,7 +122,7 @@ func printLot(w io.Writer, l store.Lot) {
 		if r.Detail != "" {
 			fmt.Fprintf(w, "      reason: %s\n", r.Detail)
 		}
-		fmt.Fprintf(w, "      mail %d: %s (sesam-relay mail show %d)\n", r.MailboxID, r.Subject, r.MailboxID)
+		fmt.Fprintf(w, "      mail %d: %s (sesam-relay mail show %d)\n", r.MailboxID, cut(r.Subject, 80), r.MailboxID)
 	}
 	fmt.Fprintf(w, "\nthe queue's record: sesam-relay queue show %d\n", l.ID)
 }

@@ -135,21 +135,16 @@ func printMailbox(w io.Writer, mb []store.MailboxEntry) {
 
 func printMailEntry(w io.Writer, e store.MailboxEntry) {
 	fmt.Fprintf(w, "message %d (%s) in %s's mailbox\n", e.ID, e.Origin, e.Account)
-	row := func(k, v string) {
-		if v != "" {
-			fmt.Fprintf(w, "  %-13s %s\n", k+":", v)
-		}
-	}
-	row("from", e.From)
-	row("subject", e.Subject)
-	row("message-id", e.MessageID)
-	row("received", when(e.Received)+" ("+ago(e.Received)+")")
-	row("folder", e.Folder)
-	row("size", size(uint64(e.Size)))
-	row("uidl", e.UIDL)
-	row("class", e.Class+" ("+e.ClassWhy+")")
+	row(w, "from", e.From)
+	row(w, "subject", e.Subject)
+	row(w, "message-id", e.MessageID)
+	row(w, "received", when(e.Received)+" ("+ago(e.Received)+")")
+	row(w, "folder", e.Folder)
+	row(w, "size", size(uint64(e.Size)))
+	row(w, "uidl", e.UIDL)
+	row(w, "class", e.Class+" ("+e.ClassWhy+")")
 	if e.RefMsg != 0 {
-		row("about", fmt.Sprintf("queued message %d (sesam-relay queue show %d)", e.RefMsg, e.RefMsg))
+		row(w, "about", fmt.Sprintf("queued message %d (sesam-relay queue show %d)", e.RefMsg, e.RefMsg))
 	}
 	fmt.Fprintln(w, "\ncollected:")
 	if len(e.Collections) == 0 {

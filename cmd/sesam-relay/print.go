@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/sesam-relay/sesam-relay/relay/control"
 	"github.com/sesam-relay/sesam-relay/relay/store"
@@ -177,26 +178,21 @@ func printQueue(w io.Writer, ms []store.Message, running bool) {
 func printShow(w io.Writer, sh control.Show) {
 	m := sh.Message
 	fmt.Fprintf(w, "message %d: %s\n", m.ID, strings.ToUpper(string(m.State)))
-	row := func(k, v string) {
-		if v != "" {
-			fmt.Fprintf(w, "  %-13s %s\n", k+":", v)
-		}
-	}
-	row("account", m.Account)
-	row("from", m.From)
-	row("to", strings.Join(m.To, ", "))
-	row("subject", m.Subject)
-	row("message-id", m.MessageID)
-	row("size", size(uint64(m.Size)))
-	row("client", m.Client)
-	row("received", when(m.Received)+" ("+ago(m.Received)+")")
-	row("attempts", fmt.Sprint(m.Attempts))
+	row(w, "account", m.Account)
+	row(w, "from", m.From)
+	row(w, "to", strings.Join(m.To, ", "))
+	row(w, "subject", m.Subject)
+	row(w, "message-id", m.MessageID)
+	row(w, "size", size(uint64(m.Size)))
+	row(w, "client", m.Client)
+	row(w, "received", when(m.Received)+" ("+ago(m.Received)+")")
+	row(w, "attempts", fmt.Sprint(m.Attempts))
 	if m.State == store.Queued || m.State == store.Deferred {
-		row("next try", when(m.NextAttempt)+" ("+ago(m.NextAttempt)+")")
+		row(w, "next try", when(m.NextAttempt)+" ("+ago(m.NextAttempt)+")")
 	}
-	row("last error", m.LastError)
-	row("held because", m.HoldReason)
-	row("provider said", m.Reply)
+	row(w, "last error", m.LastError)
+	row(w, "held because", m.HoldReason)
+	row(w, "provider said", m.Reply)
 	if m.State == store.Held && strings.HasPrefix(m.HoldReason, "uncertain") {
 		fmt.Fprintf(w, "\n  The provider may already have this mail. Look in the practitioner's sent folder\n  (webmail) for the subject above: if it is there, `queue drop %d`; if not, `queue release %d`.\n", m.ID, m.ID)
 	}
@@ -206,9 +202,25 @@ func printShow(w io.Writer, sh control.Show) {
 	}
 }
 
+// cut makes text that may come from a mail safe and short for a terminal:
+// control characters become "?" (an escape sequence in a Subject could
+// rewrite the technician's screen), and at most n characters are kept.
 func cut(s string, n int) string {
-	if len([]rune(s)) <= n {
-		return s
+	r := []rune(strings.Map(func(c rune) rune {
+		if unicode.IsControl(c) {
+			return '?'
+		}
+		return c
+	}, s))
+	if len(r) <= n {
+		return string(r)
 	}
-	return string([]rune(s)[:n-1]) + "…"
+	return string(r[:n-1]) + "…"
+}
+
+// row prints one "key: value" line of a detail view, if there is a value.
+func row(w io.Writer, k, v string) {
+	if v != "" {
+		fmt.Fprintf(w, "  %-13s %s\n", k+":", cut(v, 500))
+	}
 }

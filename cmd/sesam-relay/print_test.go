@@ -1,0 +1,20 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// Text from a mail reaches the technician's terminal: an escape sequence in
+// a Subject must not rewrite the screen, and a huge one must not fill it.
+func TestMailTextIsMadeSafeForTheTerminal(t *testing.T) {
+	got := cut("\x1b[31mevil\x1b[0m\r\n\u009b2J", 40)
+	if strings.ContainsAny(got, "\x1b\r\n\u009b") || got != "?[31mevil?[0m???2J" {
+		t.Fatalf("control characters kept: %q", got)
+	}
+	var b strings.Builder
+	row(&b, "subject", strings.Repeat("x", 8<<20))
+	if b.Len() > 600 {
+		t.Fatalf("an 8 MB Subject printed as %d bytes", b.Len())
+	}
+}
