@@ -193,8 +193,8 @@ func printShow(w io.Writer, sh control.Show) {
 	row(w, "last error", m.LastError)
 	row(w, "held because", m.HoldReason)
 	row(w, "provider said", m.Reply)
-	if m.State == store.Held && strings.HasPrefix(m.HoldReason, "uncertain") {
-		fmt.Fprintf(w, "\n  The provider may already have this mail. Look in the practitioner's sent folder\n  (webmail) for the subject above: if it is there, `queue drop %d`; if not, `queue release %d`.\n", m.ID, m.ID)
+	if m.Uncertain() {
+		fmt.Fprintf(w, "\n  The provider may already have this mail. Look in the practitioner's sent folder\n  (webmail) for the subject above: if it is there, `queue drop %d`; if not, `queue release %d --confirm`.\n", m.ID, m.ID)
 	}
 	fmt.Fprintln(w, "\nhistory:")
 	for _, e := range sh.Events {
