@@ -147,6 +147,17 @@ func walk(raw []byte, fn func(e *message.Entity, ctype, desc string, depth int) 
 				visit(p, depth+1)
 			}
 		}
+		if ctype == "message/rfc822" || ctype == "message/global" {
+			// An attached mail is part of the tree: a care sheet in clear
+			// inside a forwarded message is still in clear.
+			inner, err := message.Read(e.Body)
+			if inner == nil {
+				broken = true
+				return
+			}
+			_ = err // unknown charset or encoding: still usable
+			visit(inner, depth+1)
+		}
 	}
 	visit(e, 0)
 	if bound == nil && broken {

@@ -49,3 +49,18 @@ func TestGuardThatCannotFinishReadingHoldsTheMail(t *testing.T) {
 		t.Fatalf("a nested mail with nothing in clear was held: %+v", o)
 	}
 }
+
+// A care sheet in clear inside an attached mail (message/rfc822) is in
+// clear too (found by review: the guard did not look inside).
+func TestGuardLooksInsideAttachedMails(t *testing.T) {
+	raw := "From: jean.dupont@laposte.net\r\nTo: 01422@422.01.rss.fr\r\nSubject: lot\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=\"top\"\r\n\r\n--top\r\n" +
+		"Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\n\r\nMIAGCSqGSIb3DQEHA6CAMIACAQA=\r\n--top\r\n" +
+		"Content-Type: message/rfc822\r\n\r\n" +
+		"Subject: forwarded\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"in\"\r\n\r\n--in\r\n" +
+		"Content-Type: application/EDI-consent\r\nContent-Description: IRIS/B2/Z\r\n\r\nFACTURES EN CLAIR\r\n--in--\r\n" +
+		"--top--\r\n"
+	if o := sesam.InspectOutbound([]byte(raw), []string{"01422@422.01.rss.fr"}); !o.Clear || !strings.Contains(o.ClearWhy, "IRIS/B2/Z") {
+		t.Fatalf("a care sheet in clear inside an attached mail was not seen: %+v", o)
+	}
+}
