@@ -9,7 +9,15 @@ import (
 // ends in CRLF (a bare LF is sent as CRLF), a line starting with "." gets
 // another ".", and the terminating ".\r\n" follows. maxBodyLines < 0 sends
 // it all; otherwise the header and that many body lines (TOP).
+//
+// A bare CR followed by a dot is sent as CRLF, so that the dot is stuffed:
+// a client that ends lines on a bare CR would otherwise read "\r.\r\n" in a
+// mail from the Internet as the end of the message, and what follows as
+// the server's next reply. store's wireSize counts that LF.
 func writeMessage(w *bufio.Writer, msg []byte, maxBodyLines int) error {
+	if bytes.Contains(msg, []byte("\r.")) {
+		msg = bytes.ReplaceAll(msg, []byte("\r."), []byte("\r\n."))
+	}
 	if maxBodyLines < 0 && clean(msg) {
 		// The usual case, in one write: nothing to stuff or mend.
 		w.Write(msg)

@@ -31,6 +31,7 @@ func TestFastPathSendsWhatTheLineByLinePathSends(t *testing.T) {
 func FuzzWriteMessage(f *testing.F) {
 	f.Add([]byte("Subject: a\r\n\r\n.x\r\n"))
 	f.Add([]byte("a\nb\r\n.\r\n"))
+	f.Add([]byte("line1\r.\r\n+OK fake\r\n"))
 	f.Fuzz(func(t *testing.T, m []byte) {
 		var b bytes.Buffer
 		w := bufio.NewWriter(&b)
@@ -45,5 +46,35 @@ func FuzzWriteMessage(f *testing.F) {
 		if bytes.Contains(bytes.TrimSuffix(out, []byte(".\r\n")), []byte("\r\n.\r\n")) {
 			t.Fatalf("an early end marker: %q", out)
 		}
+		if earlyEndForLaxClients(out) {
+			t.Fatalf("a client ending lines on a bare CR or LF sees an early end: %q", out)
+		}
 	})
+}
+
+// earlyEndForLaxClients reports whether a client that ends lines on CRLF,
+// a bare CR or a bare LF would find a lone "." before the real end.
+func earlyEndForLaxClients(out []byte) bool {
+	body := bytes.TrimSuffix(out, []byte(".\r\n"))
+	start := 0
+	for i := 0; i <= len(body); i++ {
+		if i == len(body) || body[i] == '\r' || body[i] == '\n' {
+			if string(body[start:i]) == "." {
+				return true
+			}
+			start = i + 1
+		}
+	}
+	return false
+}
+
+// A mail from the Internet holding "\r.\r\n" must not end the RETR reply
+// early for a client that ends lines on a bare CR (found by review: the next
+// line was read as the server's reply).
+func TestABareCRBeforeADotCannotEndTheReplyEarly(t *testing.T) {
+	m := []byte("Subject: x\r\n\r\nline1\r.\r\n+OK fake\r\n")
+	out := slow(m)
+	if earlyEndForLaxClients(out) {
+		t.Fatalf("sent %q", out)
+	}
 }

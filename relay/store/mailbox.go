@@ -71,7 +71,7 @@ func hashOf(b []byte) string {
 // wireSize is the size POP3 announces: bare LFs go out as CRLF, and a
 // message not ending in CRLF gets one.
 func wireSize(b []byte) int64 {
-	n := int64(len(b))
+	n := int64(len(b)) + int64(bytes.Count(b, []byte("\r."))) // pop3d sends a bare CR before a dot as CRLF
 	for i, c := range b {
 		if c == '\n' && (i == 0 || b[i-1] != '\r') {
 			n++
