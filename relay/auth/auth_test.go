@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -174,9 +175,17 @@ func TestIPv6CountsPerSlash64(t *testing.T) {
 	}
 }
 
-func TestLogNameIsShortAndQuoted(t *testing.T) {
-	if got := auth.LogName(strings.Repeat("a\n", 1<<20)); len(got) > 200 || got[0] != '"' {
-		t.Fatalf("%d bytes: %.80s", len(got), got)
+func TestLogNameIsShortAndQuotedInTheLog(t *testing.T) {
+	var b strings.Builder
+	slog.New(slog.NewTextHandler(&b, nil)).Info("smtp login failed", "login", auth.LogName(strings.Repeat("a\n", 1<<20)))
+	line := b.String()
+	if len(line) > 250 || strings.Count(line, "\n") != 1 || !strings.Contains(line, `login="a\na\n`) {
+		t.Fatalf("%d bytes: %.200q", len(line), line)
+	}
+	b.Reset()
+	slog.New(slog.NewTextHandler(&b, nil)).Info("x", "login", auth.LogName("dupont"))
+	if !strings.Contains(b.String(), " login=dupont") {
+		t.Fatalf("a plain name is quoted twice: %s", b.String())
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -209,5 +208,3 @@ func (l *ConnLimit) Open() int {
 	defer l.mu.Unlock()
 	return l.total
 }
-
-func quote(s string) string { return strconv.Quote(s) }

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -106,12 +107,14 @@ func CloseAfterReply(c net.Conn) {
 	}
 }
 
-// LogName is a login name as a client sent it, made safe for one log
-// line: quoted, and cut to 64 bytes (a client may send megabytes).
+// LogName is a login name as a client sent it, cut to 64 bytes for one
+// log line (a client may send megabytes). The log's text handler quotes it
+// when it holds spaces, quotes or control characters, so that a name can
+// neither break the line nor pass for another field.
 func LogName(s string) string {
 	const max = 64
 	if len(s) > max {
-		return quote(s[:max]) + "..."
+		return strings.ToValidUTF8(s[:max], "?") + "..."
 	}
-	return quote(s)
+	return s
 }
