@@ -55,8 +55,11 @@ func resubmitted(tx *sql.Tx, env Envelope, since time.Time) (first, reused int64
 	if err != nil {
 		return 0, 0, err
 	}
+	// "message_id != ''" lets SQLite use the partial index messages_resubmit
+	// (a bound "= ?" does not imply it): without it, every submission scanned
+	// the whole queue inside the committer.
 	rows, err := tx.Query(`SELECT id, hash, mail_from = ? AND rcpts = ? FROM messages
-		WHERE account = ? AND message_id = ? AND received_at >= ? AND state NOT IN (?, ?) ORDER BY id`,
+		WHERE account = ? AND message_id = ? AND message_id != '' AND received_at >= ? AND state NOT IN (?, ?) ORDER BY id`,
 		env.From, string(rcpts), env.Account, env.MessageID, ms(since), Dropped, Bounced)
 	if err != nil {
 		return 0, 0, err

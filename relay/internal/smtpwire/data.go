@@ -13,15 +13,6 @@ import (
 // as the end of the message (SMTP smuggling), as chasquid does.
 var ErrLineEnding = &smtp.SMTPError{Code: 521, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Error reading DATA: invalid line ending (bare LF, or a dot after a bare CR or before a bare CR): mail refused"}
 
-// The states of readData.
-const (
-	sBegin = iota // at the start of a line (after CRLF)
-	sDot          // read "." at the start of a line
-	sDotCR        // read ".\r" at the start of a line
-	sCR           // read "\r" inside a line
-	sData         // inside a line
-)
-
 // ReadData reads one DATA transfer from r, the connection's bytes right
 // after "354", up to and including the final "<CR><LF>.<CR><LF>", and
 // returns the message with dot-stuffing undone and nothing else changed.
@@ -33,76 +24,70 @@ const (
 // CRLF file in text mode) is legitimate, and Postfix takes it.
 //
 // Whatever it refuses, it reads on to the final dot, so that the session
-// stays in step, keeping at most max bytes (then smtp.ErrDataTooLarge; 0: no limit).
+// stays in step, keeping at most max bytes (then smtp.ErrDataTooLarge; 0: no
+// limit). It works a line at a time on the reader's buffer; data_test.go
+// holds a byte-at-a-time reference it is fuzzed against.
 func ReadData(r *bufio.Reader, max int64) ([]byte, error) {
-	var buf bytes.Buffer
+	var buf []byte
 	var refused error
 	fail := func(err error) {
 		if refused == nil {
 			refused = err
 		}
 	}
-	emit := func(c byte) {
-		if refused != nil {
-			return
-		}
-		if max > 0 && int64(buf.Len()) >= max {
-			fail(smtp.ErrDataTooLarge)
-			return
-		}
-		buf.WriteByte(c)
-	}
-	st := sBegin
+	lineStart := true // the last chunk ended in CRLF
+	prevCR := false   // the last chunk ended in a CR
 	for {
-		c, err := r.ReadByte()
-		if err != nil {
+		chunk, err := r.ReadSlice('\n') // one line, or a full buffer of a longer one
+		if err != nil && err != bufio.ErrBufferFull {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
 			return nil, err
 		}
-		switch st {
-		case sBegin:
-			if c == '.' {
-				st = sDot
-				continue
-			}
-		case sDot:
-			if c == '\r' {
-				st = sDotCR
-				continue
-			}
-			// A stuffed dot: dropped; c is data.
-		case sDotCR:
-			if c == '\n' {
+		data := chunk
+		if prevCR && chunk[0] == '.' {
+			fail(ErrLineEnding) // "<CR>." across two chunks
+		}
+		if lineStart && chunk[0] == '.' {
+			switch {
+			case len(chunk) == 3 && chunk[1] == '\r' && chunk[2] == '\n':
 				if refused != nil {
 					return nil, refused
 				}
-				return buf.Bytes(), nil
+				if buf == nil {
+					buf = []byte{}
+				}
+				return buf, nil
+			case len(chunk) >= 2 && (chunk[1] == '\r' || chunk[1] == '\n'):
+				fail(ErrLineEnding) // "<CR><LF>.<CR>" without LF, or "<CR><LF>.<LF>"
 			}
-			fail(ErrLineEnding) // "<CR><LF>.<CR>" and no LF
-		case sCR:
-			if c == '\n' {
-				emit(c)
-				st = sBegin
+			data = chunk[1:] // a stuffed dot
+		}
+		for i := bytes.IndexByte(data, '\r'); i >= 0 && i+1 < len(data); {
+			if data[i+1] == '.' {
+				fail(ErrLineEnding) // "<CR>.": a line start for servers that end lines on CR
+			}
+			j := bytes.IndexByte(data[i+1:], '\r')
+			if j < 0 {
+				break
+			}
+			i += j + 1
+		}
+		n := len(chunk)
+		endsLF := chunk[n-1] == '\n'
+		crlf := endsLF && ((n >= 2 && chunk[n-2] == '\r') || (n == 1 && prevCR))
+		if endsLF && !crlf {
+			fail(ErrLineEnding) // a bare LF
+		}
+		lineStart, prevCR = crlf, chunk[n-1] == '\r'
+		if refused == nil {
+			if max > 0 && int64(len(buf)+len(data)) > max {
+				fail(smtp.ErrDataTooLarge)
+				buf = nil
 				continue
 			}
-			if c == '.' {
-				fail(ErrLineEnding) // "<CR>." : a line start for servers that end lines on CR
-			}
+			buf = append(buf, data...)
 		}
-		// c is a data byte.
-		switch c {
-		case '\n':
-			// A bare LF (a CRLF ends in the sCR case above). It starts no
-			// line: "<LF>.<CR><LF>" must not end the transfer here either.
-			fail(ErrLineEnding)
-			st = sData
-		case '\r':
-			st = sCR
-		default:
-			st = sData
-		}
-		emit(c)
 	}
 }

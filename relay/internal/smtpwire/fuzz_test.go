@@ -4,12 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"io"
 	"testing"
 
 	"github.com/emersion/go-smtp"
 )
 
-// FuzzReadData feeds arbitrary DATA transfers to ReadData. It must never
+func rest(r *bufio.Reader) string {
+	b, _ := io.ReadAll(r)
+	return string(b)
+}
+
+// FuzzReadData feeds arbitrary DATA transfers to ReadData, and to the
+// byte-at-a-time reference with which it must agree. It must never
 // return a mail with a bare LF or a dot after a bare CR, must stop right
 // after the final dot, and what it returns must survive being dot-stuffed
 // and read again unchanged (what the relay sends is what it accepted).
@@ -23,8 +30,20 @@ func FuzzReadData(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		const tail = "\r\n.\r\nNEXT\r\n"
-		r := bufio.NewReader(bytes.NewReader(append(append([]byte(nil), in...), tail...)))
-		got, err := ReadData(r, 1<<16)
+		full := append(append([]byte(nil), in...), tail...)
+		r := bufio.NewReaderSize(bytes.NewReader(full), 16) // tiny buffer: lines cross chunks
+		const max = 300 // small, so that the limit is met too
+		got, err := ReadData(r, max)
+		ref := bufio.NewReader(bytes.NewReader(full))
+		refGot, refErr := readDataRef(ref, max)
+		// Both refuse, or both return the same bytes (which refusal comes
+		// first, when a mail earns two, may differ).
+		if (err == nil) != (refErr == nil) || !bytes.Equal(got, refGot) {
+			t.Fatalf("ReadData: %q %v; the reference: %q %v", got, err, refGot, refErr)
+		}
+		if a, b := rest(r), rest(ref); a != b {
+			t.Fatalf("ReadData stopped before %q, the reference before %q", a, b)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrLineEnding) && !errors.Is(err, smtp.ErrDataTooLarge) {
 				t.Fatalf("unexpected error %v", err)
