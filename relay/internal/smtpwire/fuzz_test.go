@@ -32,7 +32,7 @@ func FuzzReadData(f *testing.F) {
 		const tail = "\r\n.\r\nNEXT\r\n"
 		full := append(append([]byte(nil), in...), tail...)
 		r := bufio.NewReaderSize(bytes.NewReader(full), 16) // tiny buffer: lines cross chunks
-		const max = 300 // small, so that the limit is met too
+		const max = 300                                     // small, so that the limit is met too
 		got, err := ReadData(r, max)
 		ref := bufio.NewReader(bytes.NewReader(full))
 		refGot, refErr := readDataRef(ref, max)
