@@ -20,7 +20,7 @@ func rest(r *bufio.Reader) string {
 // return a mail with a bare LF or a dot after a bare CR, must stop right
 // after the final dot, and what it returns must survive being dot-stuffed
 // and read again unchanged (what the relay sends is what it accepted).
-// Run: go test ./relay/internal/smtpwire -run '^$' -fuzz FuzzReadData -fuzztime 5m -parallel 1
+// Run: go test ./relay/internal/smtpwire -run '^$' -fuzz FuzzReadData -fuzztime 5m -fuzzminimizetime 0 -parallel 1
 func FuzzReadData(f *testing.F) {
 	for _, s := range []string{
 		"a\r\nb\r\n.\r\n", "..x\r\n.\r\n", "x\r\r\n.\r\n", "x\n.\ny\r\n.\r\n",
