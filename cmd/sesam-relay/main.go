@@ -50,7 +50,9 @@ COMMANDS
   queue release ID [--confirm]
                            send a held mail; an uncertain one (it may have reached the
                            provider already) needs --confirm: check the provider's sent
-                           folder first, or the fund may get the lot twice
+                           folder first, or the fund may get the lot twice; so does a
+                           probable duplicate (the same lot sent again under another
+                           Message-ID) while its first sending may have reached the fund
   queue drop ID            never send this mail (its bytes are kept)
   lots [ACCOUNT] [--since YYYY-MM-DD]
                            every lot: date, fund, emitter, invoices, state

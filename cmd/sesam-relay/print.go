@@ -196,6 +196,9 @@ func printShow(w io.Writer, sh control.Show) {
 	if m.Uncertain() {
 		fmt.Fprintf(w, "\n  The provider may already have this mail. Look in the practitioner's sent folder\n  (webmail) for the subject above: if it is there, `queue drop %d`; if not, `queue release %d --confirm`.\n", m.ID, m.ID)
 	}
+	if m.Duplicate() {
+		fmt.Fprintf(w, "\n  The same lot (same emitter and stamp) was sent before under another Message-ID:\n  the billing software's \"retransmettre\", most likely. If the first reached the fund,\n  `queue drop %d`; if it did not (ask the fund), `queue release %d --confirm`.\n", m.ID, m.ID)
+	}
 	fmt.Fprintln(w, "\nhistory:")
 	for _, e := range sh.Events {
 		fmt.Fprintf(w, "  %s  %s\n", when(e.At), e.Text)

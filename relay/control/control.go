@@ -31,7 +31,7 @@ type Request struct {
 	Reason  string   `json:"reason,omitempty"`
 	Since   string   `json:"since,omitempty"`   // lots: YYYY-MM-DD
 	Files   [][]byte `json:"files,omitempty"`   // import: the raw messages
-	Confirm bool     `json:"confirm,omitempty"` // release: yes, even an uncertain one
+	Confirm bool     `json:"confirm,omitempty"` // release: yes, even an uncertain one or a probable duplicate
 }
 
 // Reply is the answer: Data on success, Error otherwise.
@@ -191,6 +191,17 @@ func (h *Handler) handle(ctx context.Context, req Request, caller Caller) (any, 
 		}
 		if m.Uncertain() && !req.Confirm {
 			return nil, fmt.Errorf("message %d may already have reached the provider (%s): sending it again may give the fund this lot twice (DOUBLON). Check in the webmail's sent folder, or with the fund, that it did not arrive; then run `sesam-relay queue release %d --confirm`", req.ID, m.HoldReason, req.ID)
+		}
+		if m.Duplicate() && !req.Confirm {
+			// Once the other sending was rejected, bounced or dropped, the
+			// fund does not have the lot: no confirmation to ask.
+			other, still, err := h.Store.StillDuplicate(req.ID)
+			if err != nil {
+				return nil, err
+			}
+			if still {
+				return nil, fmt.Errorf("message %d is held as a probable second sending of a lot, and the fund may already have this lot (mail %d): sending it again would be refused as DOUBLON. Check with `sesam-relay lots show %d`, or with the fund, that the first did not reach it; then run `sesam-relay queue release %d --confirm`", req.ID, other, other, req.ID)
+			}
 		}
 		return nil, h.Store.Release(ctx, req.ID, who)
 	case "drop":

@@ -276,6 +276,10 @@ func (ss *session) Data(r io.Reader) error {
 		ss.s.opt.Log.Warn("Message-ID already used by another mail with different bytes: queued anyway, flagged",
 			"id", a.ID, "earlier", a.SameMessageID, "account", ss.account, "message_id", env.MessageID)
 	}
+	if a.DuplicateOf != 0 {
+		ss.s.opt.Log.Warn("probable second sending of a lot (same emitter and stamp, another Message-ID): answered 250, held so that the fund does not get a DOUBLON",
+			"id", a.ID, "first", a.DuplicateOf, "account", ss.account, "message_id", env.MessageID)
+	}
 	ss.s.opt.Log.Info("mail queued", "id", a.ID, "account", ss.account, "from", ss.from, "to", ss.to, "size", len(full), "message_id", env.MessageID)
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: fmt.Sprintf("OK: queued as %d", a.ID)}
 }

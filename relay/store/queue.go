@@ -118,14 +118,11 @@ func (s *Store) Enqueue(ctx context.Context, env Envelope, body []byte) (int64, 
 }
 
 // Submit stores a submitted message, or recognises a resubmission (see
-// resubmitted), and returns once the outcome is durable.
+// resubmitted), and returns once the outcome is durable. A second sending
+// of a lot already on its way or gone is stored held (see sentBefore).
 func (s *Store) Submit(ctx context.Context, env Envelope, body []byte) (Accepted, error) {
 	rcpts, _ := json.Marshal(env.To)
 	now := s.now()
-	state := Queued
-	if env.HoldReason != "" {
-		state = Held
-	}
 	o := env.Inspection
 	if o == nil {
 		in := sesam.InspectOutbound(body, env.To) // before the transaction: nothing parses inside it
@@ -143,13 +140,27 @@ func (s *Store) Submit(ctx context.Context, env Envelope, body []byte) (Accepted
 			a.ID, a.Resubmission = first, true
 			return event(tx, first, now, "resubmitted by the client from %s (same Message-ID and bytes): answered 250, not queued again", env.Client)
 		}
+		st, hold := Queued, env.HoldReason
+		if hold != "" {
+			st = Held
+		}
+		dup, isDup, err := sentBefore(tx, env.Account, *o, 0)
+		if err != nil {
+			return err
+		}
+		if isDup {
+			// The duplicate's reason comes first, with its prefix: it is the
+			// one that asks for --confirm at release.
+			st, hold = Held, joinReasons(duplicateReason(o.Subject.Stamp, dup), hold)
+			a.DuplicateOf = dup.id
+		}
 		bid, err := putBody(tx, body)
 		if err != nil {
 			return err
 		}
 		res, err := tx.Exec(`INSERT INTO messages(account, mail_from, rcpts, subject, message_id, size, client, body_id, state, received_at, next_attempt, hold_reason, hash)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			env.Account, env.From, string(rcpts), env.Subject, env.MessageID, len(body), env.Client, bid, state, ms(now), ms(now), env.HoldReason, env.Hash)
+			env.Account, env.From, string(rcpts), env.Subject, env.MessageID, len(body), env.Client, bid, st, ms(now), ms(now), hold, env.Hash)
 		if err != nil {
 			return err
 		}
@@ -168,8 +179,13 @@ func (s *Store) Submit(ctx context.Context, env Envelope, body []byte) (Accepted
 			}
 		}
 		recordLot(tx, a.ID, env.Account, *o)
-		if env.HoldReason != "" {
-			return event(tx, a.ID, now, "held at acceptance: %s", env.HoldReason)
+		if isDup {
+			if err := event(tx, dup.id, now, "its lot %s was sent again by the client as mail %d (Message-ID %s): that one is held as a probable DOUBLON", o.Subject.Stamp, a.ID, env.MessageID); err != nil {
+				return err
+			}
+		}
+		if hold != "" {
+			return event(tx, a.ID, now, "held at acceptance: %s", hold)
 		}
 		return nil
 	})

@@ -17,6 +17,10 @@ type Accepted struct {
 	// Message-ID but other bytes: queued anyway, and flagged in both
 	// histories.
 	SameMessageID int64
+	// DuplicateOf, when not 0, is an earlier sending of the same lot (same
+	// account, emitter and stamp) still on its way or gone: this mail was
+	// queued held, as a probable DOUBLON (see doublon.go).
+	DuplicateOf int64
 }
 
 // defaultResubmitWindow is the delivery lifetime's default, used until the

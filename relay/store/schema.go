@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// schema is version 1 (version2 and version3 add to it). Bodies live in their own table so that listing the
+// schema is version 1 (version2, version3 and version4 add to it). Bodies live in their own table so that listing the
 // queue never reads them, and so that one function pair (putBody/Body)
 // writes and reads every body: encryption at rest goes there.
 const schema = `
@@ -156,8 +156,14 @@ CREATE TABLE IF NOT EXISTS classifying (
 );
 `
 
+// version4 indexes the lot ledger by lot, for the DOUBLON guard's lookup
+// at each submission (see doublon.go), which runs inside the committer.
+const version4 = `
+CREATE INDEX IF NOT EXISTS lots_doublon ON lots(account, emitter, stamp);
+`
+
 // current is the schema version this sesam-relay writes.
-const current = 3
+const current = 4
 
 // migrate brings the store to the current version, one step per version,
 // each in its own transaction: a store from an older sesam-relay opens.
@@ -169,7 +175,7 @@ func migrate(db *sql.DB) error {
 	if v > current {
 		return fmt.Errorf("the queue has schema version %d, newer than this sesam-relay knows (%d): install the newer version again", v, current)
 	}
-	steps := []string{schema, version2, version3}
+	steps := []string{schema, version2, version3, version4}
 	for ; v < current; v++ {
 		if err := step(db, steps[v], v+1); err != nil {
 			return fmt.Errorf("upgrading the queue's schema to version %d: %w", v+1, err)
