@@ -3,6 +3,7 @@ package store
 import (
 	"database/sql"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -29,3 +30,44 @@ func CreateV1(dir, mid string) error {
 
 // SchemaV1 is the schema an installed relay of version 1 holds.
 const SchemaV1 = schema + "PRAGMA user_version = 1;"
+
+// CreateV3 creates, in dir, a store as sesam-relay wrote it at schema
+// version 3 (before the DOUBLON guard's index), holding one sent lot of
+// account for emitter and stamp. It returns the lot's mail id.
+func CreateV3(dir, account, emitter, stamp string) (int64, error) {
+	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, dbFile), false))
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	now := time.Now().UnixMilli()
+	if _, err := db.Exec(schema + version2 + version3 + `PRAGMA user_version = 3;
+		INSERT INTO bodies(id, data) VALUES (1, 'x');`); err != nil {
+		return 0, err
+	}
+	if _, err := db.Exec(`INSERT INTO messages(id, account, mail_from, rcpts, message_id, size, body_id, state, received_at, done_at)
+		VALUES (1, ?, 'a@b', '["01422@422.01.rss.fr"]', '<old-lot@billing>', 1, 1, 'sent', ?, ?)`, account, now, now); err != nil {
+		return 0, err
+	}
+	_, err = db.Exec(`INSERT INTO lots(msg_id, account, fund, emitter, stamp) VALUES (1, ?, '01422', ?, ?)`, account, emitter, stamp)
+	return 1, err
+}
+
+// DoublonPlan is SQLite's plan for the DOUBLON guard's lookup.
+func (s *Store) DoublonPlan() (string, error) {
+	rows, err := s.r.Query("EXPLAIN QUERY PLAN "+firstSendingQuery, "dupont", "12345678901234", "2026112309000000001", 0, duplicatePrefix, duplicatePrefix)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			return "", err
+		}
+		plan = append(plan, detail)
+	}
+	return strings.Join(plan, "\n"), rows.Err()
+}
