@@ -238,3 +238,19 @@ func TestAStoreFromSchemaVersion3GuardsItsLots(t *testing.T) {
 	a, _ := submitLot(t, s, "dupont", lot)
 	mustBeHeldAsDuplicateOf(t, s, a, old, "sent", lot)
 }
+
+// A sending held by this rule never left: once the first is dropped, the
+// next sending goes out rather than waiting behind one nobody released.
+func TestASendingHeldAsDuplicateDoesNotHoldTheNextOne(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	lot := aLot("12345678901234")
+	first, _ := submitLot(t, s, "dupont", lot)
+	second, _ := submitLot(t, s, "dupont", lot)
+	mustBeHeldAsDuplicateOf(t, s, second, first.ID, "queued", lot)
+	if err := s.Drop(ctx, first.ID, "tech"); err != nil {
+		t.Fatal(err)
+	}
+	third, _ := submitLot(t, s, "dupont", lot)
+	mustGoOut(t, s, third)
+}
