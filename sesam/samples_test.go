@@ -67,7 +67,7 @@ func TestSamples(t *testing.T) {
 		}
 	}
 	o := sesam.InspectOutbound(read("lot-smime.eml"), []string{"01422@422.01.rss.fr"})
-	if !o.Lot || !o.SMIME || o.Clear || o.Test {
+	if !o.Lot || !o.Encrypted || o.Clear || o.Test {
 		t.Errorf("lot-smime.eml: %+v", o)
 	}
 	if o := sesam.InspectOutbound(read("lot-test-fund.eml"), []string{"01996@996.01.rss.fr"}); !o.Test || o.Clear {
