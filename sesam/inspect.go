@@ -70,14 +70,14 @@ func InspectOutbound(raw []byte, rcpts []string) Outbound {
 			signed = true
 		}
 		if kind != CMSEnveloped && isSMIME(ctype) && mislabelled == "" {
-			mislabelled = "its " + ctype + " part is labelled S/MIME but its content is " + kind.String() + ", not CMS enveloped-data"
+			mislabelled = "its " + ctype + " part is labelled S/MIME but its content " + notEnveloped(kind)
 		}
 		if kind != CMSEnveloped && (strings.HasPrefix(d, "IRIS") || ctype == "application/edi-consent") {
 			o.Clear = true
 			if kind == CMSSigned {
 				o.ClearWhy = "a " + ctype + " part (" + strings.TrimSpace(desc) + ") is only signed (CMS signed-data), not encrypted: health data in clear"
 			} else {
-				o.ClearWhy = "a " + ctype + " part (" + strings.TrimSpace(desc) + ") is not encrypted (its content is " + kind.String() + ", not CMS enveloped-data): health data in clear"
+				o.ClearWhy = "a " + ctype + " part (" + strings.TrimSpace(desc) + ") is not encrypted (its content " + notEnveloped(kind) + "): health data in clear"
 			}
 		}
 		return true
@@ -112,6 +112,17 @@ func InspectOutbound(raw []byte, rcpts []string) Outbound {
 func sniffPart(e *message.Entity, prefix []byte) CMSKind {
 	n, _ := io.ReadFull(io.LimitReader(e.Body, int64(len(prefix))), prefix)
 	return SniffCMS(prefix[:n])
+}
+
+// notEnveloped says what a part's content is instead of enveloped-data.
+func notEnveloped(k CMSKind) string {
+	switch k {
+	case CMSSigned:
+		return "is CMS signed-data: signed, not encrypted"
+	case CMSOther:
+		return "is CMS of another type than enveloped-data"
+	}
+	return "is not CMS at all"
 }
 
 func isSMIME(ctype string) bool {
