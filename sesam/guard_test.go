@@ -108,7 +108,7 @@ func base64Lines(b []byte) string {
 }
 
 // leafBodies returns the decoded bodies of a mail's non-multipart parts.
-func leafBodies(t *testing.T, raw []byte) [][]byte {
+func leafBodies(t testing.TB, raw []byte) [][]byte {
 	t.Helper()
 	e, err := message.Read(bytes.NewReader(raw))
 	if err != nil {
