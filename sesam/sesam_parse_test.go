@@ -199,6 +199,8 @@ func FuzzParseNoemie(f *testing.F) {
 func FuzzInspect(f *testing.F) {
 	f.Add(clearLot())
 	f.Add(ediMail("NOEMIE", []byte("000x"), true))
+	f.Add(testLot(sesam.LotSinglePart).Mail())
+	f.Add(testLot(sesam.LotSignedOnly).Mail())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		sesam.InspectOutbound(b, []string{"01422@422.01.rss.fr"})
 		total := 0
