@@ -19,13 +19,20 @@ type Outbound struct {
 	Subject   LotSubject // zero when the Subject is not a lot's
 	SubjectOK bool
 	Test      bool // IRISTEST, or a test fund
-	SMIME     bool // an application/pkcs7-mime part (the encrypted B2)
-	Clear     bool // an IRIS/B2 or EDI payload outside any S/MIME part, or a mail not read to its end
+	Encrypted bool // a part whose bytes are CMS enveloped-data (the encrypted B2), whatever its media type
+	Clear     bool // an IRIS/B2 or EDI payload not encrypted, a lot with no encrypted part, or a mail not read to its end
 	ClearWhy  string
 }
 
 // InspectOutbound looks at a mail's envelope recipients and bytes. It never
 // fails: what it cannot read, it reports as not seen.
+//
+// A part is encrypted when its decoded content is CMS enveloped-data
+// (SniffCMS), wherever it sits and whatever its media type: senders label
+// the same bytes application/pkcs7-mime, application/octet-stream or
+// Application/EDI-consent. A part described IRIS… or typed edi-consent
+// whose content is not enveloped-data is health data in clear; a lot with
+// no encrypted part is held, and one that is only signed says so.
 func InspectOutbound(raw []byte, rcpts []string) Outbound {
 	var o Outbound
 	for _, r := range rcpts {
@@ -39,19 +46,39 @@ func InspectOutbound(raw []byte, rcpts []string) Outbound {
 	if ls, err := ParseLotSubject(h.Subject); err == nil {
 		o.Lot, o.Subject, o.SubjectOK = true, ls, true
 	}
-	end := walk(raw, func(_ *message.Entity, ctype, desc string, _ int) bool {
+	var signed bool
+	var mislabelled string // the first part labelled S/MIME whose bytes are not enveloped-data
+	prefix := make([]byte, CMSPrefix)
+	end := walk(raw, func(e *message.Entity, ctype, desc string, _ int) bool {
 		d := strings.ToUpper(strings.TrimSpace(desc))
 		if strings.Contains(d, "IRISTEST") {
 			o.Test = true
 		}
-		switch {
-		case isSMIME(ctype):
-			o.SMIME = true
-		case strings.HasPrefix(ctype, "multipart/"):
-			// a container: some senders put IRIS/B2 on the top-level header
-		case strings.HasPrefix(d, "IRIS") || ctype == "application/edi-consent":
+		if strings.HasPrefix(ctype, "multipart/") {
+			// A container: some senders put IRIS/B2 on the top-level header
+			// of a multipart whose parts are judged one by one.
+			return true
+		}
+		kind := NotCMS
+		if !strings.HasPrefix(ctype, "message/") { // an attached mail's body is walked, not sniffed
+			kind = sniffPart(e, prefix)
+		}
+		switch kind {
+		case CMSEnveloped:
+			o.Encrypted = true
+		case CMSSigned:
+			signed = true
+		}
+		if kind != CMSEnveloped && isSMIME(ctype) && mislabelled == "" {
+			mislabelled = "its " + ctype + " part is labelled S/MIME but its content " + notEnveloped(kind)
+		}
+		if kind != CMSEnveloped && (strings.HasPrefix(d, "IRIS") || ctype == "application/edi-consent") {
 			o.Clear = true
-			o.ClearWhy = "a " + ctype + " part (" + strings.TrimSpace(desc) + ") travels outside S/MIME encryption: health data in clear"
+			if kind == CMSSigned {
+				o.ClearWhy = "a " + ctype + " part (" + strings.TrimSpace(desc) + ") is only signed (CMS signed-data), not encrypted: health data in clear"
+			} else {
+				o.ClearWhy = "a " + ctype + " part (" + strings.TrimSpace(desc) + ") is not encrypted (its content " + notEnveloped(kind) + "): health data in clear"
+			}
 		}
 		return true
 	})
@@ -65,11 +92,37 @@ func InspectOutbound(raw []byte, rcpts []string) Outbound {
 		o.Clear = true
 		o.ClearWhy = "a part of this lot does not parse as MIME: the guard could not read it to its end, so its care sheets are not proven encrypted"
 	}
-	if o.Lot && !o.SMIME && !o.Clear {
+	if o.Lot && !o.Encrypted && !o.Clear {
 		o.Clear = true
-		o.ClearWhy = "a mail to a fund with no S/MIME (application/pkcs7-mime) part: the care sheets would travel in clear"
+		switch {
+		case signed:
+			o.ClearWhy = "a mail to a fund that is only signed (CMS signed-data), not encrypted: its care sheets are readable by anyone"
+		case mislabelled != "":
+			o.ClearWhy = "a mail to a fund with no S/MIME encrypted part (" + mislabelled + "): the care sheets would travel in clear"
+		default:
+			o.ClearWhy = "a mail to a fund with no S/MIME encrypted part (no CMS enveloped-data): the care sheets would travel in clear"
+		}
 	}
 	return o
+}
+
+// sniffPart reads the first bytes of a part's decoded content into prefix
+// and sniffs them. The rest of the body is left unread: the multipart
+// reader skips it on its way to the next part, without holding it.
+func sniffPart(e *message.Entity, prefix []byte) CMSKind {
+	n, _ := io.ReadFull(io.LimitReader(e.Body, int64(len(prefix))), prefix)
+	return SniffCMS(prefix[:n])
+}
+
+// notEnveloped says what a part's content is instead of enveloped-data.
+func notEnveloped(k CMSKind) string {
+	switch k {
+	case CMSSigned:
+		return "is CMS signed-data: signed, not encrypted"
+	case CMSOther:
+		return "is CMS of another type than enveloped-data"
+	}
+	return "is not CMS at all"
 }
 
 func isSMIME(ctype string) bool {

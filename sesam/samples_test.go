@@ -20,10 +20,14 @@ func samples() map[string][]byte {
 	lot := sesam.Lot{From: "jean.dupont@laposte.net", Fund: "01422@422.01.rss.fr", Emitter: "12345678901234", Invoices: 3, At: at, Seq: 42, Payload: 600}
 	test := lot
 	test.Fund = sesam.FundAddress("01", "996")
+	single, signed := lot, lot
+	single.Shape, signed.Shape = sesam.LotSinglePart, sesam.LotSignedOnly
 	stamp := strings.Split(lot.Subject(), "/")[2]
 	return map[string][]byte{
 		"lot-smime.eml":         lot.Mail(),
 		"lot-test-fund.eml":     test.Mail(),
+		"lot-single-part.eml":   single.Mail(),
+		"lot-signed-only.eml":   signed.Mail(),
 		"lot-clear.eml":         clearLot(),
 		"arl-positive.eml":      []byte("From: <arl@cpam-exemple.test>\r\nTo: <jean.dupont@laposte.net>\r\nSubject: ARL positif - " + lot.Subject() + "\r\nMessage-ID: <arl-pos@cpam-exemple.test>\r\n\r\nLot " + stamp + " recu et conforme.\r\n"),
 		"arl-negative.eml":      []byte("From: <arl@cpam-exemple.test>\r\nTo: <jean.dupont@laposte.net>\r\nSubject: ARL negatif - " + lot.Subject() + "\r\nMessage-ID: <arl-neg@cpam-exemple.test>\r\n\r\nLot " + stamp + " rejete : fichier non conforme.\r\n"),
@@ -67,7 +71,7 @@ func TestSamples(t *testing.T) {
 		}
 	}
 	o := sesam.InspectOutbound(read("lot-smime.eml"), []string{"01422@422.01.rss.fr"})
-	if !o.Lot || !o.SMIME || o.Clear || o.Test {
+	if !o.Lot || !o.Encrypted || o.Clear || o.Test {
 		t.Errorf("lot-smime.eml: %+v", o)
 	}
 	if o := sesam.InspectOutbound(read("lot-test-fund.eml"), []string{"01996@996.01.rss.fr"}); !o.Test || o.Clear {
@@ -75,6 +79,12 @@ func TestSamples(t *testing.T) {
 	}
 	if o := sesam.InspectOutbound(read("lot-clear.eml"), []string{"01422@422.01.rss.fr"}); !o.Clear {
 		t.Errorf("lot-clear.eml: %+v", o)
+	}
+	if o := sesam.InspectOutbound(read("lot-single-part.eml"), []string{"01422@422.01.rss.fr"}); !o.Lot || !o.Encrypted || o.Clear {
+		t.Errorf("lot-single-part.eml: %+v", o)
+	}
+	if o := sesam.InspectOutbound(read("lot-signed-only.eml"), []string{"01422@422.01.rss.fr"}); !o.Lot || o.Encrypted || !o.Clear || !strings.Contains(o.ClearWhy, "only signed") {
+		t.Errorf("lot-signed-only.eml: %+v", o)
 	}
 	if n := sesam.Classify(read("noemie-reject.eml"), nil); len(n.Rejects) != 1 || n.Rejects[0].Label != "ACTE NON REMBOURSABLE" {
 		t.Errorf("noemie-reject.eml: %+v", n.Rejects)

@@ -64,7 +64,7 @@ func clearLot() []byte {
 func TestInspectOutboundTellsEncryptedFromClear(t *testing.T) {
 	lot := sesam.Lot{From: "jean.dupont@laposte.net", Fund: "01422@422.01.rss.fr", Emitter: "12345678901234", Invoices: 3, At: time.Now(), Seq: 1}
 	o := sesam.InspectOutbound(lot.Mail(), []string{lot.Fund})
-	if !o.Lot || !o.SMIME || o.Clear || o.Fund.String() != "01422" || !o.SubjectOK || o.Subject.Invoices != 3 || o.Test {
+	if !o.Lot || !o.Encrypted || o.Clear || o.Fund.String() != "01422" || !o.SubjectOK || o.Subject.Invoices != 3 || o.Test {
 		t.Fatalf("S/MIME lot: %+v", o)
 	}
 	o = sesam.InspectOutbound(clearLot(), []string{"01422@422.01.rss.fr"})
@@ -199,6 +199,8 @@ func FuzzParseNoemie(f *testing.F) {
 func FuzzInspect(f *testing.F) {
 	f.Add(clearLot())
 	f.Add(ediMail("NOEMIE", []byte("000x"), true))
+	f.Add(testLot(sesam.LotSinglePart).Mail())
+	f.Add(testLot(sesam.LotSignedOnly).Mail())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		sesam.InspectOutbound(b, []string{"01422@422.01.rss.fr"})
 		total := 0

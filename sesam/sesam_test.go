@@ -61,7 +61,7 @@ func TestACRCRLFLotIsReadLikeItsCRLFTwin(t *testing.T) {
 		t.Fatalf("headers differ: %+v vs %+v", a, b)
 	}
 	a, b := sesam.InspectOutbound(crlf, []string{lot.Fund}), sesam.InspectOutbound(crcrlf, []string{lot.Fund})
-	if a != b || !b.SMIME || b.Clear {
+	if a != b || !b.Encrypted || b.Clear {
 		t.Fatalf("inspection differs: %+v vs %+v", a, b)
 	}
 }
