@@ -45,6 +45,19 @@ type SMTPFailure struct {
 // the same mail later.
 func (f SMTPFailure) Temporary() bool { return f.Code >= 400 && f.Code < 500 }
 
+// WontClear reports whether the failure will last until someone changes a
+// setting (a refused password, an unverifiable certificate, the relay's
+// own files): retrying alone will not get the mail through.
+func (f SMTPFailure) WontClear() bool {
+	switch f.Cause {
+	case CauseCertificate, CauseUnsupported, CauseLocal:
+		return true
+	case CauseReply:
+		return f.Code >= 500 && (f.Stage == StageLogin || f.Stage == StageMailFrom)
+	}
+	return false
+}
+
 // ExplainSMTPFailure says in plain French what failed, as a clause to
 // follow "Motif : " or a colon: lower case, no final full stop, no word of
 // the provider's own text (that goes on the "Détail technique" line). lot
@@ -105,7 +118,7 @@ func ExplainSMTPFailure(f SMTPFailure, lot bool) string {
 	case tooBig(f):
 		s = what + " est trop volumineux pour votre messagerie"
 	case strings.HasPrefix(f.Enhanced[min(len(f.Enhanced), 1):], ".7."):
-		s = "votre messagerie a refusé " + what + " par une règle de sécurité (anti-spam)"
+		s = "votre messagerie a refusé " + what + " par une règle de sécurité"
 	default:
 		s = "votre messagerie a refusé " + what
 	}

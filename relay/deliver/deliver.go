@@ -228,12 +228,7 @@ func (w *Worker) retryLater(ctx context.Context, m store.Message, ue *upstreamEr
 // could not be delivered within its lifetime, ue being the last failure.
 func (w *Worker) bounce(ctx context.Context, m store.Message, ue *upstreamError, expired time.Duration) {
 	body, _ := w.st.Body(m.ID)
-	r := w.report(m, body, ue)
-	r.action, r.status, r.expired = "failed", statusOf(ue.text, "5.0.0"), expired
-	if expired > 0 {
-		r.diagnosis = fmt.Sprintf("no delivery after %s; last error: %s", expired, ue.text)
-		r.status = statusOf(r.diagnosis, "4.4.7")
-	}
+	r := w.bounceReport(m, body, ue, expired)
 	why := r.diagnosis
 	if err := w.st.Bounce(ctx, m.ID, why, r.build()); err != nil {
 		w.storeFailed("recording a bounce", m.ID, err)
@@ -244,8 +239,7 @@ func (w *Worker) bounce(ctx context.Context, m store.Message, ue *upstreamError,
 
 func (w *Worker) notify(ctx context.Context, m store.Message, ue *upstreamError, expiry time.Time) {
 	body, _ := w.st.Body(m.ID)
-	r := w.report(m, body, ue)
-	r.action, r.status, r.retryTill = "delayed", statusOf(ue.text, "4.0.0"), expiry
+	r := w.delayReport(m, body, ue, expiry)
 	if err := w.st.AddDelayNotice(ctx, m.ID, r.build()); err != nil {
 		w.storeFailed("storing a delay notice", m.ID, err)
 		return

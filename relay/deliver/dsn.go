@@ -38,7 +38,26 @@ type report struct {
 	now       time.Time
 }
 
-// report starts the notice about m, whose last failure is ue.
+// bounceReport is the notice that m is given up: the provider refused it
+// for good, or (expired > 0) it was not delivered within its lifetime, ue
+// being the last failure.
+func (w *Worker) bounceReport(m store.Message, body []byte, ue *upstreamError, expired time.Duration) report {
+	r := w.report(m, body, ue)
+	r.action, r.status, r.expired = "failed", statusOf(ue.text, "5.0.0"), expired
+	if expired > 0 {
+		r.diagnosis = fmt.Sprintf("no delivery after %s; last error: %s", expired, ue.text)
+		r.status = statusOf(r.diagnosis, "4.4.7")
+	}
+	return r
+}
+
+// delayReport is the notice that m still waits, retried until expiry.
+func (w *Worker) delayReport(m store.Message, body []byte, ue *upstreamError, expiry time.Time) report {
+	r := w.report(m, body, ue)
+	r.action, r.status, r.retryTill = "delayed", statusOf(ue.text, "4.0.0"), expiry
+	return r
+}
+
 func (w *Worker) report(m store.Message, body []byte, ue *upstreamError) report {
 	return report{hostname: w.hostname, upstream: w.acct.Upstream.SMTP.Host, msg: m, headers: headerBlock(body),
 		diagnosis: ue.text, failure: ue.fail, contact: w.contact, now: time.Now()}
@@ -135,18 +154,22 @@ func (r report) human() string {
 	case r.action == "failed":
 		p("%s n'a pas pu être remis : %s.\n\n", capital(what), why)
 	default:
-		p("%s n'est pas encore parti%s : %s. Le relais réessaie automatiquement jusqu'au %s.\n\n", capital(what), prefixed(" ", forFund(o)), why, sesam.FrenchDate(r.retryTill))
+		p("%s n'est pas encore parti%s : %s. Le relais réessaie automatiquement jusqu'au %s ; passé ce délai, vous recevrez un avis de non-remise.\n\n", capital(what), prefixed(" ", forFund(o)), why, sesam.FrenchDate(r.retryTill))
 	}
 
+	later := r.technician("Si le problème dure, appelez")
+	if r.failure.WontClear() {
+		later = "Ce problème ne se réglera pas tout seul : " + strings.TrimSuffix(r.technician("appelez"), ".") + " aujourd'hui."
+	}
 	switch {
 	case r.action == "failed" && o.Lot:
 		p("Ce lot n'est pas parvenu à la caisse : une fois le problème réglé, renvoyez-le depuis votre logiciel de facturation. %s Si l'envoi reste impossible, prévenez votre caisse ; en dernier recours, utilisez des feuilles de soins papier.\n\n", r.technician("Pour régler le problème, appelez"))
 	case r.action == "failed":
-		p("Ce message n'a pas été remis : une fois le problème réglé, renvoyez-le. %s\n\n", r.technician("Si le problème dure, appelez"))
+		p("Une fois le problème réglé, renvoyez-le. %s\n\n", r.technician("Si le problème dure, appelez"))
 	case o.Lot:
-		p("Ne renvoyez pas ce lot : il partira de lui-même dès que votre messagerie l'acceptera, et un second envoi serait refusé par la caisse comme doublon. %s\n\n", r.technician("Si le problème dure, appelez"))
+		p("Ne renvoyez pas ce lot : il partira de lui-même dès que votre messagerie l'acceptera, et un second envoi serait refusé par la caisse comme doublon. %s\n\n", later)
 	default:
-		p("Ne renvoyez pas ce message : il partira de lui-même dès que votre messagerie l'acceptera. %s\n\n", r.technician("Si le problème dure, appelez"))
+		p("Ne renvoyez pas ce message : il partira de lui-même dès que votre messagerie l'acceptera. %s\n\n", later)
 	}
 	switch {
 	case o.Lot && o.Test:
