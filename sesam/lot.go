@@ -37,14 +37,26 @@ type LotSubject struct {
 	Prefix   string    // "IR", or "IR" and 6 digits: implementations disagree
 	Emitter  string    // 14 characters, the practitioner's emitter number
 	Stamp    string    // 19 digits: YYYYMMDDHHMMSS and 5 more
-	At       time.Time // the stamp's date and time, read in the relay's local zone (the billing software's PC is on the same LAN)
+	At       time.Time // the stamp's date and time, read in Europe/Paris unless configured otherwise (ParseLotSubjectIn)
 	Invoices int
 }
 
 // ParseLotSubject reads a lot Subject leniently: spaces around fields,
 // lower-case prefix, a stamp or count with fewer digits are accepted; what
-// cannot be a lot is refused.
+// cannot be a lot is refused. The stamp is read in Europe/Paris, the
+// practices' zone, not the machine's: on a box kept in UTC a lot stamped
+// 10:15 was shown as 11:15.
 func ParseLotSubject(subject string) (LotSubject, error) {
+	return ParseLotSubjectIn(subject, paris())
+}
+
+// ParseLotSubjectIn is ParseLotSubject with the stamp read in loc (nil
+// means Europe/Paris), for a practice whose billing software keeps another
+// zone (the overseas departments).
+func ParseLotSubjectIn(subject string, loc *time.Location) (LotSubject, error) {
+	if loc == nil {
+		loc = paris()
+	}
 	f := strings.Split(strings.TrimSpace(subject), "/")
 	if len(f) != 4 {
 		return LotSubject{}, fmt.Errorf("not 4 fields separated by '/'")
@@ -62,7 +74,7 @@ func ParseLotSubject(subject string) (LotSubject, error) {
 	if len(ls.Stamp) < 14 || !digits(ls.Stamp) {
 		return ls, fmt.Errorf("stamp %q does not start with YYYYMMDDHHMMSS", ls.Stamp)
 	}
-	at, err := time.ParseInLocation("20060102150405", ls.Stamp[:14], time.Local)
+	at, err := time.ParseInLocation("20060102150405", ls.Stamp[:14], loc)
 	if err != nil {
 		return ls, fmt.Errorf("stamp %q is not a date: %v", ls.Stamp, err)
 	}

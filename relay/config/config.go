@@ -49,6 +49,10 @@ type Sesam struct {
 	// WarnBillingLogin also sends the warnings to the account's own login
 	// (the billing software), which otherwise never sees them.
 	WarnBillingLogin bool `toml:"warn_billing_login"`
+	// Contact names the practice's technician and phone, printed in every
+	// notice that asks the practitioner to call them ("Martin
+	// Informatique, 04 00 00 00 00"). Empty: "appelez votre technicien".
+	Contact string `toml:"contact"`
 	// Rules classify returns before the built-in guesses: how the funds
 	// label ARLs and returns varies and was not found in public sources.
 	Rules []Rule `toml:"rule"`

@@ -243,7 +243,7 @@ func (d *daemon) replaceAccounts(old, cfg *config.Config) {
 	defer d.mu.Unlock()
 	for _, a := range cfg.Accounts {
 		if d.workers[a.Name] == nil {
-			w := deliver.NewWorker(a, cfg.Delivery, cfg.Hostname, d.st, d.log)
+			w := deliver.NewWorker(a, cfg.Delivery, cfg.Hostname, cfg.Sesam.Contact, d.st, d.log)
 			d.workers[a.Name] = &worker{Worker: w, acct: a, task: start(w.Run)}
 		}
 		// One loop per account: it polls at the times of its cron schedule

@@ -18,6 +18,7 @@ import (
 	"github.com/sesam-relay/sesam-relay/relay/config"
 	"github.com/sesam-relay/sesam-relay/relay/internal/smtpwire"
 	"github.com/sesam-relay/sesam-relay/relay/store"
+	"github.com/sesam-relay/sesam-relay/sesam"
 )
 
 // idleKeep is how long a connection stays open after a burst, in case the
@@ -29,6 +30,7 @@ type Worker struct {
 	acct     config.Account
 	opt      config.Delivery
 	hostname string
+	contact  string // the technician, named in the practitioner's notices
 	st       *store.Store
 	log      *slog.Logger
 
@@ -40,13 +42,14 @@ type Worker struct {
 	client    *smtp.Client
 }
 
-// NewWorker returns a worker for one account; Run starts it.
-func NewWorker(acct config.Account, opt config.Delivery, hostname string, st *store.Store, log *slog.Logger) *Worker {
+// NewWorker returns a worker for one account; Run starts it. contact (the
+// sesam.contact setting) names the technician in the notices it writes.
+func NewWorker(acct config.Account, opt config.Delivery, hostname, contact string, st *store.Store, log *slog.Logger) *Worker {
 	h, _ := st.Health(acct.Name)
 	// A restart clears a pause after a refused login: restarting is how the
 	// technician says "I fixed the password, try now".
 	h.PausedUntil, h.NextTry = time.Time{}, time.Time{}
-	return &Worker{acct: acct, opt: opt, hostname: hostname, st: st, log: log.With("account", acct.Name, "upstream", acct.Upstream.SMTP.String()), health: h}
+	return &Worker{acct: acct, opt: opt, hostname: hostname, contact: contact, st: st, log: log.With("account", acct.Name, "upstream", acct.Upstream.SMTP.String()), health: h}
 }
 
 // Health returns the account's upstream health as the worker sees it.
@@ -176,7 +179,7 @@ func (w *Worker) setHealth(f func(h *store.Health)) {
 func (w *Worker) connectionFailed(ctx context.Context, due []store.Message, err error) {
 	ue, ok := err.(*upstreamError)
 	if !ok {
-		ue = &upstreamError{temporary, err.Error()}
+		ue = &upstreamError{kind: temporary, text: err.Error(), fail: sesam.SMTPFailure{Stage: sesam.StageConnect, Cause: sesam.CauseNetwork}}
 	}
 	w.fails++
 	now := time.Now()
@@ -196,16 +199,17 @@ func (w *Worker) connectionFailed(ctx context.Context, due []store.Message, err 
 	})
 	w.log.Warn("upstream unavailable; mail waits", "error", ue.text, "next_try", next.Format(time.RFC3339), "waiting", len(due))
 	for _, m := range due {
-		w.retryLater(ctx, m, ue.text, next)
+		w.retryLater(ctx, m, ue, next)
 	}
 }
 
 // retryLater defers m, or bounces it when its lifetime is over.
-func (w *Worker) retryLater(ctx context.Context, m store.Message, why string, next time.Time) {
+func (w *Worker) retryLater(ctx context.Context, m store.Message, ue *upstreamError, next time.Time) {
+	why := ue.text
 	expiry := m.Received.Add(w.opt.Lifetime.D())
 	now := time.Now()
 	if !now.Before(expiry) {
-		w.bounce(ctx, m, fmt.Sprintf("no delivery after %s; last error: %s", w.opt.Lifetime.D(), why), "4.4.7")
+		w.bounce(ctx, m, ue, w.opt.Lifetime.D())
 		return
 	}
 	if next.After(expiry) {
@@ -216,14 +220,16 @@ func (w *Worker) retryLater(ctx context.Context, m store.Message, why string, ne
 		return
 	}
 	if !m.NoticeSent && now.Sub(m.Received) >= w.opt.DelayNotice.D() {
-		w.notify(ctx, m, why, expiry)
+		w.notify(ctx, m, ue, expiry)
 	}
 }
 
-func (w *Worker) bounce(ctx context.Context, m store.Message, why, status string) {
+// bounce gives m up: the provider refused it for good, or (expired > 0) it
+// could not be delivered within its lifetime, ue being the last failure.
+func (w *Worker) bounce(ctx context.Context, m store.Message, ue *upstreamError, expired time.Duration) {
 	body, _ := w.st.Body(m.ID)
-	r := report{hostname: w.hostname, upstream: w.acct.Upstream.SMTP.Host, msg: m, headers: headerBlock(body),
-		action: "failed", status: statusOf(why, status), diagnosis: why, now: time.Now()}
+	r := w.bounceReport(m, body, ue, expired)
+	why := r.diagnosis
 	if err := w.st.Bounce(ctx, m.ID, why, r.build()); err != nil {
 		w.storeFailed("recording a bounce", m.ID, err)
 		return
@@ -231,10 +237,9 @@ func (w *Worker) bounce(ctx context.Context, m store.Message, why, status string
 	w.log.Warn("mail bounced to the sender's mailbox", "id", m.ID, "message_id", m.MessageID, "reason", why)
 }
 
-func (w *Worker) notify(ctx context.Context, m store.Message, why string, expiry time.Time) {
+func (w *Worker) notify(ctx context.Context, m store.Message, ue *upstreamError, expiry time.Time) {
 	body, _ := w.st.Body(m.ID)
-	r := report{hostname: w.hostname, upstream: w.acct.Upstream.SMTP.Host, msg: m, headers: headerBlock(body),
-		action: "delayed", status: statusOf(why, "4.0.0"), diagnosis: why, retryTill: expiry, now: time.Now()}
+	r := w.delayReport(m, body, ue, expiry)
 	if err := w.st.AddDelayNotice(ctx, m.ID, r.build()); err != nil {
 		w.storeFailed("storing a delay notice", m.ID, err)
 		return
@@ -260,9 +265,9 @@ func (w *Worker) sendOne(ctx context.Context, m store.Message) bool {
 		var se *smtp.SMTPError
 		isReply := errors.As(err, &se)
 		if ue.kind == permanent {
-			w.bounce(ctx, m, ue.text, "5.0.0")
+			w.bounce(ctx, m, ue, 0)
 		} else {
-			w.retryLater(ctx, m, ue.text, time.Now().Add(w.opt.Backoff(m.Attempts+1)))
+			w.retryLater(ctx, m, ue, time.Now().Add(w.opt.Backoff(m.Attempts+1)))
 		}
 		if !isReply || c.Reset() != nil {
 			w.drop()

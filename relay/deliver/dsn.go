@@ -20,6 +20,9 @@ import (
 // report builds an RFC 3464 delivery status notification whose
 // human-readable part is in French: it lands in the practitioner's mailbox,
 // where the billing software reads it the way it would read the provider's.
+// The French text follows FRENCH.md: the point in the subject, what
+// happened, what to do, the deadline, and the provider's raw reply only on
+// the last line, for the technician.
 type report struct {
 	hostname  string
 	upstream  string // the provider's host, for Remote-MTA
@@ -27,9 +30,37 @@ type report struct {
 	headers   []byte // the original header block, for text/rfc822-headers
 	action    string // "failed" or "delayed"
 	status    string // e.g. 5.1.1
-	diagnosis string // what the provider said, or why we gave up
+	diagnosis string // what the provider said, or why we gave up (English, for the technician)
+	failure   sesam.SMTPFailure
+	expired   time.Duration // a failure because the lifetime ran out after this long
+	contact   string        // the technician, from sesam.contact
 	retryTill time.Time
 	now       time.Time
+}
+
+// bounceReport is the notice that m is given up: the provider refused it
+// for good, or (expired > 0) it was not delivered within its lifetime, ue
+// being the last failure.
+func (w *Worker) bounceReport(m store.Message, body []byte, ue *upstreamError, expired time.Duration) report {
+	r := w.report(m, body, ue)
+	r.action, r.status, r.expired = "failed", statusOf(ue.text, "5.0.0"), expired
+	if expired > 0 {
+		r.diagnosis = fmt.Sprintf("no delivery after %s; last error: %s", expired, ue.text)
+		r.status = statusOf(r.diagnosis, "4.4.7")
+	}
+	return r
+}
+
+// delayReport is the notice that m still waits, retried until expiry.
+func (w *Worker) delayReport(m store.Message, body []byte, ue *upstreamError, expiry time.Time) report {
+	r := w.report(m, body, ue)
+	r.action, r.status, r.retryTill = "delayed", statusOf(ue.text, "4.0.0"), expiry
+	return r
+}
+
+func (w *Worker) report(m store.Message, body []byte, ue *upstreamError) report {
+	return report{hostname: w.hostname, upstream: w.acct.Upstream.SMTP.Host, msg: m, headers: headerBlock(body),
+		diagnosis: ue.text, failure: ue.fail, contact: w.contact, now: time.Now()}
 }
 
 var enhanced = regexp.MustCompile(`\b([245]\.\d{1,3}\.\d{1,3})\b`)
@@ -42,36 +73,171 @@ func statusOf(text, def string) string {
 	return def
 }
 
+// maxSubject keeps the subject readable in a phone's list of mail.
+const maxSubject = 59
+
 func (r report) subject() string {
-	subj := r.msg.Subject
+	o := r.outbound()
+	if o.Lot {
+		s := "Lot non transmis"
+		if r.action != "failed" {
+			s = "Lot en attente d'envoi"
+		}
+		if o.Fund != (sesam.Fund{}) {
+			s += " : " + o.Fund.French()
+		}
+		return s
+	}
+	s := "Message non remis : "
+	if r.action != "failed" {
+		s = "Message en attente d'envoi : "
+	}
+	subj := strings.TrimSpace(r.msg.Subject)
 	if subj == "" {
 		subj = "(sans objet)"
 	}
-	if r.action == "failed" {
-		return "Non remis : " + subj
+	if room := maxSubject - len([]rune(s)); len([]rune(subj)) > room {
+		subj = strings.TrimSpace(string([]rune(subj)[:room-1])) + "…"
 	}
-	return "Toujours en attente : " + subj
+	return s + subj
+}
+
+// outbound is what the notice can tell of the mail: a lot, its fund, its
+// stamp and invoice count (sesam.InspectOutbound decides what a lot is).
+func (r report) outbound() sesam.Outbound {
+	return sesam.InspectOutbound(r.headers, r.msg.To)
+}
+
+// technician is the sentence that sends the practitioner to their
+// technician, named when the contact setting is there.
+func (r report) technician(lead string) string {
+	c := strings.TrimSpace(r.contact)
+	if c == "" {
+		return lead + " votre technicien."
+	}
+	return lead + " votre technicien (" + c + ")."
 }
 
 func (r report) human() string {
+	o := r.outbound()
 	var b strings.Builder
-	fmt.Fprintf(&b, "Bonjour,\n\n")
-	if r.action == "failed" {
-		fmt.Fprintf(&b, "Le relais de messagerie de votre cabinet (sesam-relay, %s) n'a pas pu remettre ce message à votre fournisseur de messagerie.\n\n", r.hostname)
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	p("Bonjour,\n\n")
+
+	// What: "votre lot du 24/11/2026 à 10:15 (12 factures)", "votre message « Objet » pour 2 destinataires".
+	var what, dest string
+	if o.Lot {
+		what = "votre lot"
+		if o.SubjectOK {
+			what += fmt.Sprintf(" du %s (%s)", sesam.FrenchDate(o.Subject.At), sesam.Plural(o.Subject.Invoices, "facture", "factures"))
+		}
+		dest = "à la caisse"
+		if o.Fund != (sesam.Fund{}) {
+			dest = toFund("à", o.Fund)
+		}
 	} else {
-		fmt.Fprintf(&b, "Le relais de messagerie de votre cabinet (sesam-relay, %s) n'a pas encore pu remettre ce message à votre fournisseur de messagerie. Il continue d'essayer automatiquement.\n\n", r.hostname)
+		what = "votre message"
+		if s := strings.TrimSpace(r.msg.Subject); s != "" {
+			what += " « " + s + " »"
+		}
+		if len(r.msg.To) > 1 {
+			what += " pour " + sesam.Plural(len(r.msg.To), "destinataire", "destinataires")
+		}
 	}
-	fmt.Fprintf(&b, "  Objet :           %s\n", r.msg.Subject)
-	fmt.Fprintf(&b, "  Destinataire(s) : %s\n", strings.Join(r.msg.To, ", "))
-	fmt.Fprintf(&b, "  Déposé le :       %s\n", sesam.FrenchDate(r.msg.Received))
-	fmt.Fprintf(&b, "  Motif :           %s\n\n", r.diagnosis)
-	if r.action == "failed" {
-		fmt.Fprintf(&b, "Ce message n'a PAS été transmis. S'il s'agit d'un lot de feuilles de soins électroniques (FSE), il n'est pas parvenu à la caisse : une fois le problème réglé, renvoyez-le depuis votre logiciel de facturation, ou appelez votre technicien.\n")
+	why := sesam.ExplainSMTPFailure(r.failure, o.Lot)
+
+	switch {
+	case r.action == "failed" && r.expired > 0:
+		p("Pendant %s, le relais de votre cabinet a essayé en vain de transmettre %s%s : %s.\n\n", sesam.FrenchDuration(r.expired), what, prefixed(" ", dest), why)
+	case r.action == "failed" && o.Lot:
+		p("%s n'a pas pu être transmis %s : %s.\n\n", capital(what), dest, why)
+	case r.action == "failed":
+		p("%s n'a pas pu être remis : %s.\n\n", capital(what), why)
+	default:
+		p("%s n'est pas encore parti%s : %s. Le relais réessaie automatiquement jusqu'au %s ; passé ce délai, vous recevrez un avis de non-remise.\n\n", capital(what), prefixed(" ", forFund(o)), why, sesam.FrenchDate(r.retryTill))
+	}
+
+	later := r.technician("Si le problème dure, appelez")
+	if r.failure.WontClear() {
+		later = "Ce problème ne se réglera pas tout seul : " + strings.TrimSuffix(r.technician("appelez"), ".") + " aujourd'hui."
+	}
+	switch {
+	case r.action == "failed" && o.Lot:
+		p("Ce lot n'est pas parvenu à la caisse : une fois le problème réglé, renvoyez-le depuis votre logiciel de facturation. %s Si l'envoi reste impossible, prévenez votre caisse ; en dernier recours, utilisez des feuilles de soins papier.\n\n", r.technician("Pour régler le problème, appelez"))
+	case r.action == "failed":
+		p("Une fois le problème réglé, renvoyez-le. %s\n\n", r.technician("Si le problème dure, appelez"))
+	case o.Lot:
+		p("Ne renvoyez pas ce lot : il partira de lui-même dès que votre messagerie l'acceptera, et un second envoi serait refusé par la caisse comme doublon. %s\n\n", later)
+	default:
+		p("Ne renvoyez pas ce message : il partira de lui-même dès que votre messagerie l'acceptera. %s\n\n", later)
+	}
+	switch {
+	case o.Lot && o.Test:
+		p("C'est un lot de test : aucun délai ne court.\n\n")
+	case o.Lot:
+		p("Le délai de 3 jours ouvrés (8 en tiers payant) court toujours.\n\n")
+	}
+
+	// The facts, to find the mail in the billing software.
+	fact := func(k, v string) { p("  %-16s %s\n", k+" :", v) }
+	if o.Lot {
+		if o.Fund != (sesam.Fund{}) {
+			fact("Caisse", o.Fund.French())
+		}
+		if o.SubjectOK {
+			fact("Lot", fmt.Sprintf("du %s, %s, émetteur %s", sesam.FrenchDate(o.Subject.At), sesam.Plural(o.Subject.Invoices, "facture", "factures"), o.Subject.Emitter))
+		}
 	} else {
-		fmt.Fprintf(&b, "Vous n'avez rien à faire pour l'instant. Ne renvoyez pas ce lot : il partira dès que votre fournisseur l'acceptera, et un second envoi serait refusé par la caisse comme doublon. Le relais essaiera jusqu'au %s ; passé ce délai, vous recevrez un avis de non-remise.\n", sesam.FrenchDate(r.retryTill))
+		fact("Objet", r.msg.Subject)
+		if len(r.msg.To) > 1 {
+			fact("Destinataires", strings.Join(r.msg.To, ", "))
+		} else {
+			fact("Destinataire", strings.Join(r.msg.To, ", "))
+		}
 	}
-	fmt.Fprintf(&b, "\n-- \nsesam-relay, relais de messagerie du cabinet (message n° %d)\n", r.msg.ID)
+	fact("Déposé le", sesam.FrenchDate(r.msg.Received))
+	fact("Relais", fmt.Sprintf("sesam-relay sur %s, message n° %d", r.hostname, r.msg.ID))
+	p("\nDétail technique : %s\n", oneLine(r.diagnosis))
 	return b.String()
+}
+
+// toFund is "à la CPAM n° 422 (régime général)", "au RSI n° 751 (indépendants)".
+func toFund(prep string, f sesam.Fund) string {
+	name := f.French()
+	switch {
+	case strings.HasPrefix(name, "RSI") && prep == "à":
+		return "au " + name
+	case strings.HasPrefix(name, "RSI"):
+		return prep + " le " + name
+	}
+	return prep + " la " + name
+}
+
+// forFund is "pour la CPAM n° 422 (régime général)", or "" when the mail
+// is not a lot for a known fund.
+func forFund(o sesam.Outbound) string {
+	switch {
+	case !o.Lot:
+		return ""
+	case o.Fund == (sesam.Fund{}):
+		return "pour la caisse"
+	}
+	return toFund("pour", o.Fund)
+}
+
+func prefixed(sep, s string) string {
+	if s == "" {
+		return ""
+	}
+	return sep + s
+}
+
+// capital starts a sentence: "votre lot" → "Votre lot".
+func capital(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // build returns the notification's bytes with CRLF line endings.

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sesam-relay/sesam-relay/relay/config"
+	"github.com/sesam-relay/sesam-relay/sesam"
 )
 
 // failKind says what a failure means for what we do next.
@@ -24,15 +25,63 @@ const (
 	authRefused                 // the provider refused our login: long pause
 )
 
-// upstreamError is a failure talking to the provider, in words a technician can act on.
+// upstreamError is a failure talking to the provider, in words a technician
+// can act on (text, in English, for the logs and the DSN's Diagnostic-Code),
+// and in the terms sesam.ExplainSMTPFailure words for the practitioner.
 type upstreamError struct {
 	kind failKind
 	text string
+	fail sesam.SMTPFailure
+}
+
+// stageOf maps the stage names used in the technician's text to the stages
+// the practitioner's notice explains.
+func stageOf(stage string) sesam.Stage {
+	switch {
+	case stage == "connect":
+		return sesam.StageConnect
+	case stage == "TLS handshake" || stage == "STARTTLS":
+		return sesam.StageTLS
+	case stage == "login":
+		return sesam.StageLogin
+	case stage == "MAIL FROM":
+		return sesam.StageMailFrom
+	case strings.HasPrefix(stage, "RCPT TO"):
+		return sesam.StageRcpt
+	case stage == "DATA":
+		return sesam.StageData
+	case stage == "sending the body":
+		return sesam.StageBody
+	case stage == "the final dot":
+		return sesam.StageDot
+	}
+	return sesam.StageConnect
 }
 
 func (e *upstreamError) Error() string { return e.text }
 
 func classify(stage string, host string, err error) *upstreamError {
+	ue := classifyText(stage, host, err)
+	ue.fail.Stage = stageOf(stage)
+	var se *smtp.SMTPError
+	var ne net.Error
+	switch {
+	case errors.As(err, &se):
+		ue.fail.Cause, ue.fail.Code = sesam.CauseReply, se.Code
+		if se.EnhancedCode[0] > 0 {
+			ue.fail.Enhanced = fmt.Sprintf("%d.%d.%d", se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
+		}
+	case config.CertificateError(err):
+		ue.fail.Cause = sesam.CauseCertificate
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
+		ue.fail.Cause = sesam.CauseTimeout
+	default:
+		ue.fail.Cause = sesam.CauseNetwork
+	}
+	return ue
+}
+
+func classifyText(stage string, host string, err error) *upstreamError {
 	var se *smtp.SMTPError
 	if errors.As(err, &se) {
 		reply := fmt.Sprintf("%d %d.%d.%d %s", se.Code, se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2], se.Message)
@@ -41,24 +90,24 @@ func classify(stage string, host string, err error) *upstreamError {
 		}
 		switch {
 		case stage == "login" && se.Code >= 500:
-			return &upstreamError{authRefused, fmt.Sprintf("%s refused the login: %s — credentials rejected; the password may have changed or the provider may require a password reset", host, reply)}
+			return &upstreamError{kind: authRefused, text: fmt.Sprintf("%s refused the login: %s — credentials rejected; the password may have changed or the provider may require a password reset", host, reply)}
 		case se.Code >= 500 && stage != "connect":
-			return &upstreamError{permanent, fmt.Sprintf("%s refused the mail at %s: %s", host, stage, reply)}
+			return &upstreamError{kind: permanent, text: fmt.Sprintf("%s refused the mail at %s: %s", host, stage, reply)}
 		default:
-			return &upstreamError{temporary, fmt.Sprintf("%s answered %s at %s", host, reply, stage)}
+			return &upstreamError{kind: temporary, text: fmt.Sprintf("%s answered %s at %s", host, reply, stage)}
 		}
 	}
 	if config.CertificateError(err) {
-		return &upstreamError{temporary, fmt.Sprintf("the certificate of %s could not be verified (%v) — set ca_file if the provider uses a private CA", host, err)}
+		return &upstreamError{kind: temporary, text: fmt.Sprintf("the certificate of %s could not be verified (%v) — set ca_file if the provider uses a private CA", host, err)}
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return &upstreamError{temporary, fmt.Sprintf("%s did not answer in time at %s", host, stage)}
+		return &upstreamError{kind: temporary, text: fmt.Sprintf("%s did not answer in time at %s", host, stage)}
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return &upstreamError{temporary, fmt.Sprintf("%s did not answer in time at %s", host, stage)}
+		return &upstreamError{kind: temporary, text: fmt.Sprintf("%s did not answer in time at %s", host, stage)}
 	}
-	return &upstreamError{temporary, fmt.Sprintf("%s unreachable at %s: %v", host, stage, err)}
+	return &upstreamError{kind: temporary, text: fmt.Sprintf("%s unreachable at %s: %v", host, stage, err)}
 }
 
 // dial opens an authenticated connection to an account's provider.
@@ -73,7 +122,7 @@ func dial(p config.Provider, hostname string, timeout time.Duration) (*smtp.Clie
 	tlsConf, err := p.TLSConfig(host)
 	if err != nil {
 		conn.Close()
-		return nil, &upstreamError{temporary, err.Error()}
+		return nil, &upstreamError{kind: temporary, text: err.Error(), fail: sesam.SMTPFailure{Stage: sesam.StageTLS, Cause: sesam.CauseLocal}}
 	}
 	var c *smtp.Client
 	switch {
@@ -111,7 +160,8 @@ func dial(p config.Provider, hostname string, timeout time.Duration) (*smtp.Clie
 	}
 	if _, isTLS := c.TLSConnectionState(); !isTLS && !p.Insecure {
 		c.Close()
-		return nil, &upstreamError{temporary, fmt.Sprintf("%s: no TLS, refusing to send the password in clear", host)}
+		return nil, &upstreamError{kind: temporary, text: fmt.Sprintf("%s: no TLS, refusing to send the password in clear", host),
+			fail: sesam.SMTPFailure{Stage: sesam.StageTLS, Cause: sesam.CauseUnsupported}}
 	}
 	if p.Username == "" {
 		conn.SetDeadline(time.Time{})
@@ -120,7 +170,7 @@ func dial(p config.Provider, hostname string, timeout time.Duration) (*smtp.Clie
 	pass, err := p.Password()
 	if err != nil {
 		c.Close()
-		return nil, &upstreamError{authRefused, err.Error()}
+		return nil, &upstreamError{kind: authRefused, text: err.Error(), fail: sesam.SMTPFailure{Stage: sesam.StageLogin, Cause: sesam.CauseLocal}}
 	}
 	var mech sasl.Client
 	switch {
@@ -130,7 +180,8 @@ func dial(p config.Provider, hostname string, timeout time.Duration) (*smtp.Clie
 		mech = sasl.NewLoginClient(p.Username, pass)
 	default:
 		c.Close()
-		return nil, &upstreamError{temporary, fmt.Sprintf("%s offers neither AUTH PLAIN nor LOGIN", host)}
+		return nil, &upstreamError{kind: temporary, text: fmt.Sprintf("%s offers neither AUTH PLAIN nor LOGIN", host),
+			fail: sesam.SMTPFailure{Stage: sesam.StageLogin, Cause: sesam.CauseUnsupported}}
 	}
 	if err := c.Auth(mech); err != nil {
 		c.Close()

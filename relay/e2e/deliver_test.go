@@ -104,10 +104,10 @@ func TestPermanentRefusalBouncesInFrenchToTheSender(t *testing.T) {
 		t.Fatalf("mailbox: %+v", mb)
 	}
 	subject, human, status := dsnParts(t, body(mb[0].ID))
-	if !strings.HasPrefix(subject, "Non remis : lot m-0") {
+	if !strings.HasPrefix(subject, "Message non remis : lot m-0") {
 		t.Fatalf("subject %q", subject)
 	}
-	for _, want := range []string{"n'a pas pu remettre", "n'a PAS été transmis", "550"} {
+	for _, want := range []string{"n'a pas pu être remis : votre messagerie a refusé", "(refus définitif)", "renvoyez-le", "Détail technique : ", "550"} {
 		if !strings.Contains(human, want) {
 			t.Fatalf("French text lacks %q:\n%s", want, human)
 		}
@@ -130,7 +130,7 @@ func TestLifetimeOverBouncesAndDelayNoticeComesFirst(t *testing.T) {
 	}
 	mb, body := r.mailbox()
 	subject, human, status := dsnParts(t, body(mb[0].ID))
-	if !strings.HasPrefix(subject, "Toujours en attente") || !strings.Contains(human, "Ne renvoyez pas ce lot") || !strings.Contains(status, "Action: delayed") {
+	if !strings.HasPrefix(subject, "Message en attente d'envoi") || !strings.Contains(human, "Ne renvoyez pas ce message") || !strings.Contains(status, "Action: delayed") {
 		t.Fatalf("delay notice: %q\n%s\n%s", subject, human, status)
 	}
 	waitFor(t, 15*time.Second, "a bounce at the end of the lifetime", func() bool { return only(t, r).State == store.Bounced })

@@ -24,7 +24,7 @@ func TestBounceIsCollectedByPoplibOverSTLS(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 	_, human, _ := dsnParts(t, res.Messages[0].Raw)
-	if !strings.Contains(human, "n'a pas pu remettre") {
+	if !strings.Contains(human, "n'a pas pu être remis") {
 		t.Fatalf("the DSN's French text is missing:\n%s", human)
 	}
 	if res.Stat[1] != res.Messages[0].Octets {
