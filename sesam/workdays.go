@@ -82,28 +82,24 @@ func (c Calendar) Holiday(t time.Time) (string, bool) {
 	return c.holiday(DateOf(t, c.loc()))
 }
 
+// fixedHolidays are the public holidays on the same day every year.
+var fixedHolidays = map[Date]string{
+	{0, time.January, 1}:   "jour de l'an",
+	{0, time.May, 1}:       "fête du Travail",
+	{0, time.May, 8}:       "victoire 1945",
+	{0, time.July, 14}:     "fête nationale",
+	{0, time.August, 15}:   "Assomption",
+	{0, time.November, 1}:  "Toussaint",
+	{0, time.November, 11}: "armistice 1918",
+	{0, time.December, 25}: "Noël",
+}
+
 func (c Calendar) holiday(d Date) (string, bool) {
-	switch (Date{0, d.Month, d.Day}) {
-	case Date{0, time.January, 1}:
-		return "jour de l'an", true
-	case Date{0, time.May, 1}:
-		return "fête du Travail", true
-	case Date{0, time.May, 8}:
-		return "victoire 1945", true
-	case Date{0, time.July, 14}:
-		return "fête nationale", true
-	case Date{0, time.August, 15}:
-		return "Assomption", true
-	case Date{0, time.November, 1}:
-		return "Toussaint", true
-	case Date{0, time.November, 11}:
-		return "armistice 1918", true
-	case Date{0, time.December, 25}:
-		return "Noël", true
-	case Date{0, time.December, 26}:
-		if c.AlsaceMoselle {
-			return "Saint-Étienne", true
-		}
+	if name, ok := fixedHolidays[Date{0, d.Month, d.Day}]; ok {
+		return name, true
+	}
+	if c.AlsaceMoselle && d.Month == time.December && d.Day == 26 {
+		return "Saint-Étienne", true
 	}
 	e := Easter(d.Year)
 	switch d {
