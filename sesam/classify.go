@@ -15,19 +15,26 @@ type Class string
 
 // The classes. Unknown is a class too: classification never blocks, delays
 // or alters delivery; a mail nobody recognises is served like any other.
+// ARLUnknown is an ARL whose polarity the relay could not establish: it is
+// never read as an acknowledgement (fail closed).
 const (
 	ARLPositive    Class = "arl-positive"
 	ARLNegative    Class = "arl-negative"
+	ARLUnknown     Class = "arl-unknown"
 	NoemiePayment  Class = "noemie-payment"
 	NoemieReject   Class = "noemie-reject"
 	NoemieWarning  Class = "noemie-warning"
+	NoemieNoLot    Class = "noemie-no-lot" // a lump-sum payment or a paper return: no electronic lot
 	Bounce         Class = "bounce"
 	ProviderNotice Class = "provider-notice"
 	Unknown        Class = "unknown"
 )
 
 // Classes lists the classes a rule may name.
-var Classes = []Class{ARLPositive, ARLNegative, NoemiePayment, NoemieReject, NoemieWarning, Bounce, ProviderNotice, Unknown}
+var Classes = []Class{ARLPositive, ARLNegative, ARLUnknown, NoemiePayment, NoemieReject, NoemieWarning, NoemieNoLot, Bounce, ProviderNotice, Unknown}
+
+// IsARL says whether a class is an acknowledgement, of any polarity.
+func (c Class) IsARL() bool { return c == ARLPositive || c == ARLNegative || c == ARLUnknown }
 
 // Rule says: when Field of a mail matches Pattern, the mail is Class. Field
 // is "subject", "from", or "content-description" (of any MIME part).
@@ -37,14 +44,10 @@ type Rule struct {
 	Class   Class
 }
 
-// DefaultRules are guesses (DOMAIN.md: how ARL and return mails are labelled
-// was not found), tried after the config's own rules. Negative before
-// positive: "ARL négatif" must not read as an ARL.
+// DefaultRules are tried after the config's own rules and after the
+// built-in ARL reading (see readARL): how funds label their mail was not
+// found (DOMAIN.md), so no default rule decides an ARL's polarity.
 var DefaultRules = []Rule{
-	{"subject", regexp.MustCompile(`(?i)\bARL\b.*\b(n[ée]gati|rejet|refus)`), ARLNegative},
-	{"content-description", regexp.MustCompile(`(?i)\bARL\b.*\b(n[ée]gati|rejet|refus)`), ARLNegative},
-	{"subject", regexp.MustCompile(`(?i)\bARL\b|accus[ée] de r[ée]ception logique`), ARLPositive},
-	{"content-description", regexp.MustCompile(`(?i)\bARL\b`), ARLPositive},
 	{"from", regexp.MustCompile(`(?i)@(laposte\.net|orange\.fr|wanadoo\.fr|free\.fr|sfr\.fr)\b`), ProviderNotice},
 }
 
@@ -54,13 +57,18 @@ type Inbound struct {
 	Why     string   // which rule or content decided
 	Noemie  *Noemie  // the first NOEMIE file found, if any
 	Rejects []Reject // reject or warning reasons, for the notice
+	ARL     *ARLEvidence
+	// Stamps are the lot stamps (runs of 14 to 19 digits) the mail quotes,
+	// in its header, text or EDI payload: a certain tie to a lot.
+	Stamps []string
 	// For a bounce: the Message-ID and recipients of the mail it is about.
 	OrigMessageID string
 	OrigRcpts     []string
 }
 
 // Classify decides what an inbound mail is: a delivery report is a bounce;
-// then the rules (config first, then defaults); then the NOEMIE content.
+// then the config's rules; then an ARL's polarity from its Subject and
+// payload; then the default rules; then the NOEMIE content.
 // Its cost is bounded (EDIBudget, the MIME walk's bounds): a mail past them
 // is Unknown, with the reason. It never panics: a classifier bug makes the
 // mail Unknown, not the relay crash on every poll.
@@ -70,6 +78,12 @@ func Classify(raw []byte, rules []Rule) (in Inbound) {
 			in = Inbound{Class: Unknown, Why: fmt.Sprintf("the classifier failed on this message (%v); stored without reading it", r)}
 		}
 	}()
+	in = classify(raw, rules)
+	in.Stamps = quotedStamps(raw, in.Stamps)
+	return in
+}
+
+func classify(raw []byte, rules []Rule) Inbound {
 	h := ReadHeaders(raw)
 	ctype, params, _ := mime.ParseMediaType(headerValue(raw, "Content-Type"))
 	if strings.EqualFold(ctype, "multipart/report") && strings.EqualFold(params["report-type"], "delivery-status") {
@@ -84,7 +98,67 @@ func Classify(raw []byte, rules []Rule) (in Inbound) {
 		}
 		return true
 	})
-	for _, r := range append(append([]Rule{}, rules...), DefaultRules...) {
+	if r, ok := firstRule(rules, h, descs); ok {
+		in := Inbound{Class: r.Class, Why: r.Field + " matches " + r.Pattern.String()}
+		if r.Class.IsARL() {
+			return in.withARL(h.Subject, raw, true)
+		}
+		if _, err := in.addNoemie(raw); err != nil {
+			return Inbound{Class: Unknown, Why: err.Error()}
+		}
+		return in
+	}
+	if looksLikeARL(h.Subject) || anyARL(descs) {
+		return Inbound{}.withARL(h.Subject, raw, false)
+	}
+	if r, ok := firstRule(DefaultRules, h, descs); ok {
+		return Inbound{Class: r.Class, Why: r.Field + " matches " + r.Pattern.String()}
+	}
+	in := Inbound{Class: Unknown}
+	found, err := in.addNoemie(raw)
+	if err != nil {
+		return Inbound{Class: Unknown, Why: err.Error()}
+	}
+	if found {
+		in.Class, in.Why = noemieClass(*in.Noemie)
+	}
+	return in
+}
+
+// withARL reads an ARL's evidence and decides its class. ruled: a config
+// rule named the class; a rule may say which mails are ARLs and even that
+// they are positive, but never against negative evidence.
+func (in Inbound) withARL(subject string, raw []byte, ruled bool) Inbound {
+	ev, err := readARL(subject, raw)
+	in.ARL = &ev
+	for _, s := range ev.stamps {
+		in.Stamps = append(in.Stamps, s)
+	}
+	if err != nil {
+		in.Class, in.Why = ARLUnknown, "an ARL whose payload could not be read ("+err.Error()+")"
+		return in
+	}
+	if ruled {
+		if in.Class == ARLPositive && (ev.Subject == PolarityNegative || ev.Payload == PolarityNegative) {
+			in.Class, in.Why = ARLUnknown, in.Why+", but its "+ev.where(PolarityNegative)+" says negative"
+		}
+		return in
+	}
+	in.Class, in.Why = ev.Verdict()
+	return in
+}
+
+func anyARL(descs []string) bool {
+	for _, d := range descs {
+		if looksLikeARL(d) {
+			return true
+		}
+	}
+	return false
+}
+
+func firstRule(rules []Rule, h Headers, descs []string) (Rule, bool) {
+	for _, r := range rules {
 		var vals []string
 		switch r.Field {
 		case "subject":
@@ -96,30 +170,27 @@ func Classify(raw []byte, rules []Rule) (in Inbound) {
 		}
 		for _, v := range vals {
 			if r.Pattern.MatchString(v) {
-				in := Inbound{Class: r.Class, Why: r.Field + " matches " + r.Pattern.String()}
-				if _, err := in.addNoemie(raw); err != nil {
-					return Inbound{Class: Unknown, Why: err.Error()}
-				}
-				return in
+				return r, true
 			}
 		}
 	}
-	in = Inbound{Class: Unknown}
-	found, err := in.addNoemie(raw)
-	if err != nil {
-		return Inbound{Class: Unknown, Why: err.Error()}
+	return Rule{}, false
+}
+
+// noemieClass names a NOEMIE return by what it holds.
+func noemieClass(n Noemie) (Class, string) {
+	if n.LotLess() {
+		return NoemieNoLot, "a NOEMIE return of no electronic lot (paper return or lump-sum payment)"
 	}
-	if found {
-		switch {
-		case hasReject(in.Rejects, "294"):
-			in.Class, in.Why = NoemieReject, "NOEMIE reject lines (294)"
-		case len(in.Rejects) > 0:
-			in.Class, in.Why = NoemieWarning, "NOEMIE rejects or warnings (290)"
-		default:
-			in.Class, in.Why = NoemiePayment, "a NOEMIE return without rejects"
+	for _, r := range n.Rejects {
+		if r.Kind == RejectRefused || r.Kind == RejectDuplicate {
+			return NoemieReject, "NOEMIE rejects (" + r.Entity + " " + r.Kind.String() + ")"
 		}
 	}
-	return in
+	if len(n.Rejects) > 0 {
+		return NoemieWarning, "NOEMIE warnings or rejects the relay cannot read (290)"
+	}
+	return NoemiePayment, "a NOEMIE return without rejects"
 }
 
 // addNoemie parses the first EDI payload that reads as NOEMIE, and reads no
@@ -132,6 +203,7 @@ func (in *Inbound) addNoemie(raw []byte) (bool, error) {
 		}
 		if n, err := ParseNoemie(p.Data); err == nil {
 			in.Noemie, in.Rejects, found = &n, n.Rejects, true
+			in.Stamps = appendStamps(in.Stamps, p.Data)
 			return false
 		}
 		return true

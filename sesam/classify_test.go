@@ -20,9 +20,10 @@ func TestClassifyByRulesContentAndReports(t *testing.T) {
 		raw  []byte
 		want sesam.Class
 	}{
-		{"positive ARL", []byte("From: <arl@cpam.fr>\r\nSubject: ARL positif lot 017\r\n\r\nok\r\n"), sesam.ARLPositive},
+		{"positive ARL", arlMail("ARL positif lot 017", "ARL POSITIF : LOT RECU ET CONFORME"), sesam.ARLPositive},
+		{"positive Subject, no payload", []byte("From: <arl@cpam.fr>\r\nSubject: ARL positif lot 017\r\n\r\nok\r\n"), sesam.ARLUnknown},
 		{"negative ARL", []byte("From: <arl@cpam.fr>\r\nSubject: =?utf-8?q?ARL_n=C3=A9gatif?= lot 017\r\n\r\nko\r\n"), sesam.ARLNegative},
-		{"ARL by part description", []byte("Subject: retour\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: application/edi-consent\r\nContent-Description: ARL\r\n\r\nx\r\n--a--\r\n"), sesam.ARLPositive},
+		{"ARL by part description, polarity unsaid", []byte("Subject: retour\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: application/edi-consent\r\nContent-Description: ARL\r\n\r\nx\r\n--a--\r\n"), sesam.ARLUnknown},
 		{"bounce", dsn, sesam.Bounce},
 		{"NOEMIE reject", reject, sesam.NoemieReject},
 		{"NOEMIE warning", warning, sesam.NoemieWarning},

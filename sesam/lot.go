@@ -74,11 +74,9 @@ func ParseLotSubjectIn(subject string, loc *time.Location) (LotSubject, error) {
 	if len(ls.Stamp) < 14 || !digits(ls.Stamp) {
 		return ls, fmt.Errorf("stamp %q does not start with YYYYMMDDHHMMSS", ls.Stamp)
 	}
-	at, err := time.ParseInLocation("20060102150405", ls.Stamp[:14], loc)
-	if err != nil {
-		return ls, fmt.Errorf("stamp %q is not a date: %v", ls.Stamp, err)
+	if ls.At = StampTime(ls.Stamp, loc); ls.At.IsZero() {
+		return ls, fmt.Errorf("stamp %q is not a date", ls.Stamp)
 	}
-	ls.At = at
 	n, err := strconv.Atoi(f[3])
 	if err != nil || n < 0 || !digits(f[3]) {
 		return ls, fmt.Errorf("invoice count %q is not a number", f[3])

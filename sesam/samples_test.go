@@ -23,13 +23,30 @@ func samples() map[string][]byte {
 	single, signed := lot, lot
 	single.Shape, signed.Shape = sesam.LotSinglePart, sesam.LotSignedOnly
 	stamp := strings.Split(lot.Subject(), "/")[2]
+	fund := sesam.NoemieFile{Emitter: "01422000000000", Recipient: lot.Emitter, FileID: "000043", FileDate: "261128"}
+	invoiceReject := twelveInvoices(sesam.Reject{Entity: "294", Code: "R417", Label: "ACTE NON REMBOURSABLE"})
+	doublon := twelveInvoices(sesam.Reject{Entity: "290", Code: "D0001", Label: "FACTURE EN DOUBLON"})
+	doublon.Invoices = doublon.Invoices[7:10]
+	lumpSum, paper := fund, fund
+	lumpSum.ReturnType, paper.ReturnType = "03", "02"
+	returnMail := func(f sesam.NoemieFile, gz bool) []byte {
+		return sesam.NoemieMail{Subject: "Retour NOEMIE " + f.FileID, Date: at.Add(96 * time.Hour), Gzip: gz, Payload: f.Bytes()}.Mail()
+	}
 	return map[string][]byte{
+		"noemie-invoice-reject.eml": returnMail(invoiceReject, true),
+		"noemie-doublon.eml":        returnMail(doublon, false),
+		"noemie-lump-sum.eml":       returnMail(lumpSum, true),
+		"noemie-paper.eml":          returnMail(paper, false),
+		"arl-payload-negative.eml": sesam.ARLMail{Subject: "ARL", Stamp: stamp, Date: at.Add(2 * time.Hour),
+			Outcome: sesam.ARLNegativeText(stamp, "SIGNATURE INVERIFIABLE")}.Mail(),
+		"arl-positive.eml": sesam.ARLMail{Subject: "ARL positif - " + lot.Subject(), Stamp: stamp, Date: at.Add(2 * time.Hour),
+			Outcome: sesam.ARLPositiveText(stamp)}.Mail(),
 		"lot-smime.eml":         lot.Mail(),
 		"lot-test-fund.eml":     test.Mail(),
 		"lot-single-part.eml":   single.Mail(),
 		"lot-signed-only.eml":   signed.Mail(),
 		"lot-clear.eml":         clearLot(),
-		"arl-positive.eml":      []byte("From: <arl@cpam-exemple.test>\r\nTo: <jean.dupont@laposte.net>\r\nSubject: ARL positif - " + lot.Subject() + "\r\nMessage-ID: <arl-pos@cpam-exemple.test>\r\n\r\nLot " + stamp + " recu et conforme.\r\n"),
+		"arl-subject-only.eml":  []byte("From: <arl@cpam-exemple.test>\r\nTo: <jean.dupont@laposte.net>\r\nSubject: ARL positif - " + lot.Subject() + "\r\nMessage-ID: <arl-pos@cpam-exemple.test>\r\n\r\nLot " + stamp + " recu et conforme.\r\n"),
 		"arl-negative.eml":      []byte("From: <arl@cpam-exemple.test>\r\nTo: <jean.dupont@laposte.net>\r\nSubject: ARL negatif - " + lot.Subject() + "\r\nMessage-ID: <arl-neg@cpam-exemple.test>\r\n\r\nLot " + stamp + " rejete : fichier non conforme.\r\n"),
 		"noemie-payment-gz.eml": ediMail("NOEMIE RSP 576", []byte(noemieFile([][2]string{{"261124", "042"}}, nil, "")), true),
 		"noemie-reject.eml":     ediMail("NOEMIE RSP 576", []byte(noemieFile([][2]string{{"261124", "042"}}, nil, "29401R001"+pad86("ACTE NON REMBOURSABLE")+"@")), false),
@@ -44,7 +61,9 @@ func samples() map[string][]byte {
 }
 
 var wantClass = map[string]sesam.Class{
-	"arl-positive.eml": sesam.ARLPositive, "arl-negative.eml": sesam.ARLNegative, "noemie-payment-gz.eml": sesam.NoemiePayment,
+	"arl-positive.eml": sesam.ARLPositive, "arl-negative.eml": sesam.ARLNegative, "arl-subject-only.eml": sesam.ARLUnknown,
+	"arl-payload-negative.eml": sesam.ARLNegative, "noemie-invoice-reject.eml": sesam.NoemieReject, "noemie-doublon.eml": sesam.NoemieReject,
+	"noemie-lump-sum.eml": sesam.NoemieNoLot, "noemie-paper.eml": sesam.NoemieNoLot, "noemie-payment-gz.eml": sesam.NoemiePayment,
 	"noemie-reject.eml": sesam.NoemieReject, "noemie-warning.eml": sesam.NoemieWarning, "dsn-lot.eml": sesam.Bounce,
 	"provider-notice.eml": sesam.ProviderNotice, "junk.eml": sesam.Unknown,
 }

@@ -5,7 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/base64"
 	"errors"
-	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -85,25 +85,18 @@ func TestInspectOutboundTellsEncryptedFromClear(t *testing.T) {
 	}
 }
 
-// noemieFile builds a synthetic NOEMIE file (DOMAIN.md's widths, no real data).
+// noemieFile is the project's generator (sesam.NoemieFile) with the header
+// fields the tests use: lots of {date, number}, lot-level 290s of these
+// codes (a warning: "SIGNALEMENT ORDONNANCE A FOURNIR"), extra raw entities before the trailer.
 func noemieFile(lots [][2]string, rejects []string, extra string) string {
-	pad := func(s string, n int) string { return (s + strings.Repeat(" ", n))[:n] }
-	header := "000" + "CP" + pad("01422000000000", 14) + pad("PROG01", 6) + "PS" + pad("12345678901234", 14) + pad("PROG02", 6) +
-		"01" + "000042" + "261124" + "0576" + "01" + "N" + "N" + "E" + "R" + pad("", 11) + "128" + pad("", 6) + pad("", 37)
-	var b strings.Builder
-	b.WriteString(header + "\r\n")
+	f := sesam.NoemieFile{Emitter: "01422000000000", Recipient: "12345678901234", FileID: "000042", FileDate: "261124", Extra: extra}
 	for _, l := range lots {
-		b.WriteString("080" + "01" + l[0] + l[1] + "@")
+		f.Lots = append(f.Lots, sesam.NoemieLot{Date: l[0], Number: l[1]})
 	}
-	b.WriteString("08102" + "01" + pad("CABINET", 14) + "@")
-	for i, r := range rejects {
-		b.WriteString("29003" + fmt.Sprintf("%02d", i+1) + pad(r, 10) + pad("ACTE NON REMBOURSABLE", 80) + "@")
+	for _, r := range rejects {
+		f.LotRejects = append(f.LotRejects, sesam.Reject{Entity: "290", Code: r, Label: "SIGNALEMENT ORDONNANCE A FOURNIR"})
 	}
-	b.WriteString(extra)
-	trailer := "999" + "CP" + pad("01422000000000", 14) + pad("PROG01", 6) + "PS" + pad("12345678901234", 14) + pad("PROG02", 6) +
-		"00000010" + "R" + pad("", 18) + fmt.Sprintf("%03d", len(lots))
-	b.WriteString("\r\n" + pad(trailer, 128) + "\r\n")
-	return b.String()
+	return string(f.Bytes())
 }
 
 func TestNoemieReturnIsReadAndUnknownEntitiesSkipped(t *testing.T) {
@@ -118,7 +111,7 @@ func TestNoemieReturnIsReadAndUnknownEntitiesSkipped(t *testing.T) {
 	if len(n.Lots) != 2 || n.Lots[1].Number != "018" || n.LotCount != 2 || n.Skipped != 1 {
 		t.Fatalf("entities %+v", n)
 	}
-	if len(n.Rejects) != 1 || n.Rejects[0].Code != "R123" || n.Rejects[0].Label != "ACTE NON REMBOURSABLE" {
+	if len(n.Rejects) != 1 || n.Rejects[0].Code != "R123" || n.Rejects[0].Label != "SIGNALEMENT ORDONNANCE A FOURNIR" || n.Rejects[0].Kind != sesam.RejectSignal {
 		t.Fatalf("rejects %+v", n.Rejects)
 	}
 	if _, err := sesam.ParseNoemie([]byte("hello")); err == nil {
@@ -192,8 +185,25 @@ func FuzzParseFundAddress(f *testing.F) {
 
 func FuzzParseNoemie(f *testing.F) {
 	f.Add([]byte(noemieFile([][2]string{{"261124", "017"}}, []string{"R1"}, "12301x@")))
+	f.Add(twelveInvoices(sesam.Reject{Entity: "294", Code: "R417", Label: "ACTE NON REMBOURSABLE"}).Bytes())
+	f.Add(sesam.NoemieFile{ReturnType: "03"}.Bytes())
+	f.Add(tinyEntities(50))
 	f.Add([]byte("000"))
-	f.Fuzz(func(t *testing.T, b []byte) { sesam.ParseNoemie(b) })
+	f.Fuzz(func(t *testing.T, b []byte) {
+		// Whatever the input, parsing it costs a bounded multiple of its
+		// size (the struct of each entity kept, never a copy of the whole).
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		n, _ := sesam.ParseNoemie(b)
+		runtime.ReadMemStats(&after)
+		if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(64*len(b)+4<<10); got > limit {
+			t.Fatalf("parsing %d bytes allocated %d bytes, over %d", len(b), got, limit)
+		}
+		kept := len(n.Lots) + len(n.ReturnTypes) + len(n.Invoices) + len(n.Rejects)
+		if kept > sesam.MaxNoemieEntities || len(n.LotRejects) > len(n.Rejects) {
+			t.Fatalf("kept %d entities, %d lot rejects of %d", kept, len(n.LotRejects), len(n.Rejects))
+		}
+	})
 }
 
 func FuzzInspect(f *testing.F) {

@@ -53,6 +53,19 @@ type Sesam struct {
 	// notice that asks the practitioner to call them ("Martin
 	// Informatique, 04 00 00 00 00"). Empty: "appelez votre technicien".
 	Contact string `toml:"contact"`
+	// Count says how the two delays count time: "working-days" (default:
+	// only the hours of French working days, so that a Friday lot is not
+	// "missing its ARL" on Sunday) or "calendar".
+	Count string `toml:"count"`
+	// AlsaceMoselle adds Good Friday and 26 December to the holidays.
+	AlsaceMoselle bool `toml:"alsace_moselle"`
+	// Holidays are further days the practice or its fund closes (YYYY-MM-DD).
+	Holidays []string `toml:"holidays"`
+	// StampZone is the time zone the billing software writes lot stamps in.
+	StampZone string `toml:"stamp_zone"`
+	// DailySummary is the time of day (HH:MM, Europe/Paris) of the French
+	// summary of the day's lots, on working days; "off" for none.
+	DailySummary string `toml:"daily_summary"`
 	// Rules classify returns before the built-in guesses: how the funds
 	// label ARLs and returns varies and was not found in public sources.
 	Rules []Rule `toml:"rule"`
@@ -120,6 +133,25 @@ type Account struct {
 	Address      Address  `toml:"address"`
 	Upstream     Provider `toml:"upstream"`
 	Logins       []Login  `toml:"login"` // more local logins reading this account's mail
+	// Notify are the addresses the relay's French notices are mailed to,
+	// through the provider: by default the practitioner's own address, so
+	// that they reach the webmail and the phone; [] for none. Their copy
+	// collected back is kept out of every login's view.
+	Notify []Address `toml:"notify"`
+	// notifySet: notify was written in the file (even empty).
+	notifySet bool
+}
+
+// NotifyAddresses are the addresses the notices are mailed to.
+func (a Account) NotifyAddresses() []string {
+	if !a.notifySet && len(a.Notify) == 0 {
+		return []string{string(a.Address)}
+	}
+	var out []string
+	for _, n := range a.Notify {
+		out = append(out, string(n))
+	}
+	return out
 }
 
 // Login is a further local login of an account (a phone, a second program):
@@ -215,7 +247,8 @@ func Defaults() Config {
 			FailureWindow: Duration(15 * time.Minute),
 			FailureDelay:  Duration(time.Second),
 		},
-		Sesam: Sesam{GuardClearLots: true, AckDelay: Duration(48 * time.Hour), UndeliveredWarning: Duration(24 * time.Hour)},
+		Sesam: Sesam{GuardClearLots: true, AckDelay: Duration(48 * time.Hour), UndeliveredWarning: Duration(24 * time.Hour),
+			Count: "working-days", StampZone: "Europe/Paris", DailySummary: "18:00"},
 	}
 }
 
@@ -360,6 +393,20 @@ func (c *Config) validate(md toml.MetaData) error {
 	if c.Sesam.AckDelay <= 0 || c.Sesam.UndeliveredWarning <= 0 {
 		bad("[sesam] ack_delay and undelivered_warning must be above zero")
 	}
+	if c.Sesam.Count != "working-days" && c.Sesam.Count != "calendar" {
+		bad("[sesam] count = %q: write \"working-days\" or \"calendar\"", c.Sesam.Count)
+	}
+	for _, h := range c.Sesam.Holidays {
+		if _, err := time.Parse("2006-01-02", h); err != nil {
+			bad("[sesam] holidays: %q is not a date (write 2026-12-24)", h)
+		}
+	}
+	if _, err := time.LoadLocation(c.Sesam.StampZone); err != nil || c.Sesam.StampZone == "" {
+		bad("[sesam] stamp_zone = %q is not a time zone (e.g. Europe/Paris, Indian/Reunion)", c.Sesam.StampZone)
+	}
+	if _, ok := c.Sesam.SummaryAt(); !ok && c.Sesam.DailySummary != "off" {
+		bad("[sesam] daily_summary = %q: write a time of day such as \"18:00\", or \"off\"", c.Sesam.DailySummary)
+	}
 	for i, r := range c.Sesam.Rules {
 		if r.Field != "subject" && r.Field != "from" && r.Field != "content-description" {
 			bad("[[sesam.rule]] #%d: field %q is not subject, from or content-description", i+1, r.Field)
@@ -375,6 +422,7 @@ func (c *Config) validate(md toml.MetaData) error {
 		return errors.New(strings.Join(errs, "; "))
 	}
 	for i := range c.Accounts {
+		c.Accounts[i].notifySet = md.IsDefined("account", "notify") && notifyWritten(md, i)
 		u := &c.Accounts[i].Upstream
 		if len(u.Folders) == 0 {
 			u.Folders = []string{"INBOX"}
@@ -410,6 +458,39 @@ func (c *Config) Account(name string) *Account {
 		if c.Accounts[i].Name == name {
 			return &c.Accounts[i]
 		}
+	}
+	return nil
+}
+
+// notifyWritten says whether the i-th [[account]] has a notify key: the
+// decoder's keys do not say which table of an array they come from, so
+// the keys are counted in order.
+func notifyWritten(md toml.MetaData, i int) bool {
+	n := -1
+	for _, k := range md.Keys() {
+		if len(k) == 1 && k[0] == "account" {
+			n++
+		}
+		if n == i && len(k) == 2 && k[0] == "account" && k[1] == "notify" {
+			return true
+		}
+	}
+	return false
+}
+
+// SummaryAt is the daily summary's time of day, if there is one.
+func (s Sesam) SummaryAt() (time.Duration, bool) {
+	t, err := time.Parse("15:04", s.DailySummary)
+	if err != nil {
+		return 0, false
+	}
+	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, true
+}
+
+// Zone is the lot stamps' time zone.
+func (s Sesam) Zone() *time.Location {
+	if l, err := time.LoadLocation(s.StampZone); err == nil {
+		return l
 	}
 	return nil
 }

@@ -145,20 +145,7 @@ func (h *Handler) handle(ctx context.Context, req Request, caller Caller) (any, 
 		m, evs, err := h.Store.Get(req.ID)
 		return Show{m, evs}, err
 	case "lots":
-		var since time.Time
-		if req.Since != "" {
-			var err error
-			if since, err = time.ParseInLocation("2006-01-02", req.Since, time.Local); err != nil {
-				return nil, fmt.Errorf("--since %q is not a date (write 2026-11-24)", req.Since)
-			}
-		}
-		lots, err := h.Store.Lots(req.Account, since)
-		for i, l := range lots {
-			if (l.State == "delivered" || l.State == "returned") && !l.DeliveredAt.IsZero() && time.Since(l.DeliveredAt) >= h.Config.Sesam.AckDelay.D() {
-				lots[i].State = "no acknowledgement after " + h.Config.Sesam.AckDelay.D().String()
-			}
-		}
-		return lots, err
+		return h.lots(req.Account, req.Since)
 	case "mail":
 		if h.Config.Account(req.Account) == nil {
 			return nil, fmt.Errorf("no account %q in the config", req.Account)
@@ -268,7 +255,7 @@ func (h *Handler) status() (Status, error) {
 			as.Fetch = &fh
 		}
 		as.Mailbox, _ = h.Store.MailboxCount(a.Name)
-		as.Warnings, _ = h.Store.Warnings(a.Name, time.Now().Add(-7*24*time.Hour))
+		as.Warnings, _ = h.Store.Warnings(a.Name, time.Now().Add(-7*24*time.Hour), 20)
 		if as.Counts == nil {
 			as.Counts = map[store.State]int{}
 		}

@@ -292,8 +292,13 @@ func waitReady(cfg *config.Config, done chan error) (smtpAddr, pop3Addr string, 
 // acknowledgement is a synthetic positive ARL for a lot: made up for the
 // demo, it carries no real data.
 func acknowledgement(lotSubject string, m Received) []byte {
-	return []byte(fmt.Sprintf("From: <arl@cpam-simulee.test>\r\nTo: <%s>\r\nSubject: ARL positif - %s\r\nDate: %s\r\nMessage-ID: <arl.%d@cpam-simulee.test>\r\n\r\nLot recu et conforme (accuse de reception logique simule par sesam-relay demo).\r\n",
-		m.From, lotSubject, time.Now().Format(time.RFC1123Z), time.Now().UnixNano()))
+	stamp := ""
+	if ls, err := sesam.ParseLotSubject(lotSubject); err == nil {
+		stamp = ls.Stamp
+	}
+	return sesam.ARLMail{From: "arl@cpam-simulee.test", To: m.From, Subject: "ARL positif - " + lotSubject, Stamp: stamp,
+		Date: time.Now(), MessageID: fmt.Sprintf("arl.%d@cpam-simulee.test", time.Now().UnixNano()),
+		Outcome: sesam.ARLPositiveText(stamp) + " (ARL SIMULE PAR SESAM-RELAY DEMO)"}.Mail()
 }
 
 func showMailbox(cfg *config.Config, say func(string, ...any)) {

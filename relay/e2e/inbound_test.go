@@ -253,7 +253,7 @@ func TestConfiguredRuleClassifiesAReturn(t *testing.T) {
 func TestLotsShowWhatCameBackForEachLot(t *testing.T) {
 	prov, imapP := newProvider(t), imapProvider(t)
 	r := newRelay(t, prov, opts{imap: imapP.Addr()})
-	var subjects []string
+	var stamps []string
 	for i := 1; i <= 2; i++ {
 		lot := sesam.Lot{From: sender, Fund: fund, Emitter: "12345678901234", Invoices: i, At: time.Now(), Seq: i}
 		p := filepath.Join(t.TempDir(), "lot.eml")
@@ -261,24 +261,36 @@ func TestLotsShowWhatCameBackForEachLot(t *testing.T) {
 		if res := r.python(pyArgs{"file": p, "to": fund}); res[0].Code != 250 {
 			t.Fatalf("%+v", res)
 		}
-		subjects = append(subjects, lot.Subject())
+		stamps = append(stamps, strings.Split(lot.Subject(), "/")[2])
 	}
 	waitFor(t, 10*time.Second, "both lots delivered", func() bool { return len(prov.Mails()) == 2 })
 	waitFor(t, 5*time.Second, "both lots marked sent", func() bool { return r.states()[store.Sent] == 2 })
-	imapP.Deliver("INBOX", []byte("From: <arl@cpam.fr>\r\nSubject: ARL positif - "+subjects[0]+"\r\n\r\nok\r\n"))
-	imapP.Deliver("INBOX", []byte("From: <arl@cpam.fr>\r\nSubject: ARL negatif - "+subjects[1]+"\r\n\r\nrejet\r\n"))
+	imapP.Deliver("INBOX", sesam.ARLMail{Subject: "ARL positif", Stamp: stamps[0], Outcome: sesam.ARLPositiveText(stamps[0])}.Mail())
+	// The second says rejected in its payload only, under a bare Subject.
+	imapP.Deliver("INBOX", sesam.ARLMail{Subject: "ARL", Stamp: stamps[1], Outcome: sesam.ARLNegativeText(stamps[1], "SIGNATURE INVERIFIABLE")}.Mail())
 	r.cli("fetch", "dupont")
 	out, code := r.cli("lots")
 	if code != 0 || !strings.Contains(out, "ACKNOWLEDGED") || !strings.Contains(out, "REJECTED") || !strings.Contains(out, "01422") {
 		t.Fatalf("lots (%d):\n%s", code, out)
 	}
-	var lots []store.Lot
-	out, _ = r.cli("lots", "dupont", "--json")
-	if err := json.Unmarshal([]byte(out), &lots); err != nil || len(lots) != 2 || lots[1].State != "rejected" || !lots[0].Returns[0].Certain {
-		t.Fatalf("lots --json: %v %+v", err, lots)
+	var all struct {
+		Lots []struct {
+			ID      int64  `json:"id"`
+			State   string `json:"state"`
+			Safe    bool   `json:"safe"`
+			Returns []struct {
+				Certain bool `json:"certain"`
+			} `json:"returns"`
+		} `json:"lots"`
 	}
-	out, _ = r.cli("lots", "show", itoa(lots[1].ID))
-	if !strings.Contains(out, "REJECTED") || !strings.Contains(out, "arl-negative (certain: the return quotes the lot's stamp") {
+	out, _ = r.cli("lots", "dupont", "--json")
+	if err := json.Unmarshal([]byte(out), &all); err != nil || len(all.Lots) != 2 || all.Lots[1].State != "rejected" || all.Lots[1].Safe ||
+		all.Lots[0].State != "acknowledged" || !all.Lots[0].Safe || !all.Lots[0].Returns[0].Certain {
+		t.Fatalf("lots --json: %v %+v\n%s", err, all, out)
+	}
+	out, _ = r.cli("lots", "show", itoa(all.Lots[1].ID))
+	if !strings.Contains(out, "REJECTED") || !strings.Contains(out, "arl-negative (certain: the return quotes the lot's stamp") ||
+		!strings.Contains(out, "SIGNATURE INVERIFIABLE") || !strings.Contains(out, "no: nothing certain says the fund has it") {
 		t.Fatalf("lots show:\n%s", out)
 	}
 	// The rejection reached the practitioner's phone, in French.
@@ -299,7 +311,9 @@ func TestLotsShowWhatCameBackForEachLot(t *testing.T) {
 
 func TestNoAcknowledgementIsWarnedToTheHumanLoginOnly(t *testing.T) {
 	prov := newProvider(t)
-	r := newRelay(t, prov, opts{top: "[sesam]\nack_delay = \"2s\""})
+	// Collection works (the relay looked and found no ARL); hours count
+	// as calendar ones, so that the test does not wait for Monday.
+	r := newRelay(t, prov, opts{imap: imapProvider(t).Addr(), top: "[sesam]\nack_delay = \"2s\"\ncount = \"calendar\"\ndaily_summary = \"off\""})
 	path, _ := lotFile(t)
 	if res := r.python(pyArgs{"file": path, "to": fund}); res[0].Code != 250 {
 		t.Fatalf("%+v", res)
@@ -308,7 +322,7 @@ func TestNoAcknowledgementIsWarnedToTheHumanLoginOnly(t *testing.T) {
 		st := r.status()
 		return len(st.Accounts[0].Warnings) == 1
 	})
-	if out, _ := r.cli("lots"); !strings.Contains(out, "NO ACKNOWLEDGEMENT AFTER 2S") {
+	if out, _ := r.cli("lots"); !strings.Contains(out, "no acknowledgement after 2s") {
 		t.Fatalf("lots:\n%s", out)
 	}
 	out, _ := r.cli("status")
@@ -325,7 +339,7 @@ func TestNoAcknowledgementIsWarnedToTheHumanLoginOnly(t *testing.T) {
 	}
 	subject, _ := new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
 	body, _ := io.ReadAll(quotedprintable.NewReader(m.Body))
-	if !strings.Contains(subject, "Pas d'accusé de réception") || !strings.Contains(string(body), "contactez la caisse avant de renvoyer") {
+	if !strings.Contains(subject, "Pas d'accusé de réception") || !strings.Contains(string(body), "appelez votre caisse avant de renvoyer ce lot") {
 		t.Fatalf("notice: %q\n%s", subject, body)
 	}
 	if billing := r.poplib(pyArgs{}); billing.Stat[0] != 0 {

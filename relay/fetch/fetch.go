@@ -251,6 +251,7 @@ func (p *Poller) pollOnce(ctx context.Context) (Result, error) {
 				h.FailingSince = now
 			}
 			h.PausedUntil = time.Time{}
+			h.Blocked = pe.kind == authRefused || pe.kind == closed
 			if pe.kind == authRefused {
 				h.PausedUntil = now.Add(wait)
 			}
@@ -263,7 +264,7 @@ func (p *Poller) pollOnce(ctx context.Context) (Result, error) {
 	p.holdUntil = time.Time{}
 	p.mu.Unlock()
 	p.setHealth(func(h *store.FetchHealth) {
-		h.Account, h.LastSuccess, h.FailingSince, h.PausedUntil = p.acct.Name, now, time.Time{}, time.Time{}
+		h.Account, h.LastSuccess, h.FailingSince, h.PausedUntil, h.Blocked = p.acct.Name, now, time.Time{}, time.Time{}, false
 		h.FetchedTotal += int64(res.Fetched)
 		h.LastFetched = res.Fetched
 	})

@@ -24,7 +24,7 @@ import (
 // guarded the same way: a test fund refuses a DOUBLON just the same.
 
 // duplicatePrefix starts the hold reason of a probable second sending.
-const duplicatePrefix = "duplicate: "
+const duplicatePrefix = sesam.DuplicateHoldPrefix
 
 // Duplicate reports whether m is held as a probable second sending of a lot
 // already on its way or gone: releasing it may give the fund a DOUBLON.
@@ -39,15 +39,17 @@ type firstSending struct {
 }
 
 // The queue states and lot_returns classes are spelled out as they are
-// stored ("sent", "arl-negative"…): this is SQL over those columns.
+// stored ("sent", "arl-negative"…): this is SQL over those columns. Only
+// certain returns count: a negative ARL tied to the lot by a guess must not
+// let a second sending out (the fund would see a DOUBLON).
 const firstSendingQuery = `SELECT l.msg_id,
-		CASE WHEN m.state = 'sent' AND EXISTS (SELECT 1 FROM lot_returns p WHERE p.lot_id = l.msg_id AND p.class = 'arl-positive')
+		CASE WHEN m.state = 'sent' AND EXISTS (SELECT 1 FROM lot_returns p WHERE p.lot_id = l.msg_id AND p.class = 'arl-positive' AND p.certain = 1)
 			THEN 'acknowledged' ELSE m.state END
 	FROM lots l JOIN messages m ON m.id = l.msg_id
 	WHERE l.account = ? AND l.emitter = ? AND l.stamp = ? AND l.msg_id != ?
 	AND m.state IN ('queued', 'deferred', 'sending', 'held', 'sent')
 	AND NOT (m.state = 'held' AND substr(m.hold_reason, 1, length(?)) = ?)
-	AND NOT EXISTS (SELECT 1 FROM lot_returns r WHERE r.lot_id = l.msg_id AND r.class IN ('arl-negative', 'bounce'))
+	AND NOT EXISTS (SELECT 1 FROM lot_returns r WHERE r.lot_id = l.msg_id AND r.class IN ('arl-negative', 'bounce') AND r.certain = 1)
 	ORDER BY l.msg_id LIMIT 1`
 
 // sentBefore finds, for a lot about to be queued (or, with self, one

@@ -86,7 +86,7 @@ func TestASecondSendingOfALotUnderANewMessageIDIsHeldNamingTheFirst(t *testing.T
 		{"sent", func(t *testing.T, s *store.Store, id int64, _ sesam.Lot) { deliver(t, s, id) }},
 		{"acknowledged", func(t *testing.T, s *store.Store, id int64, lot sesam.Lot) {
 			deliver(t, s, id)
-			<-s.AddMail("dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: 1}, []byte("Subject: ARL positif "+stampOf(lot)+"\r\n\r\nok\r\n"))
+			<-s.AddMail("dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: 1}, positiveARL(stampOf(lot)))
 		}},
 	} {
 		t.Run(c.state, func(t *testing.T) {
@@ -124,8 +124,8 @@ func TestASecondSendingGoesOutAfterTheFirstWasRejectedBouncedOrDropped(t *testin
 		"negative ARL": func(t *testing.T, s *store.Store, id int64, lot sesam.Lot) {
 			deliver(t, s, id)
 			<-s.AddMail("dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: 1}, []byte("Subject: ARL negatif "+stampOf(lot)+"\r\n\r\nrejet\r\n"))
-			if l := lotByID(t, s, id); l.State != "rejected" {
-				t.Fatalf("the negative ARL was not matched: %+v", l)
+			if _, st := lotByID(t, s, id); st.State != sesam.LotRejected {
+				t.Fatalf("the negative ARL was not matched: %+v", st)
 			}
 		},
 		"bounced in the queue": func(t *testing.T, s *store.Store, id int64, _ sesam.Lot) {
@@ -139,7 +139,7 @@ func TestASecondSendingGoesOutAfterTheFirstWasRejectedBouncedOrDropped(t *testin
 			dsn := "From: MAILER-DAEMON@laposte.net\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=q\r\n\r\n--q\r\nContent-Type: text/plain\r\n\r\nx\r\n" +
 				"--q\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: " + m.MessageID + "\r\n--q--\r\n"
 			<-s.AddMail("dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: 9}, []byte(dsn))
-			if l := lotByID(t, s, id); len(l.Returns) != 1 || l.Returns[0].Class != "bounce" {
+			if l, _ := lotByID(t, s, id); len(l.Returns) != 1 || l.Returns[0].Class != "bounce" {
 				t.Fatalf("the bounce was not matched: %+v", l)
 			}
 		},

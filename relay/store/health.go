@@ -49,6 +49,9 @@ type FetchHealth struct {
 	LastError    string
 	LastErrorAt  time.Time
 	FailingSince time.Time
+	// Blocked: the provider closed access or refused the password, so
+	// returns wait there until a person acts (the outage notice).
+	Blocked      bool
 	PausedUntil  time.Time // after a refused login (not persisted)
 	NextPoll     time.Time // (not persisted)
 	FetchedTotal int64
@@ -60,12 +63,12 @@ type FetchHealth struct {
 // SetFetchHealth records an account's polling health, without waiting.
 func (s *Store) SetFetchHealth(h FetchHealth) <-chan error {
 	return s.write(func(tx *sql.Tx) error {
-		_, err := tx.Exec(`INSERT INTO imap_health(account, last_success, last_error, last_error_at, failing_since, fetched_total, last_fetched, note, note_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		_, err := tx.Exec(`INSERT INTO imap_health(account, last_success, last_error, last_error_at, failing_since, fetched_total, last_fetched, note, note_at, blocked)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT(account) DO UPDATE SET last_success = excluded.last_success, last_error = excluded.last_error,
 			last_error_at = excluded.last_error_at, failing_since = excluded.failing_since, fetched_total = excluded.fetched_total,
-			last_fetched = excluded.last_fetched, note = excluded.note, note_at = excluded.note_at`,
-			h.Account, ms(h.LastSuccess), h.LastError, ms(h.LastErrorAt), ms(h.FailingSince), h.FetchedTotal, h.LastFetched, h.Note, ms(h.NoteAt))
+			last_fetched = excluded.last_fetched, note = excluded.note, note_at = excluded.note_at, blocked = excluded.blocked`,
+			h.Account, ms(h.LastSuccess), h.LastError, ms(h.LastErrorAt), ms(h.FailingSince), h.FetchedTotal, h.LastFetched, h.Note, ms(h.NoteAt), h.Blocked)
 		return err
 	})
 }
@@ -74,8 +77,8 @@ func (s *Store) SetFetchHealth(h FetchHealth) <-chan error {
 func (s *Store) FetchHealth(account string) (FetchHealth, error) {
 	h := FetchHealth{Account: account}
 	var ls, lea, fs, na int64
-	err := s.r.QueryRow("SELECT last_success, last_error, last_error_at, failing_since, fetched_total, last_fetched, note, note_at FROM imap_health WHERE account = ?", account).
-		Scan(&ls, &h.LastError, &lea, &fs, &h.FetchedTotal, &h.LastFetched, &h.Note, &na)
+	err := s.r.QueryRow("SELECT last_success, last_error, last_error_at, failing_since, fetched_total, last_fetched, note, note_at, blocked FROM imap_health WHERE account = ?", account).
+		Scan(&ls, &h.LastError, &lea, &fs, &h.FetchedTotal, &h.LastFetched, &h.Note, &na, &h.Blocked)
 	if err == sql.ErrNoRows {
 		return h, nil
 	}

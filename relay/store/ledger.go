@@ -1,12 +1,12 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"fmt"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -27,73 +27,115 @@ func recordLot(tx *sql.Tx, id int64, account string, o sesam.Outbound) {
 		id, account, o.Fund.String(), o.Subject.Emitter, o.Subject.Stamp, ms(o.Subject.At), o.Subject.Invoices, o.Test)
 }
 
-type candidate struct {
-	id      int64
-	stamp   string
-	emitter string
-	lotAt   time.Time
-	msgID   string
-}
-
-// matchReturn ties a classified return to its lot. The lot number is inside
-// the fund's encryption, so matching uses what both sides carry:
-//   - certain: a bounce naming the lot's Message-ID; a return quoting the
-//     lot's 19-digit stamp;
-//   - probable: a NOEMIE lot date (080) equal to the stamp's date, for the
-//     same emitter; else the oldest delivered lot still waiting for its
-//     answer (funds answer in order).
-func matchReturn(tx *sql.Tx, account string, mailboxID int64, body []byte, in sesam.Inbound) {
-	if in.Class == sesam.Unknown || in.Class == sesam.ProviderNotice {
+// matchReturn ties a classified return to its lot, by the lot rules
+// (sesam.MatchReturn). It runs in the write transaction of the return, so
+// that the returns of one batch see each other's matches; it reads no mail
+// (the return was classified before), only a few indexed rows.
+func matchReturn(tx *sql.Tx, account string, mailboxID int64, in sesam.Inbound) {
+	switch in.Class {
+	case sesam.Unknown, sesam.ProviderNotice, sesam.NoemieNoLot:
 		return
 	}
-	detail := rejectDetail(in.Rejects)
-	if in.Class == sesam.Bounce && in.OrigMessageID != "" {
-		var id int64
-		if tx.QueryRow("SELECT l.msg_id FROM lots l JOIN messages m ON m.id = l.msg_id WHERE l.account = ? AND m.message_id = ?", account, in.OrigMessageID).Scan(&id) == nil {
-			link(tx, id, mailboxID, in.Class, true, "the report names the lot's Message-ID "+in.OrigMessageID, detail)
-		}
-		return
-	}
-	rows, err := tx.Query(`SELECT l.msg_id, l.stamp, l.emitter, l.lot_at, m.message_id FROM lots l JOIN messages m ON m.id = l.msg_id
-		WHERE l.account = ? AND m.state = 'sent'
-		AND NOT EXISTS (SELECT 1 FROM lot_returns r WHERE r.lot_id = l.msg_id AND r.class = ?)
-		ORDER BY l.msg_id`, account, in.Class)
+	cands, err := candidates(tx, account, in)
 	if err != nil {
 		return
 	}
-	var cands []candidate
-	for rows.Next() {
-		var c candidate
-		var at int64
-		rows.Scan(&c.id, &c.stamp, &c.emitter, &at, &c.msgID)
-		c.lotAt = fromMS(at)
-		cands = append(cands, c)
+	m, ok := sesam.MatchReturn(in, cands)
+	if !ok {
+		return
 	}
-	rows.Close()
-	for _, c := range cands {
-		if len(c.stamp) >= 14 && bytes.Contains(body, []byte(c.stamp)) {
-			link(tx, c.id, mailboxID, in.Class, true, "the return quotes the lot's stamp "+c.stamp, detail)
-			return
+	facts, _ := json.Marshal(returnFacts(in))
+	tx.Exec("INSERT OR IGNORE INTO lot_returns(lot_id, mailbox_id, class, certain, how, detail, facts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		m.LotID, mailboxID, string(in.Class), m.Certain, m.How, rejectDetail(in.Rejects), string(facts))
+}
+
+// The candidates a return may match (sesam.MatchReturn's contract): the
+// lot whose Message-ID a report names, the lots whose stamps it quotes,
+// the lots of its NOEMIE lot dates, and the oldest delivered lots of the
+// last 60 days with no ARL yet — each by an index, each bounded.
+const candCols = `SELECT l.msg_id, m.message_id, l.emitter, l.stamp, m.state FROM lots l JOIN messages m ON m.id = l.msg_id `
+
+func candidates(q querier, account string, in sesam.Inbound) ([]sesam.LotCandidate, error) {
+	var out []sesam.LotCandidate
+	seen := map[int64]bool{}
+	add := func(query string, args ...any) error {
+		rows, err := q.Query(candCols+query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c sesam.LotCandidate
+			var state string
+			if err := rows.Scan(&c.ID, &c.MessageID, &c.Emitter, &c.Stamp, &state); err != nil {
+				return err
+			}
+			if !seen[c.ID] {
+				seen[c.ID] = true
+				c.Queue, c.LotAt = sesam.QueueState(state), sesam.StampTime(c.Stamp, nil)
+				out = append(out, c)
+			}
+		}
+		return rows.Err()
+	}
+	if in.OrigMessageID != "" {
+		if err := add("WHERE m.account = ? AND m.message_id = ? AND m.message_id != '' ORDER BY l.msg_id LIMIT 10", account, in.OrigMessageID); err != nil {
+			return nil, err
+		}
+	}
+	for _, st := range in.Stamps {
+		if err := add("WHERE l.account = ? AND l.stamp = ? ORDER BY l.msg_id LIMIT 10", account, st); err != nil {
+			return nil, err
 		}
 	}
 	if in.Noemie != nil {
 		for _, nl := range in.Noemie.Lots {
-			for _, c := range cands {
-				if c.lotAt.Format("060102") == nl.Date && (in.Noemie.Recipient == "" || in.Noemie.Recipient == c.emitter) {
-					link(tx, c.id, mailboxID, in.Class, false, fmt.Sprintf("NOEMIE lot %s of %s, same emitter and date as this lot", nl.Number, nl.Date), detail)
-					return
+			if len(nl.Date) == 6 {
+				if err := add("WHERE l.account = ? AND l.stamp LIKE ? ORDER BY l.msg_id LIMIT 50", account, "20"+nl.Date+"%"); err != nil {
+					return nil, err
 				}
 			}
 		}
 	}
-	if len(cands) > 0 {
-		link(tx, cands[0].id, mailboxID, in.Class, false, "the oldest delivered lot still waiting for this kind of answer", detail)
+	if in.Class.IsARL() {
+		since := time.Now().Add(-60 * 24 * time.Hour)
+		if err := add(`WHERE l.account = ? AND m.state = 'sent' AND m.done_at >= ?
+			AND NOT EXISTS (SELECT 1 FROM lot_returns r WHERE r.lot_id = l.msg_id AND r.class IN (?, ?, ?))
+			ORDER BY l.msg_id LIMIT 20`, account, ms(since), sesam.ARLPositive, sesam.ARLNegative, sesam.ARLUnknown); err != nil {
+			return nil, err
+		}
 	}
+	for i := range out {
+		rows, err := q.Query("SELECT class FROM lot_returns WHERE lot_id = ?", out[i].ID)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var c string
+			rows.Scan(&c)
+			out[i].Answered = append(out[i].Answered, sesam.Class(c))
+		}
+		rows.Close()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
 }
 
-func link(tx *sql.Tx, lot, mailboxID int64, class sesam.Class, certain bool, how, detail string) {
-	tx.Exec("INSERT OR IGNORE INTO lot_returns(lot_id, mailbox_id, class, certain, how, detail) VALUES (?, ?, ?, ?, ?, ?)",
-		lot, mailboxID, string(class), certain, how, detail)
+// querier is a transaction or the read pool.
+type querier interface {
+	Query(query string, args ...any) (*sql.Rows, error)
+}
+
+// returnFacts keeps what a return says beyond its class, with its match.
+func returnFacts(in sesam.Inbound) sesam.ReturnFacts {
+	var f sesam.ReturnFacts
+	if in.ARL != nil {
+		f.ARL = in.ARL.PayloadText
+	}
+	if in.Noemie != nil {
+		f.Invoices, f.LotRejects = in.Noemie.Outcomes()
+	}
+	return f
 }
 
 func rejectDetail(rs []sesam.Reject) string {
@@ -104,163 +146,249 @@ func rejectDetail(rs []sesam.Reject) string {
 	return strings.Join(parts, "; ")
 }
 
-// Lot is one line of the ledger.
-type Lot struct {
-	ID          int64 // the queued message's id
-	Account     string
-	Fund        string
-	Emitter     string
-	Stamp       string
-	LotAt       time.Time
-	Invoices    int
-	Test        bool
-	Submitted   time.Time
-	QueueState  State
-	DeliveredAt time.Time
-	State       string // queued, deferred, held, delivered, acknowledged, rejected, bounced…
-	Returns     []LotReturn
-}
+// lotCols reads a lot's row: the ledger's facts and its mail's queue state.
+const lotCols = `SELECT l.msg_id, l.account, l.fund, l.emitter, l.stamp, l.invoices, l.test, m.received_at, m.state, m.done_at, m.hold_reason
+	FROM lots l JOIN messages m ON m.id = l.msg_id `
 
-// LotReturn is a return matched to a lot.
-type LotReturn struct {
-	MailboxID int64
-	Class     string
-	Certain   bool
-	How       string
-	Detail    string
-	Received  time.Time
-	Subject   string
-}
-
-// Lots lists the ledger, oldest first (account "" for all).
-func (s *Store) Lots(account string, since time.Time) ([]Lot, error) {
-	rows, err := s.r.Query(`SELECT l.msg_id, l.account, l.fund, l.emitter, l.stamp, l.lot_at, l.invoices, l.test, m.received_at, m.state, m.done_at
-		FROM lots l JOIN messages m ON m.id = l.msg_id WHERE (? = '' OR l.account = ?) AND m.received_at >= ? ORDER BY l.msg_id`,
-		account, account, ms(since))
+// Lots lists the ledger, oldest first (account "" for all), each lot with
+// the returns matched to it. The lot rules (sesam.LotRecord.Status) say
+// what state that makes.
+func (s *Store) Lots(account string, since time.Time) ([]sesam.LotRecord, error) {
+	rows, err := s.r.Query(lotCols+`WHERE (? = '' OR l.account = ?) AND m.received_at >= ? ORDER BY l.msg_id`, account, account, ms(since))
 	if err != nil {
 		return nil, err
 	}
-	var out []Lot
+	var out []sesam.LotRecord
 	for rows.Next() {
-		var l Lot
-		var lotAt, sub, done int64
-		if err := rows.Scan(&l.ID, &l.Account, &l.Fund, &l.Emitter, &l.Stamp, &lotAt, &l.Invoices, &l.Test, &sub, &l.QueueState, &done); err != nil {
+		var l sesam.LotRecord
+		var fund, state string
+		var sub, done int64
+		if err := rows.Scan(&l.ID, &l.Account, &fund, &l.Emitter, &l.Stamp, &l.Invoices, &l.Test, &sub, &state, &done, &l.HoldReason); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		l.LotAt, l.Submitted = fromMS(lotAt), fromMS(sub)
-		if l.QueueState == Sent {
-			l.DeliveredAt = fromMS(done)
+		if len(fund) == 5 {
+			l.Fund = sesam.Fund{Regime: fund[:2], Caisse: fund[2:]}
+		}
+		l.Submitted, l.Queue = fromMS(sub), sesam.QueueState(state)
+		if l.Queue == sesam.QueueSent {
+			l.Delivered = fromMS(done)
 		}
 		out = append(out, l)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	byID := make(map[int64]int, len(out))
 	for i := range out {
-		out[i].Returns, err = s.lotReturns(out[i].ID)
-		if err != nil {
+		byID[out[i].ID] = i
+	}
+	// One query for every lot's returns, not one per lot.
+	rets, err := s.r.Query(`SELECT r.lot_id, r.mailbox_id, r.class, r.certain, r.how, r.facts, b.received_at, b.subject
+		FROM lot_returns r JOIN mailbox b ON b.id = r.mailbox_id JOIN messages m ON m.id = r.lot_id
+		WHERE (? = '' OR b.account = ?) AND m.received_at >= ? ORDER BY b.id`, account, account, ms(since))
+	if err != nil {
+		return nil, err
+	}
+	defer rets.Close()
+	for rets.Next() {
+		var lotID, at int64
+		var r sesam.LotReturn
+		var class, facts string
+		if err := rets.Scan(&lotID, &r.MailboxID, &class, &r.Certain, &r.How, &facts, &at, &r.Subject); err != nil {
 			return nil, err
 		}
-		out[i].State = lotState(out[i])
+		r.Class, r.Received = sesam.Class(class), fromMS(at)
+		if facts != "" {
+			json.Unmarshal([]byte(facts), &r.Facts)
+		}
+		if i, ok := byID[lotID]; ok {
+			out[i].Returns = append(out[i].Returns, r)
+		}
 	}
-	return out, nil
+	return out, rets.Err()
 }
 
-func (s *Store) lotReturns(id int64) ([]LotReturn, error) {
-	rows, err := s.r.Query(`SELECT r.mailbox_id, r.class, r.certain, r.how, r.detail, b.received_at, b.subject
-		FROM lot_returns r JOIN mailbox b ON b.id = r.mailbox_id WHERE r.lot_id = ? ORDER BY b.id`, id)
+// Unmatched is a return tied to no lot: a lump-sum payment, a paper
+// return, or one that names no lot the ledger knows.
+type Unmatched struct {
+	MailboxID int64       `json:"mailbox_id"`
+	Account   string      `json:"account"`
+	Class     sesam.Class `json:"class"`
+	Why       string      `json:"why"`
+	Received  time.Time   `json:"received"`
+	Subject   string      `json:"subject"`
+}
+
+// UnmatchedReturns lists the returns (ARLs, NOEMIE, reports) since a time
+// that no lot claims, newest first, at most limit.
+func (s *Store) UnmatchedReturns(account string, since time.Time, limit int) ([]Unmatched, error) {
+	rows, err := s.r.Query(`SELECT b.id, b.account, b.class, b.class_why, b.received_at, b.subject FROM mailbox b
+		WHERE (? = '' OR b.account = ?) AND b.received_at >= ? AND b.origin IN (?, ?)
+		AND b.class IN (?, ?, ?, ?, ?, ?, ?, ?)
+		AND NOT EXISTS (SELECT 1 FROM lot_returns r WHERE r.mailbox_id = b.id)
+		ORDER BY b.id DESC LIMIT ?`, account, account, ms(since), Fetched, Imported,
+		sesam.ARLPositive, sesam.ARLNegative, sesam.ARLUnknown, sesam.NoemiePayment, sesam.NoemieReject, sesam.NoemieWarning, sesam.NoemieNoLot, sesam.Bounce, limit)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []LotReturn
+	var out []Unmatched
 	for rows.Next() {
-		var r LotReturn
+		var u Unmatched
+		var class string
 		var at int64
-		if err := rows.Scan(&r.MailboxID, &r.Class, &r.Certain, &r.How, &r.Detail, &at, &r.Subject); err != nil {
+		if err := rows.Scan(&u.MailboxID, &u.Account, &class, &u.Why, &at, &u.Subject); err != nil {
 			return nil, err
 		}
-		r.Received = fromMS(at)
-		out = append(out, r)
+		u.Class, u.Received = sesam.Class(class), fromMS(at)
+		out = append(out, u)
 	}
 	return out, rows.Err()
 }
 
-// lotState sums up a lot from its queue state and what came back; the most
-// telling answer wins (a rejection over an acknowledgement).
-func lotState(l Lot) string {
-	switch l.QueueState {
-	case Queued, Deferred, Sending, Held, Dropped:
-		return string(l.QueueState)
-	case Bounced:
-		return "bounced"
-	}
-	state := "delivered"
-	for _, r := range l.Returns {
-		switch sesam.Class(r.Class) {
-		case sesam.ARLNegative, sesam.NoemieReject, sesam.Bounce:
-			return "rejected"
-		case sesam.ARLPositive:
-			state = "acknowledged"
-		case sesam.NoemiePayment, sesam.NoemieWarning:
-			if state == "delivered" {
-				state = "returned"
-			}
-		}
-	}
-	return state
-}
-
-// Warning is a warning given about a lot.
+// Warning is a notice given: about a lot (LotID), or about an account
+// (LotID 0: collection blocked or back, the daily summary).
 type Warning struct {
-	LotID int64
-	Kind  string // undelivered, no-ack, rejected, bounced
-	At    time.Time
-	Text  string
+	Account string    `json:"account"`
+	LotID   int64     `json:"lot_id,omitempty"`
+	Kind    string    `json:"kind"` // sesam.NoticeKind, with its key
+	At      time.Time `json:"at"`
+	Text    string    `json:"text"` // English, for the technician
 }
 
-// Warn records a warning about a lot once, and stores its notice in the
-// account's mailbox visible only to the logins in `to` (every other login
-// of the account gets it as already deleted). It reports false when this
-// warning was given before.
-func (s *Store) Warn(account string, allLogins, to []string, w Warning, notice []byte) (bool, error) {
+// PracticeNotice is a notice to give once: recorded under its key (Account, LotID,
+// Kind), stored in the account's mailbox for the logins in To (the others
+// get it as already deleted), and sent through the provider to the Notify
+// addresses, so that it reaches the practitioner's own mailbox.
+type PracticeNotice struct {
+	Warning
+	Mail      []byte   // the French notice
+	MessageID string   // Mail's Message-ID: its copy coming back is recognised
+	To        []string // logins that see it locally
+	AllLogins []string
+	From      string   // the account's provider address, for Notify
+	Notify    []string // addresses it is mailed to
+}
+
+// GiveNotice gives a notice once. It reports false when it was given
+// before (nothing is written then).
+func (s *Store) GiveNotice(ctx context.Context, n PracticeNotice) (bool, error) {
 	now := s.now()
 	given := false
-	err := <-s.write(func(tx *sql.Tx) error {
-		res, err := tx.Exec("INSERT OR IGNORE INTO warnings(lot_id, kind, at, text) VALUES (?, ?, ?, ?)", w.LotID, w.Kind, ms(now), w.Text)
+	err := s.writeWait(ctx, func(tx *sql.Tx) error {
+		given = false
+		var res sql.Result
+		var err error
+		if n.LotID != 0 {
+			res, err = tx.Exec("INSERT OR IGNORE INTO warnings(lot_id, kind, at, text) VALUES (?, ?, ?, ?)", n.LotID, n.Kind, ms(now), n.Text)
+		} else {
+			res, err = tx.Exec("INSERT OR IGNORE INTO account_notices(account, kind, at, text) VALUES (?, ?, ?, ?)", n.Account, n.Kind, ms(now), n.Text)
+		}
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		if k, _ := res.RowsAffected(); k == 0 {
 			return nil // given before
 		}
 		given = true
-		if len(to) == 0 || notice == nil {
+		if n.Mail == nil {
 			return nil
 		}
-		id, _, err := addMail(tx, account, Origin{Kind: "warning", RefMsg: w.LotID}, notice, now, nil)
-		if err != nil {
-			return err
-		}
-		visible := map[string]bool{}
-		for _, l := range to {
-			visible[l] = true
-		}
-		for _, l := range allLogins {
-			if !visible[l] {
-				if _, err := tx.Exec("INSERT OR IGNORE INTO views(login, mailbox_id, deleted_at) VALUES (?, ?, ?)", l, id, ms(now)); err != nil {
-					return err
-				}
+		logins, _ := json.Marshal(n.AllLogins)
+		if n.MessageID != "" {
+			if _, err := tx.Exec("INSERT OR IGNORE INTO own_notices(message_id, account, logins, at) VALUES (?, ?, ?, ?)", n.MessageID, n.Account, string(logins), ms(now)); err != nil {
+				return err
 			}
+		}
+		if len(n.To) > 0 {
+			id, _, err := addMail(tx, n.Account, Origin{Kind: "warning", RefMsg: n.LotID}, n.Mail, now, nil)
+			if err != nil {
+				return err
+			}
+			if err := hideFrom(tx, id, except(n.AllLogins, n.To), now); err != nil {
+				return err
+			}
+		}
+		if len(n.Notify) > 0 {
+			return queueNotice(tx, n, now)
 		}
 		return nil
 	})
+	if err == nil && given && len(n.Notify) > 0 {
+		s.notify(n.Account)
+	}
 	return given, err
 }
 
-// Warnings lists the warnings given since a time, newest first.
-func (s *Store) Warnings(account string, since time.Time) ([]Warning, error) {
-	rows, err := s.r.Query(`SELECT w.lot_id, w.kind, w.at, w.text FROM warnings w JOIN lots l ON l.msg_id = w.lot_id
-		WHERE (? = '' OR l.account = ?) AND w.at >= ? ORDER BY w.at DESC`, account, account, ms(since))
+// queueNotice puts a notice in the queue, from the account to its Notify
+// addresses: it leaves through the provider like any mail.
+func queueNotice(tx *sql.Tx, n PracticeNotice, now time.Time) error {
+	bid, err := putBody(tx, n.Mail)
+	if err != nil {
+		return err
+	}
+	rcpts, _ := json.Marshal(n.Notify)
+	res, err := tx.Exec(`INSERT INTO messages(account, mail_from, rcpts, subject, message_id, size, client, body_id, state, received_at, next_attempt, hash)
+		VALUES (?, ?, ?, ?, ?, ?, 'sesam-relay', ?, ?, ?, ?, ?)`,
+		n.Account, n.From, string(rcpts), sesam.ReadHeaders(n.Mail).Subject, n.MessageID, len(n.Mail), bid, Queued, ms(now), ms(now), Fingerprint(n.Mail))
+	if err != nil {
+		return err
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return err
+	}
+	return event(tx, id, now, "the relay's notice to the practitioner (%s), sent to %s", n.Kind, strings.Join(n.Notify, ", "))
+}
+
+func except(all, keep []string) []string {
+	var out []string
+	for _, l := range all {
+		if !slices.Contains(keep, l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// hideFrom makes a message already deleted for these logins.
+func hideFrom(tx *sql.Tx, mailboxID int64, logins []string, now time.Time) error {
+	for _, l := range logins {
+		if _, err := tx.Exec("INSERT OR IGNORE INTO views(login, mailbox_id, deleted_at) VALUES (?, ?, ?)", l, mailboxID, ms(now)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ownNotice says whether a collected message is the relay's own notice
+// come back from the provider, and to which logins it was given: its
+// Message-ID is one the relay made (random, so that nobody can make a
+// mail pass for a notice and hide it from the billing software).
+func ownNotice(tx *sql.Tx, account, messageID string) ([]string, bool) {
+	if messageID == "" {
+		return nil, false
+	}
+	var logins string
+	if tx.QueryRow("SELECT logins FROM own_notices WHERE message_id = ? AND account = ?", messageID, account).Scan(&logins) != nil {
+		return nil, false
+	}
+	var out []string
+	json.Unmarshal([]byte(logins), &out)
+	return out, true
+}
+
+// Warnings lists the notices given since a time, newest first, at most limit.
+func (s *Store) Warnings(account string, since time.Time, limit int) ([]Warning, error) {
+	rows, err := s.r.Query(`SELECT l.account, w.lot_id, w.kind, w.at, w.text FROM warnings w JOIN lots l ON l.msg_id = w.lot_id
+		WHERE (? = '' OR l.account = ?) AND w.at >= ?
+		UNION ALL SELECT account, 0, kind, at, text FROM account_notices WHERE (? = '' OR account = ?) AND at >= ?
+		ORDER BY 4 DESC LIMIT ?`, account, account, ms(since), account, account, ms(since), limit)
 	if err != nil {
 		return nil, err
 	}
@@ -269,11 +397,47 @@ func (s *Store) Warnings(account string, since time.Time) ([]Warning, error) {
 	for rows.Next() {
 		var w Warning
 		var at int64
-		if err := rows.Scan(&w.LotID, &w.Kind, &at, &w.Text); err != nil {
+		if err := rows.Scan(&w.Account, &w.LotID, &w.Kind, &at, &w.Text); err != nil {
 			return nil, err
 		}
 		w.At = fromMS(at)
 		out = append(out, w)
+	}
+	return out, rows.Err()
+}
+
+// Given says whether an account notice was given.
+func (s *Store) Given(account, kind string) (bool, error) {
+	var n int
+	err := s.r.QueryRow("SELECT COUNT(*) FROM account_notices WHERE account = ? AND kind = ?", account, kind).Scan(&n)
+	return n > 0, err
+}
+
+// LastGiven is the newest account notice whose kind starts with prefix.
+func (s *Store) LastGiven(account, prefix string) (string, bool, error) {
+	var kind string
+	err := s.r.QueryRow("SELECT kind FROM account_notices WHERE account = ? AND kind LIKE ? ORDER BY at DESC, kind DESC LIMIT 1", account, prefix+"%").Scan(&kind)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	return kind, err == nil, err
+}
+
+// CollectedSince counts an account's collected mail since a time, by class.
+func (s *Store) CollectedSince(account string, since time.Time) (map[sesam.Class]int, error) {
+	rows, err := s.r.Query("SELECT class, COUNT(*) FROM mailbox WHERE account = ? AND origin = ? AND received_at >= ? GROUP BY class", account, Fetched, ms(since))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[sesam.Class]int{}
+	for rows.Next() {
+		var c string
+		var n int
+		if err := rows.Scan(&c, &n); err != nil {
+			return nil, err
+		}
+		out[sesam.Class(c)] = n
 	}
 	return out, rows.Err()
 }
@@ -299,11 +463,12 @@ var errMailChanged = errors.New("mail was stored or purged during the ledger reb
 
 // ledgerInput is one stored mail, read for the rebuild.
 type ledgerInput struct {
-	id      int64
-	account string
-	body    []byte
-	out     sesam.Outbound // a queued message
-	in      sesam.Inbound  // a collected one
+	id        int64
+	account   string
+	body      []byte
+	messageID string
+	out       sesam.Outbound // a queued message
+	in        sesam.Inbound  // a collected one
 }
 
 // ledgerMark tells whether the mail changed between reading and writing.
@@ -332,14 +497,15 @@ func (s *Store) rebuildLedger(ctx context.Context) (lots, matched int, err error
 		}
 	}
 	rows.Close()
-	rows, err = s.r.Query("SELECT x.id, x.account, b.data FROM mailbox x JOIN bodies b ON b.id = x.body_id WHERE x.origin IN (?, ?) ORDER BY x.id", Fetched, Imported)
+	rows, err = s.r.Query("SELECT x.id, x.account, x.message_id, b.data FROM mailbox x JOIN bodies b ON b.id = x.body_id WHERE x.origin IN (?, ?) ORDER BY x.id", Fetched, Imported)
 	if err != nil {
 		return 0, 0, err
 	}
 	for rows.Next() {
 		var m ledgerInput
-		rows.Scan(&m.id, &m.account, &m.body)
+		rows.Scan(&m.id, &m.account, &m.messageID, &m.body)
 		m.in = s.Classify(m.body)
+		m.body = nil
 		mails = append(mails, m)
 	}
 	rows.Close()
@@ -360,8 +526,12 @@ func (s *Store) rebuildLedger(ctx context.Context) (lots, matched int, err error
 			recordLot(tx, m.id, m.account, m.out)
 		}
 		for _, m := range mails {
+			if _, own := ownNotice(tx, m.account, m.messageID); own {
+				tx.Exec("UPDATE mailbox SET class = ?, class_why = ? WHERE id = ?", OwnNoticeClass, ownNoticeWhy, m.id)
+				continue
+			}
 			tx.Exec("UPDATE mailbox SET class = ?, class_why = ? WHERE id = ?", string(m.in.Class), m.in.Why, m.id)
-			matchReturn(tx, m.account, m.id, m.body, m.in)
+			matchReturn(tx, m.account, m.id, m.in)
 		}
 		return tx.QueryRow("SELECT COUNT(*) FROM lot_returns").Scan(&matched)
 	})

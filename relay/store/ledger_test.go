@@ -9,8 +9,10 @@ import (
 	"github.com/sesam-relay/sesam-relay/sesam"
 )
 
+const emitter = "12345678901234"
+
 func sendLot(t *testing.T, s *store.Store, at time.Time, seq int) (int64, sesam.Lot) {
-	lot := sesam.Lot{From: "jean.dupont@laposte.net", Fund: "01422@422.01.rss.fr", Emitter: "12345678901234", Invoices: seq, At: at, Seq: seq}
+	lot := sesam.Lot{From: "jean.dupont@laposte.net", Fund: "01422@422.01.rss.fr", Emitter: emitter, Invoices: seq, At: at, Seq: seq}
 	body := lot.Mail()
 	id, err := s.Enqueue(ctx, store.Envelope{Account: "dupont", From: lot.From, To: []string{lot.Fund}, MessageID: sesam.ReadHeaders(body).MessageID}, body)
 	if err != nil {
@@ -21,18 +23,35 @@ func sendLot(t *testing.T, s *store.Store, at time.Time, seq int) (int64, sesam.
 	return id, lot
 }
 
-func lotByID(t *testing.T, s *store.Store, id int64) store.Lot {
+// positiveARL is an ARL whose Subject and payload say positive; stamp ""
+// quotes no lot.
+func positiveARL(stamp string) []byte {
+	return sesam.ARLMail{Subject: "ARL positif " + stamp, Stamp: stamp, Outcome: sesam.ARLPositiveText(stamp)}.Mail()
+}
+
+func lotByID(t *testing.T, s *store.Store, id int64) (sesam.LotRecord, sesam.LotStatus) {
+	t.Helper()
 	lots, err := s.Lots("dupont", time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range lots {
 		if l.ID == id {
-			return l
+			return l, l.Status()
 		}
 	}
 	t.Fatalf("lot %d not in the ledger", id)
-	return store.Lot{}
+	return sesam.LotRecord{}, sesam.LotStatus{}
+}
+
+var uid uint32
+
+func fetchOne(t *testing.T, s *store.Store, body []byte) {
+	t.Helper()
+	uid++
+	if a := <-s.AddMail("dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: uid}, body); a.Err != nil {
+		t.Fatal(a.Err)
+	}
 }
 
 func TestReturnsAreMatchedToTheirLots(t *testing.T) {
@@ -40,30 +59,79 @@ func TestReturnsAreMatchedToTheirLots(t *testing.T) {
 	defer s.Close()
 	day1 := time.Date(2026, 11, 23, 9, 0, 0, 0, time.Local)
 	day2 := time.Date(2026, 11, 24, 9, 0, 0, 0, time.Local)
-	a, _ := sendLot(t, s, day1, 1)
+	a, lotA := sendLot(t, s, day1, 1)
 	b, _ := sendLot(t, s, day2, 2)
 	c, lotC := sendLot(t, s, day2.Add(time.Hour), 3)
-	if l := lotByID(t, s, a); l.State != "delivered" || l.Fund != "01422" || l.Invoices != 1 || l.Emitter != "12345678901234" {
-		t.Fatalf("lot A: %+v", l)
+	if l, st := lotByID(t, s, a); st.State != sesam.LotDelivered || l.Fund.String() != "01422" || l.Invoices != 1 || l.Emitter != emitter {
+		t.Fatalf("lot A: %+v %+v", l, st)
 	}
 	// An ARL quoting lot C's stamp: certain, whatever the order.
-	stampC := strings.Split(lotC.Subject(), "/")[2]
-	<-s.AddMail("dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: 1}, []byte("Subject: ARL positif "+stampC+"\r\n\r\nok\r\n"))
-	if l := lotByID(t, s, c); l.State != "acknowledged" || len(l.Returns) != 1 || !l.Returns[0].Certain {
-		t.Fatalf("lot C: %+v", l)
+	fetchOne(t, s, positiveARL(stampOf(lotC)))
+	if l, st := lotByID(t, s, c); st.State != sesam.LotAcknowledged || len(l.Returns) != 1 || !l.Returns[0].Certain {
+		t.Fatalf("lot C: %+v %+v", l, st)
 	}
-	// An ARL with nothing to go on: the oldest lot waiting, probable.
-	<-s.AddMail("dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: 2}, []byte("Subject: ARL positif\r\n\r\nok\r\n"))
-	if l := lotByID(t, s, a); l.State != "acknowledged" || l.Returns[0].Certain || !strings.Contains(l.Returns[0].How, "oldest") {
-		t.Fatalf("lot A: %+v", l)
+	// A positive ARL with nothing to go on: the oldest lot waiting, but only
+	// probably: a guess never makes a lot safe.
+	fetchOne(t, s, positiveARL(""))
+	l, st := lotByID(t, s, a)
+	if st.State != sesam.LotProbablyAcked || st.State.Safe() || l.Returns[0].Certain || !strings.Contains(l.Returns[0].How, "oldest") {
+		t.Fatalf("lot A: %+v %+v", l, st)
 	}
-	// A NOEMIE reject for a lot dated day 2: lot B (C already answered... by an ARL, not a reject).
-	rej := []byte("Subject: retour\r\nContent-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\nContent-Type: application/edi-consent\r\nContent-Description: NOEMIE\r\n\r\n" +
-		noemie(day2.Format("060102"), "R042", "ACTE NON REMBOURSABLE") + "\r\n--z--\r\n")
-	<-s.AddMail("dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: 3}, rej)
-	l := lotByID(t, s, b)
-	if l.State != "rejected" || len(l.Returns) != 1 || !strings.Contains(l.Returns[0].Detail, "ACTE NON REMBOURSABLE") || !strings.Contains(l.Returns[0].How, "same emitter and date") {
-		t.Fatalf("lot B: %+v", l)
+	// Lot A's own ARL, arriving after the guess: certain, and lot A's —
+	// not a guess for lot B.
+	fetchOne(t, s, positiveARL(stampOf(lotA)))
+	if _, st := lotByID(t, s, a); st.State != sesam.LotAcknowledged {
+		t.Fatalf("lot A after its own ARL: %+v", st)
+	}
+	if l, st := lotByID(t, s, b); st.State != sesam.LotDelivered || len(l.Returns) != 0 {
+		t.Fatalf("lot B took an ARL that quotes lot A: %+v %+v", l, st)
+	}
+	// A NOEMIE refusing one invoice of a lot dated day 2: lot B, probable;
+	// the lot is not rejected, the invoice is.
+	fetchOne(t, s, sesam.NoemieMail{Payload: sesam.NoemieFile{Recipient: emitter, FileDate: "261125",
+		Lots:     []sesam.NoemieLot{{Date: sesam.StampDate(day2), Number: "002"}},
+		Invoices: []sesam.NoemieInvoice{{Number: "417", Rejects: []sesam.Reject{{Entity: "294", Code: "R042", Label: "ACTE NON REMBOURSABLE"}}, Claimed: -1, Paid: -1}},
+	}.Bytes()}.Mail())
+	l, st = lotByID(t, s, b)
+	if st.State != sesam.LotReturned || len(l.Returns) != 1 || !strings.Contains(l.Returns[0].How, "same emitter and date") ||
+		len(st.RejectedInvoices) != 1 || st.RejectedInvoices[0].Number != "417" || st.RejectedInvoices[0].Label != "ACTE NON REMBOURSABLE" {
+		t.Fatalf("lot B: %+v %+v", l, st)
+	}
+}
+
+func TestAnARLOfUnknownPolarityIsNeverSafe(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	for i, subject := range []string{"ARL", "Accusé de réception logique négatif", "ARL KO", "Rejet ARL", "ARL non conforme"} {
+		id, lot := sendLot(t, s, time.Now(), i+1)
+		fetchOne(t, s, sesam.ARLMail{Subject: subject + " " + stampOf(lot), Stamp: stampOf(lot)}.Mail())
+		if _, st := lotByID(t, s, id); st.State.Safe() || (st.State != sesam.LotToCheck && st.State != sesam.LotRejected) {
+			t.Errorf("Subject %q: %+v", subject, st)
+		}
+	}
+	// A payload that says rejected under a bare Subject.
+	id, lot := sendLot(t, s, time.Now(), 9)
+	fetchOne(t, s, sesam.ARLMail{Subject: "ARL", Stamp: stampOf(lot), Outcome: sesam.ARLNegativeText(stampOf(lot), "SIGNATURE INVERIFIABLE")}.Mail())
+	if l, st := lotByID(t, s, id); st.State != sesam.LotRejected || !strings.Contains(l.Returns[0].Facts.ARL, "SIGNATURE INVERIFIABLE") {
+		t.Fatalf("%+v %+v", l, st)
+	}
+}
+
+func TestLotLessReturnsAreNotTiedToLots(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	day := time.Date(2026, 11, 24, 9, 0, 0, 0, time.Local)
+	id, _ := sendLot(t, s, day, 1)
+	for _, rtype := range []string{"02", "03"} {
+		fetchOne(t, s, sesam.NoemieMail{Payload: sesam.NoemieFile{Recipient: emitter, ReturnType: rtype,
+			Lots: []sesam.NoemieLot{{Date: sesam.StampDate(day), Number: "001"}}}.Bytes()}.Mail())
+	}
+	if l, st := lotByID(t, s, id); st.State != sesam.LotDelivered || len(l.Returns) != 0 {
+		t.Fatalf("a paper or lump-sum return was tied to an electronic lot: %+v %+v", l, st)
+	}
+	un, err := s.UnmatchedReturns("dupont", time.Time{}, 10)
+	if err != nil || len(un) != 2 || un[0].Class != sesam.NoemieNoLot {
+		t.Fatalf("%+v %v", un, err)
 	}
 }
 
@@ -74,10 +142,10 @@ func TestBounceFromTheProviderIsMatchedByMessageID(t *testing.T) {
 	m, _, _ := s.Get(id)
 	dsn := "From: MAILER-DAEMON@laposte.net\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=q\r\n\r\n--q\r\nContent-Type: text/plain\r\n\r\nx\r\n" +
 		"--q\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: " + m.MessageID + "\r\n--q--\r\n"
-	<-s.AddMail("dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: 9}, []byte(dsn))
-	l := lotByID(t, s, id)
-	if l.State != "rejected" || !l.Returns[0].Certain || l.Returns[0].Class != "bounce" {
-		t.Fatalf("%+v", l)
+	fetchOne(t, s, []byte(dsn))
+	l, st := lotByID(t, s, id)
+	if st.State != sesam.LotBounced || !l.Returns[0].Certain || l.Returns[0].Class != sesam.Bounce {
+		t.Fatalf("%+v %+v", l, st)
 	}
 }
 
@@ -86,31 +154,24 @@ func TestUndeliveredLotsAreNotMatched(t *testing.T) {
 	defer s.Close()
 	lot := sesam.Lot{From: "a@b", Fund: "01422@422.01.rss.fr", Emitter: "1", Invoices: 1, At: time.Now(), Seq: 1}
 	id, _ := s.Enqueue(ctx, store.Envelope{Account: "dupont", To: []string{lot.Fund}}, lot.Mail())
-	<-s.AddMail("dupont", store.Origin{Kind: store.Imported}, []byte("Subject: ARL positif\r\n\r\nok\r\n"))
-	if l := lotByID(t, s, id); l.State != "queued" || len(l.Returns) != 0 {
-		t.Fatalf("an ARL was matched to a lot that never left: %+v", l)
+	<-s.AddMail("dupont", store.Origin{Kind: store.Imported}, positiveARL(""))
+	if l, st := lotByID(t, s, id); st.State != sesam.LotQueued || len(l.Returns) != 0 {
+		t.Fatalf("an ARL was matched to a lot that never left: %+v %+v", l, st)
 	}
-}
-
-func noemie(lotDate, code, label string) string {
-	pad := func(s string, n int) string { return (s + strings.Repeat(" ", n))[:n] }
-	h := pad("000CP"+pad("01422000000000", 14)+pad("P", 6)+"PS"+pad("12345678901234", 14), 128)
-	return h + "08001" + lotDate + "017@" + "29401" + pad(code, 4) + pad(label, 86) + "@"
 }
 
 func TestRebuildFindsTheSameMatches(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	id, lot := sendLot(t, s, time.Now(), 1)
-	stamp := strings.Split(lot.Subject(), "/")[2]
-	<-s.AddMail("dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: 1}, []byte("Subject: ARL positif "+stamp+"\r\n\r\nok\r\n"))
-	before := lotByID(t, s, id)
+	fetchOne(t, s, positiveARL(stampOf(lot)))
+	_, before := lotByID(t, s, id)
 	lots, matched, err := s.RebuildLedger(ctx)
 	if err != nil || lots != 1 || matched != 1 {
 		t.Fatalf("rebuild: %d lots, %d matched, %v", lots, matched, err)
 	}
-	after := lotByID(t, s, id)
-	if after.State != before.State || after.State != "acknowledged" || len(after.Returns) != 1 || !after.Returns[0].Certain {
+	l, after := lotByID(t, s, id)
+	if after.State != before.State || after.State != sesam.LotAcknowledged || len(l.Returns) != 1 || !l.Returns[0].Certain {
 		t.Fatalf("before %+v\nafter %+v", before, after)
 	}
 }

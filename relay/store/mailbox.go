@@ -22,6 +22,13 @@ const (
 	Notice   = "notice"   // our "still trying" notice
 )
 
+// OwnNoticeClass is the class of a notice the relay mailed to the
+// practitioner, collected back from the provider.
+const (
+	OwnNoticeClass = "relay-notice"
+	ownNoticeWhy   = "the relay's own notice, back from the provider: hidden from every login (they had it locally)"
+)
+
 // MailboxEntry is one message in an account's local mailbox.
 type MailboxEntry struct {
 	ID          int64
@@ -105,8 +112,15 @@ func addMail(tx *sql.Tx, account string, o Origin, body []byte, now time.Time, i
 	}
 	h := sesam.ReadHeaders(body)
 	class, why := o.Kind, "written by the relay"
+	var hide []string
 	if in != nil {
 		class, why = string(in.Class), in.Why
+		if logins, own := ownNotice(tx, account, h.MessageID); own {
+			// The practitioner's copy of a notice, back from the
+			// provider: kept, but no client gets it twice, and it is no
+			// return (its words would read as an ARL's).
+			class, why, hide, in = OwnNoticeClass, ownNoticeWhy, logins, nil
+		}
 	}
 	res, err := tx.Exec(`INSERT INTO mailbox(account, origin, received_at, subject, from_addr, message_id, size, wire_size, hash, body_id, ref_msg, folder, uidvalidity, uid, class, class_why)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -118,7 +132,10 @@ func addMail(tx *sql.Tx, account string, o Origin, body []byte, now time.Time, i
 		return 0, false, err
 	}
 	if in != nil {
-		matchReturn(tx, account, id, body, *in)
+		matchReturn(tx, account, id, *in)
+	}
+	if err := hideFrom(tx, id, hide, now); err != nil {
+		return 0, false, err
 	}
 	return id, false, nil
 }

@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// schema is version 1 (version2, version3 and version4 add to it). Bodies live in their own table so that listing the
+// schema is version 1 (version2 to version5 add to it). Bodies live in their own table so that listing the
 // queue never reads them, and so that one function pair (putBody/Body)
 // writes and reads every body: encryption at rest goes there.
 const schema = `
@@ -162,8 +162,33 @@ const version4 = `
 CREATE INDEX IF NOT EXISTS lots_doublon ON lots(account, emitter, stamp);
 `
 
+// version5 is the ledger of issue 11: what each return said beyond its
+// class (invoice outcomes, the ARL's text), a lookup by stamp, the notices
+// about an account (collection blocked or back, the daily summary), the
+// notices mailed to the practitioner (so that their copy coming back is
+// recognised), and whether collection is blocked by the provider.
+const version5 = `
+ALTER TABLE lot_returns ADD COLUMN facts TEXT NOT NULL DEFAULT ''; -- JSON of sesam.ReturnFacts
+CREATE INDEX IF NOT EXISTS lots_stamp ON lots(account, stamp);
+CREATE INDEX IF NOT EXISTS lot_returns_mailbox ON lot_returns(mailbox_id);
+CREATE TABLE IF NOT EXISTS account_notices (
+	account TEXT NOT NULL,
+	kind    TEXT NOT NULL,               -- sesam.NoticeKind with its key, e.g. outage:1764000000000
+	at      INTEGER NOT NULL,
+	text    TEXT NOT NULL,
+	PRIMARY KEY (account, kind)
+);
+CREATE TABLE IF NOT EXISTS own_notices (
+	message_id TEXT PRIMARY KEY,         -- random: nobody can make a mail pass for one
+	account    TEXT NOT NULL,
+	logins     TEXT NOT NULL,            -- JSON: the logins it is hidden from when it comes back
+	at         INTEGER NOT NULL
+);
+ALTER TABLE imap_health ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;
+`
+
 // current is the schema version this sesam-relay writes.
-const current = 4
+const current = 5
 
 // migrate brings the store to the current version, one step per version,
 // each in its own transaction: a store from an older sesam-relay opens.
@@ -175,7 +200,7 @@ func migrate(db *sql.DB) error {
 	if v > current {
 		return fmt.Errorf("the queue has schema version %d, newer than this sesam-relay knows (%d): install the newer version again", v, current)
 	}
-	steps := []string{schema, version2, version3, version4}
+	steps := []string{schema, version2, version3, version4, version5}
 	for ; v < current; v++ {
 		if err := step(db, steps[v], v+1); err != nil {
 			return fmt.Errorf("upgrading the queue's schema to version %d: %w", v+1, err)

@@ -1,0 +1,115 @@
+package sesam
+
+import (
+	"fmt"
+	"time"
+)
+
+// LotCandidate is a lot a return might be about, as the matcher sees it.
+type LotCandidate struct {
+	ID        int64
+	MessageID string
+	Emitter   string
+	Stamp     string
+	LotAt     time.Time // the stamp's time (see StampTime)
+	Queue     QueueState
+	// Answered lists the classes of the returns already matched to it.
+	Answered []Class
+}
+
+func (c LotCandidate) answered(f func(Class) bool) bool {
+	for _, a := range c.Answered {
+		if f(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Match ties a return to a lot.
+type Match struct {
+	LotID   int64
+	Certain bool
+	How     string
+}
+
+// MatchReturn ties a classified return to its lot, or to none. The lot
+// number is inside the fund's encryption, so matching uses what both sides
+// carry. In order:
+//   - certain: a delivery report naming the lot's Message-ID; a return
+//     quoting the lot's stamp — whatever the lot already received: a
+//     certain match is never replaced by a guess;
+//   - probable: a NOEMIE lot entity (080) whose date is the lot's date,
+//     for the same emitter, on a lot with no NOEMIE return yet;
+//   - probable: for an ARL that quotes no stamp, the oldest delivered lot
+//     with no ARL yet (funds answer in order).
+//
+// Mail that is no return (unknown, provider notices), and returns with no
+// electronic lot (lump sums, paper returns), are never matched. A probable
+// match never makes a lot acknowledged on its own (see LotRecord.Status).
+//
+// lots must hold every lot that could match: the store picks them by
+// Message-ID, by stamp, by date, and the oldest delivered lots without an
+// ARL, oldest first.
+func MatchReturn(in Inbound, lots []LotCandidate) (Match, bool) {
+	switch in.Class {
+	case Unknown, ProviderNotice, NoemieNoLot, "":
+		return Match{}, false
+	}
+	if in.Class == Bounce && in.OrigMessageID != "" {
+		for _, c := range lots {
+			if c.MessageID == in.OrigMessageID {
+				return Match{c.ID, true, "the report names the lot's Message-ID " + in.OrigMessageID}, true
+			}
+		}
+	}
+	if c, ok := byStamp(in, lots); ok {
+		return Match{c.ID, true, "the return quotes the lot's stamp " + c.Stamp}, true
+	}
+	if in.Class == Bounce {
+		return Match{}, false // a report about some other mail
+	}
+	if in.Noemie != nil {
+		for _, nl := range in.Noemie.Lots {
+			for _, c := range lots {
+				if c.Queue == QueueSent && !c.LotAt.IsZero() && StampDate(c.LotAt) == nl.Date &&
+					(in.Noemie.Recipient == "" || in.Noemie.Recipient == c.Emitter) && !c.answered(isNoemie) {
+					return Match{c.ID, false, fmt.Sprintf("NOEMIE lot %s of %s, same emitter and date as this lot", nl.Number, nl.Date)}, true
+				}
+			}
+		}
+		return Match{}, false
+	}
+	if in.Class.IsARL() {
+		for _, c := range lots {
+			if c.Queue == QueueSent && !c.answered(Class.IsARL) {
+				return Match{c.ID, false, "an ARL that quotes no lot stamp, tied to the oldest delivered lot with no ARL yet"}, true
+			}
+		}
+	}
+	return Match{}, false
+}
+
+func isNoemie(c Class) bool {
+	return c == NoemiePayment || c == NoemieReject || c == NoemieWarning
+}
+
+// byStamp finds the lot whose stamp the return quotes. Two lots with one
+// stamp are a lot and its second sending: the one that left first is the
+// one the fund answers.
+func byStamp(in Inbound, lots []LotCandidate) (LotCandidate, bool) {
+	var best LotCandidate
+	found := false
+	for _, c := range lots {
+		if !in.Quotes(c.Stamp) {
+			continue
+		}
+		if !found || (c.Queue == QueueSent && best.Queue != QueueSent) {
+			best, found = c, true
+		}
+	}
+	return best, found
+}
+
+// StampDate is a lot's date as NOEMIE writes it (YYMMDD).
+func StampDate(t time.Time) string { return t.Format("060102") }

@@ -1,0 +1,72 @@
+package sesam
+
+import (
+	"regexp"
+	"time"
+)
+
+// A lot's stamp is 19 digits (YYYYMMDDHHMMSS and 5 more; ParseLotSubject
+// accepts 14 and more). A return that quotes it is certainly that lot's.
+var stampRun = regexp.MustCompile(`\d{14,19}`)
+
+// maxStamps bounds what one mail may make the matcher compare.
+const maxStamps = 50
+
+// quotedStamps adds the stamps quoted in a mail's first megabyte (header
+// and text; EDI payloads are read where they are decoded) to have.
+func quotedStamps(raw []byte, have []string) []string {
+	return appendStamps(have, raw[:min(len(raw), 1<<20)])
+}
+
+func appendStamps(have []string, b []byte) []string {
+	if len(have) >= maxStamps {
+		return have
+	}
+	for _, m := range stampRun.FindAll(b, maxStamps) {
+		s := string(m)
+		dup := false
+		for _, h := range have {
+			if h == s {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			have = append(have, s)
+		}
+		if len(have) >= maxStamps {
+			break
+		}
+	}
+	return have
+}
+
+// Quotes says whether a return quotes this stamp.
+func (in Inbound) Quotes(stamp string) bool {
+	if len(stamp) < 14 {
+		return false
+	}
+	for _, s := range in.Stamps {
+		if s == stamp {
+			return true
+		}
+	}
+	return false
+}
+
+// StampTime reads a stamp's first 14 digits (YYYYMMDDHHMMSS) as a time in
+// loc, Europe/Paris when loc is nil: the billing software writes its
+// practice's local time, whatever the relay box's own zone.
+func StampTime(stamp string, loc *time.Location) time.Time {
+	if loc == nil {
+		loc = paris()
+	}
+	if len(stamp) < 14 {
+		return time.Time{}
+	}
+	t, err := time.ParseInLocation("20060102150405", stamp[:14], loc)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
