@@ -52,6 +52,9 @@ func TestTechnicianActionsAreLoggedWithTheCallersUID(t *testing.T) {
 	as("queue")
 	as("status")
 	as("queue", "release", itoa(id))
+	// The released lot is tried at once and deferred (TempFail): hold it
+	// once that try is over, not while it is sending.
+	waitFor(t, 10*time.Second, "the released lot deferred", func() bool { return r.states()[store.Deferred] == 1 })
 	as("queue", "hold", itoa(id), "--reason", "checking")
 	as("queue", "drop", itoa(id))
 	r.cli("mail", "dupont") // a listing: no line
