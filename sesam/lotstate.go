@@ -62,9 +62,16 @@ func (s LotState) Gone() bool {
 	return false
 }
 
-// DuplicateHoldPrefix starts the hold reason of a probable second sending
-// (the DOUBLON guard): the store writes it, the lot rules read it.
-const DuplicateHoldPrefix = "duplicate: "
+// The hold reasons' prefixes, written by the relay and read by the lot
+// rules and notices to tell why a lot is held.
+const (
+	// DuplicateHoldPrefix: a probable second sending (the DOUBLON guard).
+	DuplicateHoldPrefix = "duplicate: "
+	// ClearHoldPrefix: the guard found health data in clear.
+	ClearHoldPrefix = "health data in clear: "
+	// UncertainHoldPrefix: a sending broke off, its fate unknown.
+	UncertainHoldPrefix = "uncertain: "
+)
 
 // LotRecord is what the ledger holds of one lot: the facts the rules read.
 type LotRecord struct {

@@ -113,11 +113,11 @@ func LotNotice(d Due, l LotRecord, st LotStatus, c NoticeContext) Text {
 	case d.Kind == NoticeRejected:
 		motif := ""
 		if d.Return != nil && d.Return.Facts.ARL != "" {
-			motif = " (motif : " + d.Return.Facts.ARL + ")"
+			motif = " Motif donné par la caisse : " + d.Return.Facts.ARL + "."
 		}
 		return Text{
 			Subject: "Lot rejeté par la caisse : à réémettre",
-			Body:    fmt.Sprintf("La caisse n'a pas pris en compte %s%s.\n\nRéémettez-le depuis votre logiciel de facturation. %s", lot, motif, deadline),
+			Body:    fmt.Sprintf("La caisse n'a pas pris en compte %s.%s\n\nRéémettez-le depuis votre logiciel de facturation. %s", lot, motif, deadline),
 			Detail:  returnDetail(d.Return, st),
 		}
 	case d.Kind == NoticeToCheck:
@@ -139,24 +139,24 @@ func LotNotice(d Due, l LotRecord, st LotStatus, c NoticeContext) Text {
 func heldNotice(l LotRecord, st LotStatus, c NoticeContext) Text {
 	lot, tech := lotName(l), c.technician()
 	switch {
-	case strings.HasPrefix(l.HoldReason, "health data in clear"):
+	case strings.HasPrefix(l.HoldReason, ClearHoldPrefix):
 		return Text{
 			Subject: "Lot bloqué : feuilles de soins non chiffrées",
 			Body: fmt.Sprintf("Le relais a bloqué %s : ses feuilles de soins ne sont pas chiffrées, elles partiraient lisibles par tous.\n\n"+
-				"Il ne partira pas sans votre technicien : appelez %s aujourd'hui. Ne renvoyez pas ce lot. %s", lot, tech, deadline),
+				"Il ne partira qu'après l'intervention de votre technicien : appelez %s aujourd'hui. Ne renvoyez pas ce lot. %s", lot, tech, deadline),
 			Detail: l.HoldReason,
 		}
-	case strings.HasPrefix(l.HoldReason, "uncertain"):
+	case strings.HasPrefix(l.HoldReason, UncertainHoldPrefix):
 		return Text{
 			Subject: "Lot retenu : envoi à vérifier",
-			Body: fmt.Sprintf("L'envoi de %s a été interrompu, et le relais ne sait pas s'il est parvenu à votre messagerie. Il ne le renverra pas tout seul, pour ne pas créer de doublon.\n\n"+
-				"Ne renvoyez pas ce lot : %s doit vérifier s'il est parti. %s", lot, tech, deadline),
+			Body: fmt.Sprintf("L'envoi du %s a été interrompu, et le relais ne sait pas s'il est parvenu à votre messagerie. Il ne le renverra pas tout seul, pour ne pas créer de doublon.\n\n"+
+				"Ne renvoyez pas ce lot : %s doit vérifier s'il est parti. %s", strings.TrimPrefix(lot, "le "), tech, deadline),
 			Detail: l.HoldReason,
 		}
 	}
 	return Text{
 		Subject: "Lot retenu par le relais",
-		Body:    fmt.Sprintf("Le relais retient %s : il ne partira pas sans votre technicien.\n\nNe renvoyez pas ce lot ; appelez %s. %s", lot, tech, deadline),
+		Body:    fmt.Sprintf("Le relais retient %s : il ne partira qu'après l'intervention de votre technicien.\n\nNe renvoyez pas ce lot ; appelez %s. %s", lot, tech, deadline),
 		Detail:  l.HoldReason,
 	}
 }
@@ -166,7 +166,7 @@ func toCheckNotice(d Due, l LotRecord, st LotStatus, c NoticeContext) Text {
 	what := fmt.Sprintf("Un accusé de réception (ARL) est arrivé pour %s, mais le relais ne peut pas dire s'il est positif ou négatif.", lot)
 	switch {
 	case len(st.LotRejects) > 0:
-		what = fmt.Sprintf("Un retour NOEMIE signale un rejet pour %s (motif : %s), sans dire quelle facture est concernée.", lot, st.LotRejects[0].Label)
+		what = fmt.Sprintf("Un retour NOEMIE signale un rejet pour %s, sans dire quelle facture est concernée. Motif donné par la caisse : %s.", lot, st.LotRejects[0].Label)
 	case strings.Contains(st.Why, "positive and a negative"):
 		what = fmt.Sprintf("La caisse a envoyé pour %s un accusé de réception positif et un négatif.", lot)
 	case d.Return != nil && !d.Return.Certain:
@@ -217,7 +217,7 @@ func invoicesNotice(d Due, l LotRecord, c NoticeContext) Text {
 		if subject == "" {
 			subject = Plural(len(check), "facture signalée", "factures signalées") + " par la caisse"
 		}
-		paras = append(paras, fmt.Sprintf("Dans %[3]s, la caisse signale quelque chose sur %[1]s %[2]s que le relais ne sait pas lire. Vérifiez %[4]s dans votre logiciel avant de refacturer quoi que ce soit.",
+		paras = append(paras, fmt.Sprintf("Dans %[3]s, la caisse signale quelque chose sur %[1]s %[2]s que le relais ne sait pas lire. Vérifiez-%[4]s dans votre logiciel avant de refacturer quoi que ce soit ; ne renvoyez pas le lot.",
 			pluralWord(len(check), "la facture", "les factures"), numbers(check), lot, pluralWord(len(check), "la", "les")))
 	}
 	return Text{Subject: subject, Body: strings.Join(paras, "\n\n"), Detail: returnDetail(d.Return, LotStatus{})}
@@ -254,17 +254,21 @@ func returnDetail(r *LotReturn, st LotStatus) string {
 // still leave, that the ARLs wait at the provider, and what to do.
 func OutageNotice(col Collection, reason string, c NoticeContext) Text {
 	since := FrenchDate(col.FailingSince)
+	subject := "Relève des retours bloquée par " + c.provider()
 	what := fmt.Sprintf("%s bloque la relève de vos messages depuis le %s.", capital(c.yourMail()), since)
 	todo := "Changez votre mot de passe dans le webmail si on vous le demande, puis prévenez " + c.technician() + " : il donnera le nouveau mot de passe au relais."
+	detail := reason + " — give the relay the new password (password_file, then `sesam-relay reload`); bring saved mail in with `sesam-relay import ACCOUNT FILE.eml`"
 	if !col.Blocked {
+		subject = "Relève des retours interrompue"
 		what = fmt.Sprintf("Le relais n'arrive plus à relever vos messages chez %s depuis le %s.", c.provider(), since)
 		todo = "Si votre webmail fonctionne, prévenez " + c.technician() + "."
+		detail = reason + " — bring saved mail in with `sesam-relay import ACCOUNT FILE.eml`"
 	}
 	return Text{
-		Subject: "Relève des retours bloquée chez " + c.provider(),
+		Subject: subject,
 		Body: what + " Vos lots partent quand même, mais leurs accusés de réception (ARL) et retours NOEMIE restent dans votre webmail.\n\n" + todo +
 			" Si vous enregistrez des accusés de réception depuis le webmail, votre technicien peut les importer dans le relais. Tant que la relève est bloquée, le relais ne vous signale pas les ARL manquants : ils sont dans le webmail.",
-		Detail: reason + " — give the relay the new password (password_file, then `sesam-relay reload`); bring saved mail in with `sesam-relay import ACCOUNT FILE.eml`",
+		Detail: detail,
 	}
 }
 

@@ -257,7 +257,7 @@ func (ss *session) Data(r io.Reader) error {
 	env.Inspection = &o
 	if ss.s.opt.GuardClearLots {
 		if o.Clear {
-			env.HoldReason = "health data in clear: " + o.ClearWhy + " — check the billing software's encryption (S/MIME) settings; release only if sending it this way is intended"
+			env.HoldReason = sesam.ClearHoldPrefix + o.ClearWhy + " — check the billing software's encryption (S/MIME) settings; release only if sending it this way is intended"
 			ss.s.opt.Log.Warn("lot held: its care sheets are not encrypted", "account", ss.account, "to", ss.to, "message_id", env.MessageID)
 		}
 	}

@@ -371,7 +371,7 @@ func (s *Store) MarkDeferred(ctx context.Context, id int64, why string, next tim
 
 // uncertainPrefix starts the hold reason of a mail whose final dot may have
 // reached the provider.
-const uncertainPrefix = "uncertain: "
+const uncertainPrefix = sesam.UncertainHoldPrefix
 
 // Uncertain reports whether m is held because it may already have been
 // delivered: sending it again could make a DOUBLON.
