@@ -317,7 +317,7 @@ func queue(cfg *config.Config, o opts, args []string, stdout, stderr io.Writer) 
 }
 
 func check(cfg *config.Config, stdout io.Writer) int {
-	fmt.Fprintf(stdout, "config: OK (%d account(s), state_dir %s)\n", len(cfg.Accounts), cfg.StateDir)
+	fmt.Fprintf(stdout, "config: OK (%s, state_dir %s)\n", plural(len(cfg.Accounts), "account"), cfg.StateDir)
 	if len(cfg.Accounts) == 0 {
 		fmt.Fprintln(stdout, "no account yet: the relay runs but has nothing to relay; add an [[account]] (see the examples in the config)")
 	}
@@ -333,6 +333,7 @@ func check(cfg *config.Config, stdout io.Writer) int {
 		if !hashesOK {
 			continue
 		}
+		noticesTo(stdout, cfg, a)
 		if err := deliver.Check(a.Upstream, cfg.Hostname, 30*time.Second); err != nil {
 			fmt.Fprintf(stdout, "%s: FAILED — %v\n", a.Name, err)
 			bad++
@@ -377,7 +378,21 @@ func initState(cfg *config.Config, stdout, stderr io.Writer) int {
 	sum := sha256.Sum256(leaf.Raw)
 	fmt.Fprintf(stdout, "state_dir %s ready; TLS certificate for %s, valid until %s\nSHA-256 fingerprint %X\n",
 		cfg.StateDir, strings.Join(leaf.DNSNames, ", "), leaf.NotAfter.Format("2006-01-02"), sum)
+	for _, a := range cfg.Accounts {
+		noticesTo(stdout, cfg, a)
+	}
 	return 0
+}
+
+// noticesTo tells the installer where an account's French notices go, and
+// says loudly when they would reach nobody.
+func noticesTo(w io.Writer, cfg *config.Config, a config.Account) {
+	if to := a.NoticesGoTo(cfg.Sesam.WarnBillingLogin); to != "" {
+		fmt.Fprintf(w, "%s: the practitioner's notices are %s\n", a.Name, to)
+		return
+	}
+	fmt.Fprintf(w, "%s: WARNING — the practitioner's notices (rejected lots, missing acknowledgements) reach nobody: "+
+		"remove `notify = []` or add a [[account.login]] with human = true\n", a.Name)
 }
 
 func passwd(stdin io.Reader, stdout, stderr io.Writer) int {

@@ -178,6 +178,20 @@ func (a Account) WarnLogins(billingToo bool) []string {
 	return out
 }
 
+// NoticesGoTo says, for the installer, where the account's French notices
+// go: "mailed to jean.dupont@laposte.net; in the POP3 view of dupont-mobile".
+// Empty: they reach nobody.
+func (a Account) NoticesGoTo(billingToo bool) string {
+	var parts []string
+	if n := a.NotifyAddresses(); len(n) > 0 {
+		parts = append(parts, "mailed to "+strings.Join(n, ", "))
+	}
+	if l := a.WarnLogins(billingToo); len(l) > 0 {
+		parts = append(parts, "in the POP3 view of "+strings.Join(l, ", "))
+	}
+	return strings.Join(parts, "; ")
+}
+
 // AllLogins returns the account's own login first, then the extra ones.
 func (a Account) AllLogins() []Login {
 	return append([]Login{{Name: a.Name, PasswordHash: a.PasswordHash}}, a.Logins...)
@@ -422,7 +436,7 @@ func (c *Config) validate(md toml.MetaData) error {
 		return errors.New(strings.Join(errs, "; "))
 	}
 	for i := range c.Accounts {
-		c.Accounts[i].notifySet = md.IsDefined("account", "notify") && notifyWritten(md, i)
+		c.Accounts[i].notifySet = notifyWritten(md, i) // md.IsDefined is false inside an array of tables
 		u := &c.Accounts[i].Upstream
 		if len(u.Folders) == 0 {
 			u.Folders = []string{"INBOX"}

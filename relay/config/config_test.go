@@ -200,3 +200,34 @@ func TestTLSMinimumAndPlaintextNetworks(t *testing.T) {
 		}
 	}
 }
+
+// By default the practitioner's notices are mailed to their own address:
+// the packaged config, filled in as an installer would, tells someone.
+func TestNoticesReachThePractitionerByDefault(t *testing.T) {
+	c, err := config.Parse(uncommented(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Accounts[1].NotifyAddresses(); len(got) != 1 || got[0] != "cabinet.martin@orange.fr" {
+		t.Fatalf("martin, no notify key: %v", got)
+	}
+	if got := c.Accounts[0].NoticesGoTo(false); got != "mailed to jean.dupont@laposte.net; in the POP3 view of dupont-mobile" {
+		t.Fatalf("dupont: %q", got)
+	}
+	if c.Sesam.Count != "working-days" || c.Sesam.DailySummary != "18:00" || c.Sesam.StampZone != "Europe/Paris" {
+		t.Fatalf("%+v", c.Sesam)
+	}
+	// A second account that writes notify = [] gets none; the first, which
+	// does not, keeps its default.
+	second := strings.NewReplacer("dupont", "martin", "jean.dupont@laposte.net\"", "cabinet.martin@orange.fr\"\nnotify = []").Replace(valid[strings.Index(valid, "[[account]]"):])
+	two, err := config.Parse([]byte(valid + second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := two.Accounts[1].NoticesGoTo(false); got != "" {
+		t.Fatalf("notify = [] and no human login: %q", got)
+	}
+	if got := two.Accounts[0].NoticesGoTo(false); got != "mailed to jean.dupont@laposte.net" {
+		t.Fatalf("the first account: %q", got)
+	}
+}
