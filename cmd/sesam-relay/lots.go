@@ -66,6 +66,9 @@ func lotsCmd(cfg *config.Config, o opts, args []string, stdout, stderr io.Writer
 	return 0
 }
 
+// printLots lists the lots. A lot's date is shown as its stamp says, in
+// the stamp's zone (stamp_zone), whatever the box's clock: the billing
+// software shows the practitioner that time.
 func printLots(w io.Writer, all control.Lots) {
 	if len(all.Lots) == 0 {
 		fmt.Fprintln(w, "no lot yet")
@@ -77,7 +80,7 @@ func printLots(w io.Writer, all control.Lots) {
 			if l.Test {
 				fund += " (test)"
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", l.ID, l.LotAt.Local().Format("2006-01-02 15:04"), l.Account, fund, l.Emitter,
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", l.ID, l.LotAt.Format("2006-01-02 15:04"), l.Account, fund, l.Emitter,
 				l.Invoices, strings.ToUpper(string(l.State)), round(time.Since(l.Submitted)), orDash(l.Late), cameBack(l))
 		}
 		tw.Flush()
@@ -147,7 +150,7 @@ func printLot(w io.Writer, l control.Lot) {
 	row(w, "account", l.Account)
 	row(w, "fund", l.Fund+" "+l.FundName)
 	row(w, "emitter", l.Emitter)
-	row(w, "lot stamp", l.Stamp+" ("+l.LotAt.Local().Format("2006-01-02 15:04:05")+")")
+	row(w, "lot stamp", l.Stamp+" ("+l.LotAt.Format("2006-01-02 15:04:05")+")")
 	row(w, "invoices", fmt.Sprint(l.Invoices))
 	row(w, "submitted", when(l.Submitted)+" ("+ago(l.Submitted)+")")
 	if !l.Delivered.IsZero() {

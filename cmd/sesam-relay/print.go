@@ -140,6 +140,10 @@ func printStatus(w io.Writer, st control.Status) {
 		fmt.Fprintf(w, "  queue: %d waiting (%d queued, %d deferred), %d sending, %d held; %d sent, %d bounced, %d dropped\n",
 			c[store.Queued]+c[store.Deferred], c[store.Queued], c[store.Deferred], c[store.Sending], c[store.Held], c[store.Sent], c[store.Bounced], c[store.Dropped])
 		for _, wr := range a.Warnings {
+			if wr.LotID == 0 { // about the account (an outage, the daily summary)
+				fmt.Fprintf(w, "  ! %s: %s\n", when(wr.At), wr.Text)
+				continue
+			}
 			fmt.Fprintf(w, "  ! %s: %s (sesam-relay lots show %d)\n", when(wr.At), wr.Text, wr.LotID)
 		}
 		if c[store.Held] > 0 {

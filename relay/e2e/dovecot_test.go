@@ -139,6 +139,21 @@ func (d *dovecot) logins() int {
 	return strings.Count(string(b), "imap-login: Info: Login: user=<jean.dupont>,")
 }
 
+// setPassword changes the mailbox's password, as a provider does after an
+// attack, and waits until Dovecot's auth process answers with it: it reads
+// the passwd file again only when it sees the file change, at most once a
+// second, so a login right after the write may still take the old one.
+func (d *dovecot) setPassword(pw string) {
+	d.t.Helper()
+	os.WriteFile(filepath.Join(d.dir, "passwd"), []byte("jean.dupont:{PLAIN}"+pw+"\n"), 0o644)
+	for end := time.Now().Add(10 * time.Second); exec.Command("doveadm", "-c", d.conf, "auth", "test", "jean.dupont", pw).Run() != nil; {
+		if time.Now().After(end) {
+			d.t.Fatal("Dovecot did not take the new password in 10s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // save stores a message byte for byte in a folder.
 func (d *dovecot) save(folder string, raw []byte) {
 	d.doveadm(raw, "save", "-u", "jean.dupont", "-m", folder)

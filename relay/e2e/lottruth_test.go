@@ -93,6 +93,11 @@ func TestDovecotLotTruthFromReturnToNotice(t *testing.T) {
 	if l := r.lots().Lots; len(l) != 1 || l[0].State != "rejected" || l[0].Safe {
 		t.Fatalf("lot 1: %+v", l)
 	}
+	// The lot's date is the stamp's, as the billing software wrote it in
+	// Paris time, whatever the box's clock (UTC here).
+	if out, _ := r.cli("lots"); !strings.Contains(out, stamp1[:4]+"-"+stamp1[4:6]+"-"+stamp1[6:8]+" "+stamp1[8:10]+":"+stamp1[10:12]) {
+		t.Errorf("lots does not show the stamp's own time %s:\n%s", stamp1, out)
+	}
 	body := phoneNotice(t, r, "Lot rejeté par la caisse")
 	for _, want := range []string{"SIGNATURE INVERIFIABLE", "Réémettez-le", "3 jours ouvrés"} {
 		if !strings.Contains(body, want) {
@@ -144,7 +149,7 @@ func TestDovecotLotTruthFromReturnToNotice(t *testing.T) {
 	// 3. The provider closes the mailbox (the password was changed there):
 	// one outage notice, and no "no acknowledgement" notice for lot 3,
 	// sent meanwhile, however long the delay has run.
-	os.WriteFile(filepath.Join(dv.dir, "passwd"), []byte("jean.dupont:{PLAIN}changed-after-an-attack\n"), 0o644)
+	dv.setPassword("changed-after-an-attack")
 	r.stop()
 	r.start()
 	submitLot(t, r, sesam.Lot{From: sender, Fund: fund, Emitter: "12345678901234", Invoices: 5, At: now, Seq: 3})
@@ -153,6 +158,9 @@ func TestDovecotLotTruthFromReturnToNotice(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("the outage notice lacks %q:\n%s", want, body)
 		}
+	}
+	if out, _ := r.cli("status"); !strings.Contains(out, "collection from the provider is failing since") || strings.Contains(out, "lots show 0") {
+		t.Errorf("status on the outage:\n%s", out)
 	}
 	time.Sleep(4 * time.Second) // the 2 s acknowledgement delay runs out
 	r.cli("fetch", "dupont")
@@ -172,7 +180,7 @@ func TestDovecotLotTruthFromReturnToNotice(t *testing.T) {
 	}
 
 	// 4. The password given back: collection is back, and said so.
-	os.WriteFile(filepath.Join(dv.dir, "passwd"), []byte("jean.dupont:{PLAIN}provider-pw\n"), 0o644)
+	dv.setPassword("provider-pw")
 	waitFor(t, 20*time.Second, "a poll that works again", func() bool {
 		out, code := r.cli("fetch", "dupont")
 		return code == 0 && !strings.Contains(out, "rejected")
