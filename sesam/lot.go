@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	_ "time/tzdata" // Europe/Paris with its summer time, on a box without tzdata too
 )
 
 // Fund is a health insurance fund, from its teletransmission address
@@ -101,6 +102,10 @@ var paris = sync.OnceValue(func() *time.Location {
 	}
 	return time.FixedZone("CET", 3600)
 })
+
+// Paris is the practices' time zone, the one billing software writes its
+// lot stamps in.
+func Paris() *time.Location { return paris() }
 
 // FrenchDate writes a time as French notices do: "24/11/2026 à 09:15".
 func FrenchDate(t time.Time) string { return t.In(paris()).Format("02/01/2006 à 15:04") }

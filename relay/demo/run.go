@@ -212,7 +212,7 @@ func Run(ctx context.Context, in io.Reader, out io.Writer) error {
 			switch line {
 			case "l":
 				seq++
-				lot := sesam.Lot{From: demoAddress, Fund: sesam.FundAddress("01", "996"), Emitter: demoEmitter, Invoices: seq, At: time.Now(), Seq: seq}
+				lot := sesam.Lot{From: demoAddress, Fund: sesam.FundAddress("01", "996"), Emitter: demoEmitter, Invoices: seq, At: time.Now().In(sesam.Paris()), Seq: seq} // billing software stamps in Paris time
 				if err := submit(smtpAddr, lot); err != nil {
 					say("  [billing] the relay refused the lot: %v", err)
 				} else {
