@@ -3,6 +3,7 @@ package sesam_test
 import (
 	"encoding/base64"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/sesam-relay/sesam-relay/sesam"
@@ -75,5 +76,50 @@ func TestReturnsQuoteTheirLotStamp(t *testing.T) {
 	in := sesam.Classify(arlMail("ARL positif - IR/12345678901234/2026112408150000042/00003", "LOT 2026112408150000099 CONFORME"), nil)
 	if !in.Quotes("2026112408150000042") || !in.Quotes("2026112408150000099") || in.Quotes("2026112408150000043") {
 		t.Fatalf("stamps %v", in.Stamps)
+	}
+}
+
+// What a second review fed the polarity reader: negations written every
+// way, plurals, Latin-1, words across lines, "no error" phrasings and a
+// lot accepted with one invoice refused. None may read as a safe positive,
+// and none of the accepted ones as a rejection to send again.
+func TestARLNegationsPluralsAndMixedText(t *testing.T) {
+	const stamp = "2026120415391100001"
+	cases := []struct {
+		subject, payload string
+		want             sesam.Class
+	}{
+		{"ARL : lot non-conforme", "ARL : LOT " + stamp + " NON-CONFORME", sesam.ARLNegative},
+		{"ARL positif", "LOT " + stamp + " NON ACCEPTE", sesam.ARLUnknown},
+		{"ARL", "LOT " + stamp + " NON ACCEPTE", sesam.ARLNegative},
+		{"ARL", "LOT PAS CONFORME", sesam.ARLNegative},
+		{"ARL", "STATUT LOT : NON OK", sesam.ARLNegative},
+		{"ARL", "ARL NON POSITIF", sesam.ARLNegative},
+		{"ARL", "LOT NON-RECEVABLE", sesam.ARLNegative},
+		{"ARL", "LOT NON\u00a0CONFORME", sesam.ARLNegative},
+		{"ARL", "LOT NON  CONFORME", sesam.ARLNegative},
+		{"ARL", "STATUT=NON_CONFORME", sesam.ARLNegative},
+		{"ARL", "LOT NON\nCONFORME", sesam.ARLNegative},
+		{"ARL", "LOT NON ACCEPT\xC9", sesam.ARLNegative}, // Latin-1
+		{"ARL", "FACTURES REJETES", sesam.ARLNegative},
+		{"ARL", "REJETS:2", sesam.ARLNegative},
+		{"ARL", "LE LOT N'A PAS ETE PRIS EN COMPTE", sesam.ARLNegative},
+		{"ARL", "ANOMALIES : 0 - LOT REJETE", sesam.ARLNegative},
+		{"ARL", "0\nLOT REJETE", sesam.ARLNegative},
+		{"ARL", "LOT 00000 REJETE", sesam.ARLNegative},
+		{"ARL", strings.Repeat("LIGNE DE DONNEES SANS MARQUE\n", 3000) + "LOT REJETE", sesam.ARLNegative}, // past 64 KiB
+		{"ARL positif", "LOT " + stamp + " RECU ET CONFORME - AUCUNE ANOMALIE", sesam.ARLPositive},
+		{"ARL positif", "LOT " + stamp + " CONFORME - 0 ERREUR", sesam.ARLPositive},
+		{"ARL positif", "LOT " + stamp + " ACCEPTE, PAS D'ANOMALIE", sesam.ARLPositive},
+		{"ARL", "LOT " + stamp + " RECU ET CONFORME - AUCUNE ANOMALIE", sesam.ARLUnknown}, // the Subject says nothing
+		{"ARL OK - rejet partiel", "LOT ACCEPTE - FACTURE 000000417 REJETEE", sesam.ARLUnknown},
+		{"ARL", "LOT ACCEPTE - FACTURE 000000417 REJETEE", sesam.ARLUnknown},
+		{"ARL négatif", "LOT ACCEPTE - FACTURE 000000417 REJETEE", sesam.ARLUnknown},
+	}
+	for _, c := range cases {
+		in := sesam.Classify(arlMail(c.subject, c.payload), nil)
+		if in.Class != c.want {
+			t.Errorf("Subject %q, payload %q: %s (%s), want %s", c.subject, c.payload, in.Class, in.Why, c.want)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"mime"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-message"
@@ -79,6 +80,13 @@ func Classify(raw []byte, rules []Rule) (in Inbound) {
 		}
 	}()
 	in = classify(raw, rules)
+	if in.Class == Bounce {
+		// A report returns some mail's text: it is about a lot only where
+		// it quotes a lot's Subject (IR/emitter/stamp/n), not wherever a
+		// stamp appears (the relay's own notice quotes stamps too).
+		in.Stamps = subjectStamps(raw)
+		return in
+	}
 	in.Stamps = quotedStamps(raw, in.Stamps)
 	return in
 }
@@ -89,6 +97,11 @@ func classify(raw []byte, rules []Rule) Inbound {
 	if strings.EqualFold(ctype, "multipart/report") && strings.EqualFold(params["report-type"], "delivery-status") {
 		in := Inbound{Class: Bounce, Why: "a delivery status report"}
 		in.OrigMessageID, in.OrigRcpts = dsnOriginal(raw)
+		if acts := dsnActions(raw); len(acts) > 0 && !slices.Contains(acts, "failed") {
+			// "delayed", "delivered", "relayed", "expanded": news, not a
+			// failure; a lot is never "not sent" on a delay report.
+			in.Class, in.Why = ProviderNotice, "a delivery status report that says "+strings.Join(acts, ", ")+", not failed"
+		}
 		return in
 	}
 	var descs []string
@@ -246,9 +259,22 @@ func headerValue(raw []byte, name string) string {
 }
 
 var (
-	msgIDRe = regexp.MustCompile(`(?im)^Message-ID:\s*(<[^>\r\n]+>)`)
-	rcptRe  = regexp.MustCompile(`(?im)^(?:Original|Final)-Recipient:\s*rfc822;\s*<?([^>\s]+)>?`)
+	actionRe = regexp.MustCompile(`(?im)^Action:[ \t]*([a-z]+)`)
+	msgIDRe  = regexp.MustCompile(`(?im)^Message-ID:\s*(<[^>\r\n]+>)`)
+	rcptRe   = regexp.MustCompile(`(?im)^(?:Original|Final)-Recipient:\s*rfc822;\s*<?([^>\s]+)>?`)
 )
+
+// dsnActions lists the distinct Action fields of a delivery report
+// (RFC 3464), lower-cased.
+func dsnActions(raw []byte) []string {
+	var acts []string
+	for _, m := range actionRe.FindAllSubmatch(raw[:min(len(raw), 1<<20)], 50) {
+		if a := strings.ToLower(string(m[1])); !slices.Contains(acts, a) {
+			acts = append(acts, a)
+		}
+	}
+	return acts
+}
 
 // dsnOriginal finds, in a delivery report, the original Message-ID (in its
 // returned headers) and the recipients it is about.

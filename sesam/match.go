@@ -38,7 +38,8 @@ type Match struct {
 // carry. In order:
 //   - certain: a delivery report naming the lot's Message-ID; a return
 //     quoting the lot's stamp — whatever the lot already received: a
-//     certain match is never replaced by a guess;
+//     certain match is never replaced by a guess; a return quoting two
+//     lots' stamps is matched to none;
 //   - probable: a NOEMIE lot entity (080) whose date is the lot's date,
 //     for the same emitter, on a lot with no NOEMIE return yet;
 //   - probable: for an ARL that quotes no stamp, the oldest delivered lot
@@ -63,7 +64,10 @@ func MatchReturn(in Inbound, lots []LotCandidate) (Match, bool) {
 			}
 		}
 	}
-	if c, ok := byStamp(in, lots); ok {
+	switch c, ok, ambiguous := byStamp(in, lots); {
+	case ambiguous:
+		return Match{}, false // quotes two lots: listed apart, for a person
+	case ok:
 		return Match{c.ID, true, "the return quotes the lot's stamp " + c.Stamp}, true
 	}
 	if in.Class == Bounce {
@@ -94,21 +98,50 @@ func isNoemie(c Class) bool {
 	return c == NoemiePayment || c == NoemieReject || c == NoemieWarning
 }
 
-// byStamp finds the lot whose stamp the return quotes. Two lots with one
-// stamp are a lot and its second sending: the one that left first is the
-// one the fund answers.
-func byStamp(in Inbound, lots []LotCandidate) (LotCandidate, bool) {
-	var best LotCandidate
-	found := false
+// byStamp finds the lot whose stamp the return quotes. A return that
+// quotes the stamps of two lots is certainly about neither: ambiguous, it
+// is matched to none (a guess must not make either safe). Two lots with
+// one stamp are a lot and its second sending (after a negative ARL, or a
+// DOUBLON): the answer goes to the oldest that left and has no answer of
+// that kind yet, so that the second sending's ARL is the second's.
+func byStamp(in Inbound, lots []LotCandidate) (c LotCandidate, found, ambiguous bool) {
+	var quoted []LotCandidate
 	for _, c := range lots {
 		if !in.Quotes(c.Stamp) {
 			continue
 		}
-		if !found || (c.Queue == QueueSent && best.Queue != QueueSent) {
-			best, found = c, true
+		if len(quoted) > 0 && quoted[0].Stamp != c.Stamp {
+			return LotCandidate{}, false, true
+		}
+		quoted = append(quoted, c)
+	}
+	if len(quoted) == 0 {
+		return LotCandidate{}, false, false
+	}
+	same := sameKind(in.Class)
+	for _, c := range quoted {
+		if c.Queue == QueueSent && !c.answered(same) {
+			return c, true, false
 		}
 	}
-	return best, found
+	for _, c := range quoted {
+		if c.Queue == QueueSent {
+			return c, true, false
+		}
+	}
+	return quoted[0], true, false
+}
+
+// sameKind says which answers are of a return's kind: ARLs, NOEMIE
+// returns, or reports.
+func sameKind(c Class) func(Class) bool {
+	switch {
+	case c.IsARL():
+		return Class.IsARL
+	case isNoemie(c):
+		return isNoemie
+	}
+	return func(a Class) bool { return a == c }
 }
 
 // StampDate is a lot's date as NOEMIE writes it (YYMMDD).

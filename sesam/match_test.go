@@ -97,3 +97,75 @@ func TestStampsAreReadInParisTime(t *testing.T) {
 		t.Fatalf("10:15 Paris read as %s, want %s", got.UTC(), want)
 	}
 }
+
+// A positive ARL for lot 4 that also quotes lot 3's stamp acknowledges
+// neither: it is listed apart, and never falls back to a guess.
+func TestAReturnQuotingTwoLotsIsMatchedToNone(t *testing.T) {
+	in := sesam.Classify(arlMail("ARL positif - IR/12345678901234/2026112511000000004/00003",
+		"ARL POSITIF : LOT 2026112511000000004 CONFORME (REMPLACE LE LOT 2026112410000000003)"), nil)
+	if in.Class != sesam.ARLPositive {
+		t.Fatalf("%s %s", in.Class, in.Why)
+	}
+	if m, ok := sesam.MatchReturn(in, candidates()); ok {
+		t.Fatalf("matched %+v", m)
+	}
+}
+
+// After a negative ARL the lot is sent again with the same stamp: the
+// second ARL is the second sending's.
+func TestTheResendGetsTheSecondARL(t *testing.T) {
+	cs := candidates()[2:3]
+	cs[0].Answered = []sesam.Class{sesam.ARLNegative}
+	resend := cs[0]
+	resend.ID, resend.Answered = 9, nil
+	cs = append(cs, resend)
+	in := sesam.Classify(arlMail("ARL positif - IR/12345678901234/2026112410000000003/00003", "ARL POSITIF : CONFORME"), nil)
+	if m, ok := sesam.MatchReturn(in, cs); !ok || m.LotID != 9 || !m.Certain {
+		t.Fatalf("%+v %v", m, ok)
+	}
+}
+
+// A longer number that starts like a stamp quotes no stamp.
+func TestALongerDigitRunIsNoStamp(t *testing.T) {
+	in := sesam.Classify(arlMail("ARL positif", "ARL POSITIF : REFERENCE 2026112410000000003999 CONFORME"), nil)
+	if in.Quotes("2026112410000000003") {
+		t.Fatalf("stamps %v", in.Stamps)
+	}
+}
+
+func dsn(action, status, returned string) []byte {
+	return []byte("From: MAILER-DAEMON@laposte.test\r\nTo: jean.dupont@laposte.net\r\nSubject: Delayed Mail (still being retried)\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=r\r\n\r\n" +
+		"--r\r\nContent-Type: text/plain\r\n\r\nYour message is delayed.\r\n" +
+		"--r\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; laposte.test\r\n\r\nFinal-Recipient: rfc822; 01422@422.01.rss.fr\r\nAction: " + action + "\r\nStatus: " + status + "\r\n" +
+		"--r\r\nContent-Type: text/rfc822-headers\r\n\r\n" + returned + "\r\n--r--\r\n")
+}
+
+// A delay report names the lot but says it is still being tried: not a
+// bounce, so no "renvoyez-le".
+func TestADelayReportIsNoBounce(t *testing.T) {
+	lotHead := "Message-ID: <lot-2026112511000000004@billing.test>\r\nSubject: IR/12345678901234/2026112511000000004/00003\r\n"
+	for _, a := range []string{"delayed", "delivered", "relayed", "expanded"} {
+		in := sesam.Classify(dsn(a, "4.4.7", lotHead), nil)
+		if in.Class == sesam.Bounce {
+			t.Errorf("Action: %s made a bounce", a)
+		}
+		if m, ok := sesam.MatchReturn(in, candidates()); ok {
+			t.Errorf("Action: %s matched %+v", a, m)
+		}
+	}
+	in := sesam.Classify(dsn("failed", "5.1.1", lotHead), nil)
+	if m, ok := sesam.MatchReturn(in, candidates()); in.Class != sesam.Bounce || !ok || m.LotID != 4 {
+		t.Fatalf("a failure report: %s %+v %v", in.Class, m, ok)
+	}
+}
+
+// A report returning the relay's own notice, which quotes the lot's stamp
+// in its technical line, is not a report about the lot.
+func TestABounceOfTheNoticeIsNotTheLots(t *testing.T) {
+	notice := "Message-ID: <abc.notice@relais.test>\r\nSubject: =?utf-8?q?Lot_rejet=C3=A9?=\r\n\r\nDétail technique : mail 12 (arl-negative, the return quotes the lot's stamp 2026112511000000004)"
+	in := sesam.Classify(dsn("failed", "5.2.2", notice), nil)
+	if m, ok := sesam.MatchReturn(in, candidates()); ok {
+		t.Fatalf("the notice's bounce matched %+v", m)
+	}
+}

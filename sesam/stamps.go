@@ -2,12 +2,17 @@ package sesam
 
 import (
 	"regexp"
+	"slices"
 	"time"
 )
 
 // A lot's stamp is 19 digits (YYYYMMDDHHMMSS and 5 more; ParseLotSubject
 // accepts 14 and more). A return that quotes it is certainly that lot's.
-var stampRun = regexp.MustCompile(`\d{14,19}`)
+// A longer run of digits quotes no stamp: "20261204153911000019999" is
+// some other number that starts like one.
+var stampRun = regexp.MustCompile(`\d{14,}`)
+
+const maxStampLen = 19
 
 // maxStamps bounds what one mail may make the matcher compare.
 const maxStamps = 50
@@ -22,7 +27,10 @@ func appendStamps(have []string, b []byte) []string {
 	if len(have) >= maxStamps {
 		return have
 	}
-	for _, m := range stampRun.FindAll(b, maxStamps) {
+	for _, m := range stampRun.FindAll(b, 4*maxStamps) {
+		if len(m) > maxStampLen {
+			continue
+		}
 		s := string(m)
 		dup := false
 		for _, h := range have {
@@ -39,6 +47,21 @@ func appendStamps(have []string, b []byte) []string {
 		}
 	}
 	return have
+}
+
+// subjectStamp is a stamp inside a lot's Subject: IR/emitter/stamp/n.
+var subjectStamp = regexp.MustCompile(`/[ \t]*(\d{14,19})[ \t]*/[ \t]*\d`)
+
+// subjectStamps lists the stamps a mail quotes inside lot Subjects, in its
+// first megabyte.
+func subjectStamps(raw []byte) []string {
+	var out []string
+	for _, m := range subjectStamp.FindAllSubmatch(raw[:min(len(raw), 1<<20)], maxStamps) {
+		if s := string(m[1]); !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // Quotes says whether a return quotes this stamp.
