@@ -2,6 +2,7 @@ package sesam
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -189,6 +190,10 @@ func (l LotRecord) Status() LotStatus {
 		}
 	}
 	switch {
+	case bounce != nil && pos+neg+unk > 0:
+		// The fund answered a lot a report says did not reach it: a
+		// person reads both before anything is sent again.
+		st.State, st.Why = LotToCheck, "a delivery failure report and an ARL both name this lot"
 	case bounce != nil:
 		st.State, st.Why = LotBounced, "a delivery report names this lot: "+bounce.How
 	case neg > 0 && pos > 0:
@@ -227,27 +232,64 @@ func probableHow(rs []LotReturn) string {
 	return ""
 }
 
-// addInvoices sorts a return's invoice outcomes, once per invoice and kind.
-func (st *LotStatus) addInvoices(r LotReturn) {
-	for _, inv := range r.Facts.Invoices {
-		var list *[]InvoiceOutcome
-		switch inv.Kind {
-		case RejectRefused:
-			list = &st.RejectedInvoices
+// SortInvoices is the one rule for what is to be done with each invoice a
+// fund spoke of: one outcome per invoice number (two reject lines on one
+// invoice are one invoice to bill again, with both reasons), and the
+// kind that forbids most wins — already had (never bill again) over
+// refused (bill again, corrected) over unclear or signalled (check).
+func SortInvoices(invs []InvoiceOutcome) (refused, dup, check []InvoiceOutcome) {
+	rank := func(k RejectKind) int {
+		switch k {
 		case RejectDuplicate:
-			list = &st.DuplicateInvoices
-		default:
-			list = &st.InvoicesToCheck
+			return 3
+		case RejectRefused:
+			return 2
 		}
-		seen := false
-		for _, o := range *list {
-			if o.Number == inv.Number && o.Code == inv.Code {
-				seen = true
-			}
+		return 1
+	}
+	var merged []InvoiceOutcome
+	at := map[string]int{}
+	for _, inv := range invs {
+		i, ok := at[inv.Number]
+		if !ok {
+			at[inv.Number] = len(merged)
+			merged = append(merged, inv)
+			continue
 		}
-		if !seen {
-			*list = append(*list, inv)
+		m := &merged[i]
+		if inv.Code != m.Code || inv.Label != m.Label {
+			m.Code, m.Label = joinOnce(m.Code, inv.Code, ", "), joinOnce(m.Label, inv.Label, " ; ")
+		}
+		if rank(inv.Kind) > rank(m.Kind) {
+			m.Kind = inv.Kind
 		}
 	}
+	for _, m := range merged {
+		switch m.Kind {
+		case RejectDuplicate:
+			dup = append(dup, m)
+		case RejectRefused:
+			refused = append(refused, m)
+		default:
+			check = append(check, m)
+		}
+	}
+	return refused, dup, check
+}
+
+func joinOnce(have, add, sep string) string {
+	switch {
+	case add == "" || have == add || strings.Contains(sep+have+sep, sep+add+sep):
+		return have
+	case have == "":
+		return add
+	}
+	return have + sep + add
+}
+
+// addInvoices gathers the lot's invoice outcomes, a return at a time.
+func (st *LotStatus) addInvoices(r LotReturn) {
+	all := append(append(append(append([]InvoiceOutcome(nil), st.RejectedInvoices...), st.DuplicateInvoices...), st.InvoicesToCheck...), r.Facts.Invoices...)
+	st.RejectedInvoices, st.DuplicateInvoices, st.InvoicesToCheck = SortInvoices(all)
 	st.LotRejects = append(st.LotRejects, r.Facts.LotRejects...)
 }

@@ -36,7 +36,8 @@ func TestLotStateFailsClosed(t *testing.T) {
 		{"positive and unknown", []sesam.LotReturn{ret(sesam.ARLPositive, true), ret(sesam.ARLUnknown, true)}, sesam.LotToCheck},
 		{"certain positive, probable negative", []sesam.LotReturn{ret(sesam.ARLPositive, true), ret(sesam.ARLNegative, false)}, sesam.LotAcknowledged},
 		{"NOEMIE only", []sesam.LotReturn{ret(sesam.NoemiePayment, false)}, sesam.LotReturned},
-		{"bounce", []sesam.LotReturn{ret(sesam.ARLPositive, true), ret(sesam.Bounce, true)}, sesam.LotBounced},
+		{"bounce", []sesam.LotReturn{ret(sesam.Bounce, true)}, sesam.LotBounced},
+		{"bounce and ARL", []sesam.LotReturn{ret(sesam.ARLPositive, true), ret(sesam.Bounce, true)}, sesam.LotToCheck},
 	}
 	for _, c := range cases {
 		st := sentLot(1, "2026112010000000001", c.rets...).Status()

@@ -169,3 +169,17 @@ func TestABounceOfTheNoticeIsNotTheLots(t *testing.T) {
 		t.Fatalf("the notice's bounce matched %+v", m)
 	}
 }
+
+// A failure report and the fund's certain ARL for one lot: a person looks;
+// neither "bounced, send it again" nor "safe".
+func TestABounceAndAnARLForOneLotAreForAPerson(t *testing.T) {
+	for _, arl := range []sesam.Class{sesam.ARLPositive, sesam.ARLNegative} {
+		l := sesam.LotRecord{ID: 4, Queue: sesam.QueueSent, Delivered: time.Now(), Returns: []sesam.LotReturn{
+			{Class: sesam.Bounce, Certain: true, How: "the report names the lot's Message-ID"},
+			{Class: arl, Certain: true, How: "the return quotes the lot's stamp"},
+		}}
+		if st := l.Status(); st.State != sesam.LotToCheck {
+			t.Errorf("bounce and %s: %s", arl, st.State)
+		}
+	}
+}

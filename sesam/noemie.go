@@ -276,7 +276,7 @@ func (k RejectKind) String() string {
 
 // rejectWords are the words that give a reject label its kind, matched at
 // the start of a word of the label folded to unaccented upper case (so
-// "REJET" finds "REJETÉE", "refusé"). DOUBLON is looked for first and wins:
+// "REJET" finds "REJETÉE", "refusé"). duplicateWords are looked for first and win:
 // a duplicate is also refused, and what matters is that it is already paid
 // or being paid.
 var rejectWords = []struct {
@@ -298,6 +298,12 @@ var rejectWords = []struct {
 	{"ATTENTION", RejectSignal},
 }
 
+// duplicateWords say the fund already has the invoice, whatever the
+// entity: "FACTURE EN DOUBLON", "FACTURE DEJA PAYEE", "FSE DEJA TRANSMISE",
+// "ACTE DEJA REMBOURSE", "FACTURE EN DOUBLE". Billing it again would be a
+// second billing: the notice says not to.
+var duplicateWords = []string{"DOUBLON", "DEJA", "EN DOUBLE"}
+
 // RejectKindOf is the one rule for what a reject entity means. A 294 is a
 // reject line: refused, unless its label says DOUBLON. A 290 is "rejet ou
 // signalement": its label decides; a label with no known word, or with
@@ -308,8 +314,10 @@ func RejectKindOf(entity, label string) RejectKind {
 		i := strings.Index(folded, w)
 		return i >= 0 && (i == 0 || folded[i-1] == ' ') // at a word's start
 	}
-	if has("DOUBLON") {
-		return RejectDuplicate
+	for _, w := range duplicateWords {
+		if has(w) {
+			return RejectDuplicate
+		}
 	}
 	if entity == "294" {
 		return RejectRefused

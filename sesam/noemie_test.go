@@ -162,6 +162,9 @@ func TestRejectKindIsReadFromTheLabelWithoutGuessing(t *testing.T) {
 		{"294", "ACTE NON REMBOURSABLE", sesam.RejectRefused},
 		{"294", "INFORMATION", sesam.RejectRefused}, // a reject line is a reject
 		{"294", "", sesam.RejectRefused},
+		{"294", "FACTURE DEJA PAYEE", sesam.RejectDuplicate}, // billing it again would be a second billing
+		{"294", "FSE DÉJÀ TRANSMISE", sesam.RejectDuplicate},
+		{"290", "FACTURE EN DOUBLE", sesam.RejectDuplicate},
 	} {
 		if got := sesam.RejectKindOf(c.entity, c.label); got != c.want {
 			t.Errorf("%s %q: %s, want %s", c.entity, c.label, got, c.want)

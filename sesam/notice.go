@@ -180,23 +180,19 @@ func toCheckNotice(d Due, l LotRecord, st LotStatus, c NoticeContext) Text {
 }
 
 func invoicesNotice(d Due, l LotRecord, c NoticeContext) Text {
-	var refused, dup, check []InvoiceOutcome
-	for _, inv := range d.Return.Facts.Invoices {
-		switch inv.Kind {
-		case RejectRefused:
-			refused = append(refused, inv)
-		case RejectDuplicate:
-			dup = append(dup, inv)
-		default:
-			check = append(check, inv)
-		}
-	}
+	refused, dup, check := SortInvoices(d.Return.Facts.Invoices)
 	lot := lotName(l)
+	in := "dans " + lot
+	if !d.Return.Certain {
+		// The return was tied to the lot by its date: the invoice number
+		// is certain, the lot only probable.
+		in = "sans doute dans " + lot
+	}
 	var paras []string
 	var subject string
 	if len(refused) > 0 {
 		subject = Plural(len(refused), "facture rejetée", "factures rejetées") + " : à refacturer"
-		p := fmt.Sprintf("La caisse a rejeté %s %s, dans %s.", pluralWord(len(refused), "la facture", "les factures"), numbers(refused), lot)
+		p := fmt.Sprintf("La caisse a rejeté %s %s, %s.", pluralWord(len(refused), "la facture", "les factures"), numbers(refused), in)
 		if others := l.Invoices - len(refused); others > 0 {
 			p += fmt.Sprintf(" %s ne %s pas %s : ne renvoyez pas le lot, corrigez et refacturez %s.",
 				capital(pluralWord(others, "l'autre facture", fmt.Sprintf("les %d autres", others))), pluralWord(others, "est", "sont"), pluralWord(others, "concernée", "concernées"),
@@ -210,15 +206,15 @@ func invoicesNotice(d Due, l LotRecord, c NoticeContext) Text {
 		if subject == "" {
 			subject = Plural(len(dup), "facture déjà reçue", "factures déjà reçues") + " par la caisse"
 		}
-		paras = append(paras, fmt.Sprintf("La caisse avait déjà reçu %s %s, dans %s : elle refuse ce second envoi comme doublon. Ne %s refacturez pas ; vérifiez dans votre logiciel que le premier envoi a bien été payé.",
-			pluralWord(len(dup), "la facture", "les factures"), numbers(dup), lot, pluralWord(len(dup), "la", "les")))
+		paras = append(paras, fmt.Sprintf("La caisse avait déjà reçu %s %s, %s : elle refuse ce second envoi comme doublon. Ne %s refacturez pas ; vérifiez dans votre logiciel que le premier envoi a bien été payé.",
+			pluralWord(len(dup), "la facture", "les factures"), numbers(dup), in, pluralWord(len(dup), "la", "les")))
 	}
 	if len(check) > 0 {
 		if subject == "" {
 			subject = Plural(len(check), "facture signalée", "factures signalées") + " par la caisse"
 		}
-		paras = append(paras, fmt.Sprintf("Dans %[3]s, la caisse signale quelque chose sur %[1]s %[2]s que le relais ne sait pas lire. Vérifiez-%[4]s dans votre logiciel avant de refacturer quoi que ce soit ; ne renvoyez pas le lot.",
-			pluralWord(len(check), "la facture", "les factures"), numbers(check), lot, pluralWord(len(check), "la", "les")))
+		paras = append(paras, fmt.Sprintf("%[3]s, la caisse signale quelque chose sur %[1]s %[2]s que le relais ne sait pas lire. Vérifiez-%[4]s dans votre logiciel avant de refacturer quoi que ce soit ; ne renvoyez pas le lot.",
+			pluralWord(len(check), "la facture", "les factures"), numbers(check), capital(in), pluralWord(len(check), "la", "les")))
 	}
 	return Text{Subject: subject, Body: strings.Join(paras, "\n\n"), Detail: returnDetail(d.Return, LotStatus{})}
 }

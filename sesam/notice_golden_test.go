@@ -74,6 +74,8 @@ func noticeCases() map[string]sesam.Text {
 		"invoice-rejected":       notice(invoices(refused), sesam.NoticeInvoices, 0),
 		"invoices-rejected-two":  notice(invoices(refused, refused2), sesam.NoticeInvoices, 0),
 		"invoice-duplicate":      notice(invoices(dup), sesam.NoticeInvoices, 0),
+		"invoice-two-reasons":    notice(invoices(refused, sesam.InvoiceOutcome{Number: "000000417", Kind: sesam.RejectRefused, Code: "R051", Label: "PRESCRIPTION ABSENTE"}), sesam.NoticeInvoices, 0),
+		"invoice-already-paid":   notice(invoices(sesam.InvoiceOutcome{Number: "000000417", Kind: sesam.RejectKindOf("294", "FACTURE DEJA PAYEE"), Code: "R099", Label: "FACTURE DEJA PAYEE"}), sesam.NoticeInvoices, 0),
 		"invoice-signal":         notice(invoices(signal), sesam.NoticeInvoices, 0),
 		"invoices-mixed":         notice(invoices(refused, dup, signal), sesam.NoticeInvoices, 0),
 		"outage-blocked":         sesam.OutageNotice(blocked, "NO [UNAVAILABLE] IMAP access is closed", c),

@@ -150,7 +150,7 @@ func printLot(w io.Writer, l control.Lot) {
 	row(w, "account", l.Account)
 	row(w, "fund", l.Fund+" "+l.FundName)
 	row(w, "emitter", l.Emitter)
-	row(w, "lot stamp", l.Stamp+" ("+l.LotAt.Format("2006-01-02 15:04:05")+")")
+	row(w, "lot stamp", l.Stamp+" ("+l.LotAt.Format("2006-01-02 15:04:05 MST")+")") // the zone: submitted and delivered are the box's
 	row(w, "invoices", fmt.Sprint(l.Invoices))
 	row(w, "submitted", when(l.Submitted)+" ("+ago(l.Submitted)+")")
 	if !l.Delivered.IsZero() {
