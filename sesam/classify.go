@@ -37,6 +37,11 @@ var Classes = []Class{ARLPositive, ARLNegative, ARLUnknown, NoemiePayment, Noemi
 // IsARL says whether a class is an acknowledgement, of any polarity.
 func (c Class) IsARL() bool { return c == ARLPositive || c == ARLNegative || c == ARLUnknown }
 
+// RulesVersion names this version's classification and matching rules.
+// Raise it whenever they change what a stored mail means: at its next
+// start the relay rebuilds the ledger once with the new rules.
+const RulesVersion = 2
+
 // Rule says: when Field of a mail matches Pattern, the mail is Class. Field
 // is "subject", "from", or "content-description" (of any MIME part).
 type Rule struct {

@@ -98,6 +98,7 @@ func (d *daemon) apply(cfg *config.Config) error {
 	d.side = []*task{
 		start(func(ctx context.Context) { warn.New(cfg, d.st, d.log).Run(ctx) }),
 		start(func(ctx context.Context) { purge(ctx, d.st, cfg.Retention.D(), d.log) }),
+		start(func(ctx context.Context) { rebuildOnNewRules(ctx, d.st, d.log) }),
 	}
 	d.cfg = cfg
 	for _, w := range cfg.Weaknesses() {
@@ -292,6 +293,17 @@ func (d *daemon) fetch(ctx context.Context, account string) (any, error) {
 
 // purge deletes local mail and finished lots older than the retention,
 // at start and then hourly.
+// rebuildOnNewRules rebuilds the lot ledger once when the rules that built
+// it changed (an upgrade, a new [[sesam.rule]]), in the background.
+func rebuildOnNewRules(ctx context.Context, st *store.Store, log *slog.Logger) {
+	switch rebuilt, lots, matched, err := st.RebuildIfRulesChanged(ctx); {
+	case err != nil:
+		log.Error("rebuilding the lot ledger under the new rules failed; run `sesam-relay lots --rebuild`", "error", err.Error())
+	case rebuilt:
+		log.Info("lot ledger rebuilt under the new rules", "lots", lots, "returns_matched", matched)
+	}
+}
+
 func purge(ctx context.Context, st *store.Store, retention time.Duration, log *slog.Logger) {
 	for {
 		if n, err := st.Purge(context.Background(), time.Now().Add(-retention)); err != nil {

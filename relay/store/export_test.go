@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"database/sql"
 	"path/filepath"
 	"strings"
@@ -70,4 +71,21 @@ func (s *Store) DoublonPlan() (string, error) {
 		plan = append(plan, detail)
 	}
 	return strings.Join(plan, "\n"), rows.Err()
+}
+
+// AsIfOlderRules makes the ledger look built by older rules that read
+// every ARL as positive, as sesam-relay 0.1.0 did.
+func (s *Store) AsIfOlderRules() error {
+	return s.writeWait(context.Background(), func(tx *sql.Tx) error {
+		for _, q := range []string{
+			"UPDATE lot_returns SET class = 'arl-positive' WHERE class LIKE 'arl-%'",
+			"UPDATE mailbox SET class = 'arl-positive' WHERE class LIKE 'arl-%'",
+			"INSERT INTO ledger_rules (id, fingerprint) VALUES (1, 'sesam 1') ON CONFLICT (id) DO UPDATE SET fingerprint = 'sesam 1'",
+		} {
+			if _, err := tx.Exec(q); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

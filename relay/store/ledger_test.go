@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -173,5 +174,38 @@ func TestRebuildFindsTheSameMatches(t *testing.T) {
 	l, after := lotByID(t, s, id)
 	if after.State != before.State || after.State != sesam.LotAcknowledged || len(l.Returns) != 1 || !l.Returns[0].Certain {
 		t.Fatalf("before %+v\nafter %+v", before, after)
+	}
+}
+
+// After an upgrade, a lot that older rules called acknowledged on a
+// negative ARL is rebuilt once under the new rules: rejected, not safe.
+func TestAnUpgradeRebuildsTheLedgerUnderTheNewRules(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	id, lot := sendLot(t, s, time.Now(), 1)
+	stamp := stampOf(lot)
+	fetchOne(t, s, sesam.ARLMail{Subject: "ARL", Stamp: stamp, Outcome: "ARL : LOT " + stamp + " NON-CONFORME"}.Mail())
+	if rebuilt, _, _, err := s.RebuildIfRulesChanged(ctx); err != nil || !rebuilt {
+		t.Fatalf("a store with no rules recorded was not rebuilt: %v", err)
+	}
+	if err := s.AsIfOlderRules(); err != nil {
+		t.Fatal(err)
+	}
+	if _, st := lotByID(t, s, id); st.State != sesam.LotAcknowledged {
+		t.Fatalf("the older ledger: %s", st.State)
+	}
+	rebuilt, _, _, err := s.RebuildIfRulesChanged(ctx)
+	if err != nil || !rebuilt {
+		t.Fatalf("not rebuilt: %v", err)
+	}
+	if _, st := lotByID(t, s, id); st.State != sesam.LotRejected || st.State.Safe() {
+		t.Fatalf("after the upgrade: %s (%s)", st.State, st.Why)
+	}
+	if rebuilt, _, _, _ := s.RebuildIfRulesChanged(ctx); rebuilt {
+		t.Fatal("rebuilt again with the same rules")
+	}
+	s.SetRules([]sesam.Rule{{Field: "subject", Pattern: regexp.MustCompile("^ARL$"), Class: sesam.ARLNegative}})
+	if rebuilt, _, _, _ := s.RebuildIfRulesChanged(ctx); !rebuilt {
+		t.Fatal("a new [[sesam.rule]] did not rebuild")
 	}
 }

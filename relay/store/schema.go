@@ -187,8 +187,17 @@ CREATE TABLE IF NOT EXISTS own_notices (
 ALTER TABLE imap_health ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;
 `
 
+// version6 remembers which rules built the ledger (see rules.go), so that
+// an upgrade that changes them rebuilds it once.
+const version6 = `
+CREATE TABLE IF NOT EXISTS ledger_rules (
+	id          INTEGER PRIMARY KEY CHECK (id = 1),
+	fingerprint TEXT NOT NULL            -- sesam.RulesVersion and the config's [[sesam.rule]]
+);
+`
+
 // current is the schema version this sesam-relay writes.
-const current = 5
+const current = 6
 
 // migrate brings the store to the current version, one step per version,
 // each in its own transaction: a store from an older sesam-relay opens.
@@ -200,7 +209,7 @@ func migrate(db *sql.DB) error {
 	if v > current {
 		return fmt.Errorf("the queue has schema version %d, newer than this sesam-relay knows (%d): install the newer version again", v, current)
 	}
-	steps := []string{schema, version2, version3, version4, version5}
+	steps := []string{schema, version2, version3, version4, version5, version6}
 	for ; v < current; v++ {
 		if err := step(db, steps[v], v+1); err != nil {
 			return fmt.Errorf("upgrading the queue's schema to version %d: %w", v+1, err)
