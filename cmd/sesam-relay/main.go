@@ -126,6 +126,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var pos []string
 	for len(args) > 0 {
 		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) { // -h, --help: asked for, so on stdout
+				fmt.Fprint(stdout, usage)
+				return 0
+			}
 			fmt.Fprintf(stderr, "sesam-relay: %v\n\n%s", err, usage)
 			return 2
 		}
@@ -153,10 +157,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	case "version":
-		fmt.Fprintln(stdout, "sesam-relay", version)
+		if o.json {
+			printJSON(stdout, map[string]string{"version": version})
+		} else {
+			fmt.Fprintln(stdout, "sesam-relay", version)
+		}
 		return 0
 	case "passwd":
-		return passwd(stdin, stdout, stderr)
+		return passwd(stdin, stdout, stderr, o.json)
 	case "demo":
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
@@ -164,6 +172,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return fail(err)
 		}
 		return 0
+	}
+	if !commands[pos[0]] {
+		// Named before any config is read: a typo is not a config error.
+		fmt.Fprintf(stderr, "sesam-relay: unknown command %q\n\n%s", pos[0], usage)
+		return 2
 	}
 	cfg, err := config.Load(o.config)
 	if err != nil {
@@ -220,6 +233,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "sesam-relay: unknown command %q\n\n%s", pos[0], usage)
 	return 2
 }
+
+// commands are the commands that read the config.
+var commands = map[string]bool{"serve": true, "check": true, "init": true, "reload": true, "status": true,
+	"queue": true, "mail": true, "lots": true, "fetch": true, "import": true}
 
 // call asks the daemon; for read-only commands it falls back to reading
 // the store directly when the daemon is down.
@@ -395,7 +412,7 @@ func noticesTo(w io.Writer, cfg *config.Config, a config.Account) {
 		"remove `notify = []` or add a [[account.login]] with human = true\n", a.Name)
 }
 
-func passwd(stdin io.Reader, stdout, stderr io.Writer) int {
+func passwd(stdin io.Reader, stdout, stderr io.Writer, asJSON bool) int {
 	var pw string
 	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		fmt.Fprint(stderr, "Password: ")
@@ -425,6 +442,10 @@ func passwd(stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sesam-relay passwd: %v\n", err)
 		return 1
 	}
-	fmt.Fprintln(stdout, h)
+	if asJSON {
+		printJSON(stdout, map[string]string{"password_hash": h})
+	} else {
+		fmt.Fprintln(stdout, h)
+	}
 	return 0
 }
