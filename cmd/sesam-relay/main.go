@@ -41,8 +41,9 @@ COMMANDS
   serve                    run the daemon (systemd starts it)
   demo                     run the relay against a simulated provider, on this machine
   status                   listeners, each account's provider health, queue counts
-  queue [--all] [--account NAME]
-                           mail waiting (with --all: also sent, bounced, dropped)
+  queue [--all] [--account NAME] [--page N]
+                           mail waiting (with --all: also sent, bounced, dropped),
+                           500 a page, the newest first; the total is always said
   queue show ID            one mail and its whole history
   queue retry ID           try a deferred mail now
   queue hold ID [--reason TEXT]
@@ -102,6 +103,7 @@ type opts struct {
 	since   string
 	rebuild bool
 	confirm bool
+	page    int
 }
 
 func main() {
@@ -122,6 +124,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.since, "since", "", "")
 	fs.BoolVar(&o.rebuild, "rebuild", false, "")
 	fs.BoolVar(&o.confirm, "confirm", false, "")
+	fs.IntVar(&o.page, "page", 1, "")
 	// Flags may stand anywhere: "queue show 5 --json" as well as "--json queue show 5".
 	var pos []string
 	for len(args) > 0 {
@@ -282,16 +285,16 @@ func status(cfg *config.Config, o opts, stdout, stderr io.Writer) int {
 
 func queue(cfg *config.Config, o opts, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		var ms []store.Message
-		running, err := call(cfg, control.Request{Cmd: "queue", All: o.all, Account: o.account}, &ms)
+		var p control.QueuePage
+		running, err := call(cfg, control.Request{Cmd: "queue", All: o.all, Account: o.account, Page: o.page}, &p)
 		if err != nil {
 			fmt.Fprintf(stderr, "sesam-relay queue: %v\n", err)
 			return 1
 		}
 		if o.json {
-			printJSON(stdout, ms)
+			printJSON(stdout, p)
 		} else {
-			printQueue(stdout, ms, running)
+			printQueue(stdout, p, running, o)
 		}
 		return 0
 	}

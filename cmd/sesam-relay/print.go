@@ -152,14 +152,31 @@ func printStatus(w io.Writer, st control.Status) {
 	}
 }
 
-func printQueue(w io.Writer, ms []store.Message, running bool) {
+func printQueue(w io.Writer, p control.QueuePage, running bool, o opts) {
 	if !running {
 		fmt.Fprintln(w, "(the daemon is not running: read from the store)")
 	}
+	ms := p.Messages
 	if len(ms) == 0 {
-		fmt.Fprintln(w, "no mail waiting")
+		if p.Total > 0 {
+			fmt.Fprintf(w, "page %d is past the last (%d): %s\n", p.Page, p.Pages, plural(p.Total, "message"))
+		} else if o.all {
+			fmt.Fprintln(w, "no mail yet")
+		} else {
+			fmt.Fprintln(w, "no mail waiting")
+		}
 		return
 	}
+	defer func() {
+		if p.Pages > 1 {
+			// Never a silent cut: say what is not shown and how to see it.
+			fmt.Fprintf(w, "page %d of %d: %d of %s shown (the newest pages first)", p.Page, p.Pages, len(ms), plural(p.Total, "message"))
+			if p.Page < p.Pages {
+				fmt.Fprintf(w, "; older ones: sesam-relay queue%s --page %d", queueFlags(o), p.Page+1)
+			}
+			fmt.Fprintln(w)
+		}
+	}()
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tACCOUNT\tRECIPIENT\tSUBJECT\tSIZE\tAGE\tSTATE\tTRIES\tNEXT TRY\tLAST ERROR / REASON")
 	for _, m := range ms {
@@ -177,6 +194,17 @@ func printQueue(w io.Writer, ms []store.Message, running bool) {
 			size(uint64(m.Size)), round(time.Since(m.Received)), m.State, m.Attempts, next, cut(why, 90))
 	}
 	tw.Flush()
+}
+
+func queueFlags(o opts) string {
+	f := ""
+	if o.all {
+		f += " --all"
+	}
+	if o.account != "" {
+		f += " --account " + o.account
+	}
+	return f
 }
 
 func printShow(w io.Writer, sh control.Show) {

@@ -3,6 +3,9 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/sesam-relay/sesam-relay/relay/control"
+	"github.com/sesam-relay/sesam-relay/relay/store"
 )
 
 // Text from a mail reaches the technician's terminal: an escape sequence in
@@ -16,5 +19,13 @@ func TestMailTextIsMadeSafeForTheTerminal(t *testing.T) {
 	row(&b, "subject", strings.Repeat("x", 8<<20))
 	if b.Len() > 600 {
 		t.Fatalf("an 8 MB Subject printed as %d bytes", b.Len())
+	}
+}
+
+func TestQueueSaysWhatItDoesNotShow(t *testing.T) {
+	var b strings.Builder
+	printQueue(&b, control.QueuePage{Total: 1062, Page: 1, Pages: 3, PageSize: 500, Messages: []store.Message{{ID: 1062, State: store.Queued}}}, true, opts{all: true})
+	if out := b.String(); !strings.Contains(out, "page 1 of 3") || !strings.Contains(out, "1062 messages") || !strings.Contains(out, "sesam-relay queue --all --page 2") {
+		t.Fatalf("%s", out)
 	}
 }

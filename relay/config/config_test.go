@@ -231,3 +231,18 @@ func TestNoticesReachThePractitionerByDefault(t *testing.T) {
 		t.Fatalf("the first account: %q", got)
 	}
 }
+
+// The 10-second minimum holds for every form of schedule: the review's
+// "* * * * * *" (every second) passed `check`.
+func TestNoScheduleMayPollFasterThanEveryTenSeconds(t *testing.T) {
+	for spec, ok := range map[string]bool{
+		"@every 1s": false, "@every 9s": false, "* * * * * *": false, "*/5 * * * * *": false, "0,5 * * * * *": false,
+		"0,59 * * * * *": false, "0-3 */2 * * * *": false,
+		"@every 10s": true, "*/10 * * * * *": true, "* * * * *": true, "@every 2m": true, "@hourly": true, "0 */5 * * * *": true,
+	} {
+		var s config.Schedule
+		if err := s.UnmarshalText([]byte(spec)); (err == nil) != ok {
+			t.Errorf("%q: %v, want accepted %v", spec, err, ok)
+		}
+	}
+}

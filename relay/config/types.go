@@ -184,21 +184,43 @@ type Schedule struct {
 // CronParser is the parser every schedule goes through.
 var CronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
-// UnmarshalText parses and checks the schedule. "@every" below 10 seconds is
-// refused: polling a provider that often is what gets an account cut off.
+// MinPollGap is the shortest time allowed between two polls: polling a
+// provider more often is what gets an account cut off.
+const MinPollGap = 10 * time.Second
+
+// UnmarshalText parses and checks the schedule: two polls closer than
+// MinPollGap are refused, whatever the form ("@every 5s", "* * * * * *",
+// "0,5 * * * * *").
 func (s *Schedule) UnmarshalText(b []byte) error {
 	spec := strings.TrimSpace(string(b))
 	sch, err := CronParser.Parse(spec)
 	if err != nil {
 		return fmt.Errorf("%q is not a schedule (write \"@every 2m\" or \"*/5 * * * *\"): %v", spec, err)
 	}
-	if every, ok := strings.CutPrefix(spec, "@every "); ok {
-		if d, err := time.ParseDuration(strings.TrimSpace(every)); err != nil || d < 10*time.Second {
-			return fmt.Errorf("%q: poll at most every 10 seconds", spec)
-		}
+	if gap := shortestGap(sch); gap < MinPollGap {
+		return fmt.Errorf("%q polls %s apart: poll at most every 10 seconds", spec, gap)
 	}
 	s.Spec, s.Schedule = spec, sch
 	return nil
+}
+
+// shortestGap is the shortest time between two runs of a schedule, over
+// its first runs. Cron fields are independent, so the seconds (and
+// minutes) that come closest together do so in the first matching minute
+// (and hour): a few hundred runs find them.
+func shortestGap(sch cron.Schedule) time.Duration {
+	t := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	shortest := time.Duration(1<<63 - 1)
+	prev := sch.Next(t)
+	for i := 0; i < 400 && !prev.IsZero(); i++ {
+		next := sch.Next(prev)
+		if next.IsZero() {
+			break
+		}
+		shortest = min(shortest, next.Sub(prev))
+		prev = next
+	}
+	return shortest
 }
 
 // Keep is how long mail stays upstream after its local copy is safe:

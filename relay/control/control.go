@@ -30,6 +30,7 @@ type Request struct {
 	All     bool     `json:"all,omitempty"`
 	Reason  string   `json:"reason,omitempty"`
 	Since   string   `json:"since,omitempty"`   // lots: YYYY-MM-DD
+	Page    int      `json:"page,omitempty"`    // queue: 1 (the newest) when 0
 	Files   [][]byte `json:"files,omitempty"`   // import: the raw messages
 	Confirm bool     `json:"confirm,omitempty"` // release: yes, even an uncertain one or a probable duplicate
 }
@@ -85,6 +86,38 @@ type Imported struct {
 	Duplicates int     `json:"duplicates"`
 }
 
+// QueuePage is the reply to "queue": one page of the queue, newest pages
+// first, and how many there are in all, so that no row is hidden.
+type QueuePage struct {
+	Total    int             `json:"total"`     // messages the listing selects
+	Page     int             `json:"page"`      // 1: the newest
+	Pages    int             `json:"pages"`     // pages in all
+	PageSize int             `json:"page_size"` // messages per page
+	Messages []store.Message `json:"messages"`  // oldest first within the page
+}
+
+// QueuePageSize is how many messages a page of `queue` holds.
+const QueuePageSize = 500
+
+func (h *Handler) queue(req Request) (QueuePage, error) {
+	f := store.Filter{Account: req.Account, Limit: QueuePageSize}
+	if !req.All {
+		f.States = []store.State{store.Queued, store.Deferred, store.Sending, store.Held}
+	}
+	p := QueuePage{Page: max(req.Page, 1), PageSize: QueuePageSize}
+	var err error
+	if p.Total, err = h.Store.Count(f); err != nil {
+		return p, err
+	}
+	p.Pages = max(1, (p.Total+QueuePageSize-1)/QueuePageSize)
+	f.Offset = (p.Page - 1) * QueuePageSize
+	p.Messages, err = h.Store.List(f)
+	if p.Messages == nil {
+		p.Messages = []store.Message{}
+	}
+	return p, err
+}
+
 // Show is the reply to "show": a message and its history.
 type Show struct {
 	Message store.Message `json:"message"`
@@ -136,11 +169,7 @@ func (h *Handler) handle(ctx context.Context, req Request, caller Caller) (any, 
 		}
 		return map[string]bool{"reloaded": true}, h.Live.Reload(ctx)
 	case "queue":
-		f := store.Filter{Account: req.Account}
-		if !req.All {
-			f.States = []store.State{store.Queued, store.Deferred, store.Sending, store.Held}
-		}
-		return h.Store.List(f)
+		return h.queue(req)
 	case "show":
 		m, evs, err := h.Store.Get(req.ID)
 		return Show{m, evs}, err

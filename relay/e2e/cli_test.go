@@ -27,11 +27,18 @@ func TestQueueCommandsHoldReleaseRetryDrop(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "deferred") || !strings.Contains(out, "451") || !strings.Contains(out, "lot m-0") {
 		t.Fatalf("queue (%d):\n%s", code, out)
 	}
-	var ms []store.Message
+	var page struct {
+		Total    int             `json:"total"`
+		Messages []store.Message `json:"messages"`
+	}
 	out, _ = r.cli("queue", "--json")
-	if err := json.Unmarshal([]byte(out), &ms); err != nil || len(ms) != 2 {
+	if err := json.Unmarshal([]byte(out), &page); err != nil || len(page.Messages) != 2 || page.Total != 2 {
 		t.Fatalf("queue --json: %v\n%s", err, out)
 	}
+	if strings.Contains(out, "0001-01-01") || strings.Contains(out, `"NextAttempt"`) || !strings.Contains(out, `"next_attempt"`) {
+		t.Errorf("queue --json: Go names or unset times:\n%s", out)
+	}
+	ms := page.Messages
 	a, b := itoa(ms[0].ID), itoa(ms[1].ID)
 	if out, code := r.cli("queue", "hold", a, "--reason", "checking with the fund"); code != 0 {
 		t.Fatalf("hold: %s", out)

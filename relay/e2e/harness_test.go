@@ -260,13 +260,20 @@ func (r *relay) cli(args ...string) (string, int) {
 	return out.String(), code
 }
 
+// queue is the whole queue, oldest first, every page of it.
 func (r *relay) queue() []store.Message {
 	r.t.Helper()
 	var ms []store.Message
-	if err := control.Call(r.control, control.Request{Cmd: "queue", All: true}, &ms); err != nil {
-		r.t.Fatal(err)
+	for page := 1; ; page++ {
+		var p control.QueuePage
+		if err := control.Call(r.control, control.Request{Cmd: "queue", All: true, Page: page}, &p); err != nil {
+			r.t.Fatal(err)
+		}
+		ms = append(p.Messages, ms...) // older pages go first
+		if page >= p.Pages {
+			return ms
+		}
 	}
-	return ms
 }
 
 func (r *relay) status() control.Status {

@@ -25,10 +25,10 @@ const (
 // bodies abandoned before the dot. It is the store's, so one fault pauses
 // every account's worker.
 type Fault struct {
-	Since    time.Time // zero: no fault; the store writes
-	DiskFull bool      // ENOSPC (SQLITE_FULL), not another I/O error
-	Error    string    // the last failure, as the store saw it
-	NextTry  time.Time // the next probe write; nothing is sent before
+	Since    time.Time `json:"since,omitzero"`      // zero: no fault; the store writes
+	DiskFull bool      `json:"disk_full,omitempty"` // ENOSPC (SQLITE_FULL), not another I/O error
+	Error    string    `json:"error,omitempty"`     // the last failure, as the store saw it
+	NextTry  time.Time `json:"next_try,omitzero"`   // the next probe write; nothing is sent before
 }
 
 // Text is the fault as the log and `status` state it.

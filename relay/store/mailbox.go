@@ -31,27 +31,27 @@ const (
 
 // MailboxEntry is one message in an account's local mailbox.
 type MailboxEntry struct {
-	ID          int64
-	Account     string
-	Origin      string
-	Received    time.Time
-	Subject     string
-	From        string
-	MessageID   string
-	Size        int64
-	Folder      string // of origin, for fetched mail
-	RefMsg      int64  // the queued message a bounce or notice is about
-	UIDL        string
-	Class       string // arl-positive, noemie-reject… (sesam.Classify)
-	ClassWhy    string
-	Collections []Collection
+	ID          int64        `json:"id"`
+	Account     string       `json:"account,omitempty"`
+	Origin      string       `json:"origin,omitempty"`
+	Received    time.Time    `json:"received,omitzero"`
+	Subject     string       `json:"subject,omitempty"`
+	From        string       `json:"from,omitempty"`
+	MessageID   string       `json:"message_id,omitempty"`
+	Size        int64        `json:"size"`
+	Folder      string       `json:"folder,omitempty"`  // of origin, for fetched mail
+	RefMsg      int64        `json:"ref_msg,omitempty"` // the queued message a bounce or notice is about
+	UIDL        string       `json:"uidl,omitempty"`
+	Class       string       `json:"class,omitempty"` // arl-positive, noemie-reject… (sesam.Classify)
+	ClassWhy    string       `json:"class_why,omitempty"`
+	Collections []Collection `json:"collections"`
 }
 
 // Collection is what one login did with one message.
 type Collection struct {
-	Login     string
-	Retrieved time.Time
-	Deleted   time.Time
+	Login     string    `json:"login,omitempty"`
+	Retrieved time.Time `json:"retrieved,omitzero"`
+	Deleted   time.Time `json:"deleted,omitzero"`
 }
 
 // Origin says where a message comes from, for AddMail.

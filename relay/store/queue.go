@@ -28,19 +28,19 @@ const (
 
 // Envelope is what the submission session knows of a message besides its bytes.
 type Envelope struct {
-	Account   string
-	From      string
-	To        []string
-	Subject   string
-	MessageID string
-	Client    string // remote address of the submitting client
+	Account   string   `json:"account,omitempty"`
+	From      string   `json:"from,omitempty"`
+	To        []string `json:"to,omitempty"`
+	Subject   string   `json:"subject,omitempty"`
+	MessageID string   `json:"message_id,omitempty"`
+	Client    string   `json:"client,omitempty"` // remote address of the submitting client
 	// HoldReason, when set, stores the message held instead of queued (the
 	// guard against health data in clear).
-	HoldReason string
+	HoldReason string `json:"hold_reason,omitempty"`
 	// Hash is Fingerprint of the client's bytes (without the Received: line
 	// the relay prepends). With MessageID it recognises a resubmission;
 	// empty: no check (imports, tests).
-	Hash string `json:",omitempty"`
+	Hash string `json:"-"`
 	// Inspection is what the submission side already made of the mail, so
 	// that the ledger does not parse it again; nil: the store inspects it.
 	Inspection *sesam.Outbound `json:"-"`
@@ -49,24 +49,24 @@ type Envelope struct {
 // Message is one row of the queue.
 type Message struct {
 	Envelope
-	ID          int64
-	Size        int64
-	State       State
-	Attempts    int
-	Received    time.Time
-	NextAttempt time.Time
-	LastAttempt time.Time
-	LastError   string
-	HoldReason  string
-	DoneAt      time.Time // sent, bounced or dropped at
-	Reply       string    // the provider's reply to the final dot
-	NoticeSent  bool
+	ID          int64     `json:"id"`
+	Size        int64     `json:"size"`
+	State       State     `json:"state"`
+	Attempts    int       `json:"attempts"`
+	Received    time.Time `json:"received,omitzero"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	HoldReason  string    `json:"hold_reason,omitempty"`
+	DoneAt      time.Time `json:"done_at,omitzero"` // sent, bounced or dropped at
+	Reply       string    `json:"reply,omitempty"`  // the provider's reply to the final dot
+	NoticeSent  bool      `json:"notice_sent,omitempty"`
 }
 
 // Event is one line of a message's history, for `queue show`.
 type Event struct {
-	At   time.Time
-	Text string
+	At   time.Time `json:"at,omitzero"`
+	Text string    `json:"text,omitempty"`
 }
 
 const msgCols = `id, account, mail_from, rcpts, subject, message_id, client, size, state, attempts,
@@ -230,11 +230,11 @@ type Filter struct {
 	Account string
 	States  []State // empty: all
 	Limit   int     // 0: 1000
+	Offset  int     // skip the newest Offset ones (the pages before)
 }
 
-// List returns messages, oldest first.
-func (s *Store) List(f Filter) ([]Message, error) {
-	q := "SELECT " + msgCols + " FROM messages WHERE 1=1"
+func (f Filter) where() (string, []any) {
+	q := " WHERE 1=1"
 	var args []any
 	if f.Account != "" {
 		q += " AND account = ?"
@@ -246,13 +246,27 @@ func (s *Store) List(f Filter) ([]Message, error) {
 			args = append(args, st)
 		}
 	}
+	return q, args
+}
+
+// List returns the newest Limit messages past Offset, oldest first.
+func (s *Store) List(f Filter) ([]Message, error) {
+	where, args := f.where()
 	if f.Limit <= 0 {
 		f.Limit = 1000
 	}
-	q += " ORDER BY id DESC LIMIT ?" // the newest Limit ones...
-	out, err := s.query(q, append(args, f.Limit)...)
+	q := "SELECT " + msgCols + " FROM messages" + where + " ORDER BY id DESC LIMIT ? OFFSET ?" // the newest Limit ones...
+	out, err := s.query(q, append(args, f.Limit, max(f.Offset, 0))...)
 	slices.Reverse(out) // ...oldest first
 	return out, err
+}
+
+// Count says how many messages the filter selects, whatever its Limit.
+func (s *Store) Count(f Filter) (int, error) {
+	where, args := f.where()
+	var n int
+	err := s.r.QueryRow("SELECT COUNT(*) FROM messages"+where, args...).Scan(&n)
+	return n, err
 }
 
 func (s *Store) query(q string, args ...any) ([]Message, error) {
