@@ -151,7 +151,7 @@ func TestInstallUpgradeRemovePurgeOnAFreshDebian(t *testing.T) {
 	if _, err := os.Lstat(c.path("/etc/systemd/system/multi-user.target.wants/sesam-relay.service")); err != nil {
 		t.Errorf("the service is not enabled: %v", err)
 	}
-	if out, err := c.as("sesam-relay", "sesam-relay", "check", "--config", "/etc/sesam-relay/config.toml"); err != nil || !strings.Contains(out, "config: OK") {
+	if out, err := c.as("sesam-relay", "sesam-relay", "check", "--config", "/etc/sesam-relay/config.toml"); err != nil || !strings.Contains(out, "check: OK") {
 		t.Errorf("check as the service user: %v\n%s", err, out)
 	}
 

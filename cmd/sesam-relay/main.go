@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"golang.org/x/term"
 
@@ -23,9 +22,7 @@ import (
 	"github.com/sesam-relay/sesam-relay/relay/config"
 	"github.com/sesam-relay/sesam-relay/relay/control"
 	"github.com/sesam-relay/sesam-relay/relay/daemon"
-	"github.com/sesam-relay/sesam-relay/relay/deliver"
 	"github.com/sesam-relay/sesam-relay/relay/demo"
-	"github.com/sesam-relay/sesam-relay/relay/fetch"
 	"github.com/sesam-relay/sesam-relay/relay/store"
 )
 
@@ -212,7 +209,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case "check":
-		return check(cfg, stdout)
+		if !control.Check(cfg, stdout) {
+			return 1
+		}
+		return 0
 	case "init":
 		return initState(cfg, stdout, stderr)
 	case "reload":
@@ -336,46 +336,6 @@ func queue(cfg *config.Config, o opts, args []string, stdout, stderr io.Writer) 
 	return 2
 }
 
-func check(cfg *config.Config, stdout io.Writer) int {
-	fmt.Fprintf(stdout, "config: OK (%s, state_dir %s)\n", plural(len(cfg.Accounts), "account"), cfg.StateDir)
-	if len(cfg.Accounts) == 0 {
-		fmt.Fprintln(stdout, "no account yet: the relay runs but has nothing to relay; add an [[account]] (see the examples in the config)")
-	}
-	bad := 0
-	for _, a := range cfg.Accounts {
-		hashesOK := true
-		for _, l := range a.AllLogins() {
-			if _, err := auth.Verify(l.PasswordHash, ""); err != nil {
-				fmt.Fprintf(stdout, "%s: FAILED — login %s: %v\n", a.Name, l.Name, err)
-				bad, hashesOK = bad+1, false
-			}
-		}
-		if !hashesOK {
-			continue
-		}
-		noticesTo(stdout, cfg, a)
-		if err := deliver.Check(a.Upstream, cfg.Hostname, 30*time.Second); err != nil {
-			fmt.Fprintf(stdout, "%s: FAILED — %v\n", a.Name, err)
-			bad++
-		} else {
-			fmt.Fprintf(stdout, "%s: OK — logged in to %s as %s\n", a.Name, a.Upstream.SMTP.String(), a.Upstream.Username)
-		}
-		if a.Upstream.IMAP.Addr == "" {
-			continue
-		}
-		if err := fetch.Check(a.Upstream, 30*time.Second); err != nil {
-			fmt.Fprintf(stdout, "%s: IMAP FAILED — %v\n", a.Name, err)
-			bad++
-		} else {
-			fmt.Fprintf(stdout, "%s: IMAP OK — logged in to %s as %s\n", a.Name, a.Upstream.IMAP.String(), a.Upstream.Username)
-		}
-	}
-	if bad > 0 {
-		return 1
-	}
-	return 0
-}
-
 // initState prepares state_dir before the first start: the package's
 // postinst runs it as the service user, so the files are the service's.
 func initState(cfg *config.Config, stdout, stderr io.Writer) int {
@@ -399,20 +359,9 @@ func initState(cfg *config.Config, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "state_dir %s ready; TLS certificate for %s, valid until %s\nSHA-256 fingerprint %X\n",
 		cfg.StateDir, strings.Join(leaf.DNSNames, ", "), leaf.NotAfter.Format("2006-01-02"), sum)
 	for _, a := range cfg.Accounts {
-		noticesTo(stdout, cfg, a)
+		control.NoticesTo(stdout, cfg, a)
 	}
 	return 0
-}
-
-// noticesTo tells the installer where an account's French notices go, and
-// says loudly when they would reach nobody.
-func noticesTo(w io.Writer, cfg *config.Config, a config.Account) {
-	if to := a.NoticesGoTo(cfg.Sesam.WarnBillingLogin); to != "" {
-		fmt.Fprintf(w, "%s: the practitioner's notices are %s\n", a.Name, to)
-		return
-	}
-	fmt.Fprintf(w, "%s: WARNING — the practitioner's notices (rejected lots, missing acknowledgements) reach nobody: "+
-		"remove `notify = []` or add a [[account.login]] with human = true\n", a.Name)
 }
 
 func passwd(stdin io.Reader, stdout, stderr io.Writer, asJSON bool) int {

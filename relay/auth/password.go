@@ -42,8 +42,18 @@ func Hash(password string) (string, error) {
 // ErrBadHash is returned for a password_hash this package cannot read.
 var ErrBadHash = errors.New("password_hash is not an argon2id hash made by `sesam-relay passwd`")
 
+// ExampleHash is the placeholder the packaged config shows in its
+// examples: well formed, but nobody knows its password. It is refused.
+const ExampleHash = "$argon2id$v=19$m=19456,t=2,p=1$c2VzYW1yZWxheXNhbHQ$ZXhhbXBsZWhhc2hvbmx5ZXhhbXBsZWhhc2g"
+
+// ErrExampleHash is the example's placeholder pasted as a real hash.
+var ErrExampleHash = errors.New("password_hash is the example's placeholder, not a hash: run `sesam-relay passwd` and paste what it prints")
+
 // Verify reports whether password matches a PHC argon2id hash.
 func Verify(hash, password string) (bool, error) {
+	if hash == ExampleHash {
+		return false, ErrExampleHash
+	}
 	parts := strings.Split(hash, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
 		return false, ErrBadHash

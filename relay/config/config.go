@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/sesam-relay/sesam-relay/relay/auth"
 	"os"
 	"strings"
 	"time"
@@ -230,7 +231,13 @@ func (p Provider) Password() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("reading the upstream password: %w (password_file must be readable by the service user)", err)
 	}
-	return strings.TrimRight(string(b), "\r\n"), nil
+	pw := strings.TrimRight(string(b), "\r\n")
+	if pw == "" {
+		// Sent, an empty password is refused by the provider, and the
+		// relay would pause as if the provider had refused a real one.
+		return "", fmt.Errorf("the upstream password file %s is empty: write the provider password in it", p.PasswordFile)
+	}
+	return pw, nil
 }
 
 // Defaults returns a Config with every default filled in.
@@ -382,6 +389,8 @@ func (c *Config) validate(md toml.MetaData) error {
 			seen[l.Name] = true
 			if !strings.HasPrefix(l.PasswordHash, "$argon2id$") {
 				bad("%s: password_hash must be an $argon2id$ hash: run `sesam-relay passwd` and paste what it prints", lw)
+			} else if l.PasswordHash == auth.ExampleHash {
+				bad("%s: %v", lw, auth.ErrExampleHash)
 			}
 		}
 		if a.Address == "" {

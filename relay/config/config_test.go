@@ -1,12 +1,14 @@
 package config_test
 
 import (
+	"bytes"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sesam-relay/sesam-relay/relay/auth"
 	"github.com/sesam-relay/sesam-relay/relay/config"
 )
 
@@ -27,13 +29,34 @@ func TestShippedConfigLoadsWithNoAccount(t *testing.T) {
 }
 
 // uncommented returns the shipped config with its examples switched on, as
-// an installer would: the "#" removed from lines like "#name = ...".
+// an installer would: the "#" removed from lines like "#name = ...", and
+// the placeholder hashes replaced by real ones (`sesam-relay passwd`).
 func uncommented(t *testing.T) []byte {
+	h, err := auth.Hash("a practice password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.ReplaceAll(examplesOn(t), []byte(auth.ExampleHash), []byte(h))
+}
+
+func examplesOn(t *testing.T) []byte {
 	b, err := os.ReadFile(shipped)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return regexp.MustCompile(`(?m)^(\s*)#([^\s#-])`).ReplaceAll(b, []byte("$1$2"))
+}
+
+// The review's case: the example's placeholder hash, uncommented as it
+// stands, passed `check`. It is refused, with what to do.
+func TestTheExamplePlaceholderHashIsRefused(t *testing.T) {
+	if !bytes.Contains(examplesOn(t), []byte(auth.ExampleHash)) {
+		t.Fatal("the packaged config no longer shows auth.ExampleHash: keep them one")
+	}
+	_, err := config.Parse(examplesOn(t))
+	if err == nil || !strings.Contains(err.Error(), "placeholder") || !strings.Contains(err.Error(), "sesam-relay passwd") {
+		t.Fatalf("%v", err)
+	}
 }
 
 func TestExampleConfigLoads(t *testing.T) {

@@ -212,3 +212,25 @@ func TestCheckTriesTheIMAPLoginToo(t *testing.T) {
 		t.Fatalf("check with the IMAP login refused (%d):\n%s", code, out)
 	}
 }
+
+// The review's case: with the provider unreachable, a missing password
+// file still gave "config: OK". Check proves each thing on this box before
+// any connection, and does not try the provider for an account that fails
+// here.
+func TestCheckProvesThePasswordFileBeforeTheProvider(t *testing.T) {
+	prov := newProvider(t)
+	r := newRelay(t, prov, opts{})
+	pw := filepath.Join(r.dir, "upstream-pw")
+	prov.Off()
+	for name, prepare := range map[string]func(){
+		"missing": func() { os.Remove(pw) },
+		"empty":   func() { os.WriteFile(pw, nil, 0o600) },
+	} {
+		prepare()
+		out, code := r.cli("check")
+		if code != 1 || strings.Contains(out, "config: OK") || strings.Contains(out, "check: OK") ||
+			!strings.Contains(out, "dupont: FAILED") || !strings.Contains(out, "the provider was not tried") || strings.Contains(out, "unreachable") {
+			t.Errorf("check with the password file %s (%d):\n%s", name, code, out)
+		}
+	}
+}
