@@ -4,8 +4,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,7 +21,6 @@ import (
 	"github.com/sesam-relay/sesam-relay/relay/control"
 	"github.com/sesam-relay/sesam-relay/relay/daemon"
 	"github.com/sesam-relay/sesam-relay/relay/demo"
-	"github.com/sesam-relay/sesam-relay/relay/store"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -241,25 +238,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 var commands = map[string]bool{"serve": true, "check": true, "init": true, "reload": true, "status": true,
 	"queue": true, "mail": true, "lots": true, "fetch": true, "import": true}
 
-// call asks the daemon; for read-only commands it falls back to reading
-// the store directly when the daemon is down.
+// call asks the daemon (see control.Ask).
 func call(cfg *config.Config, req control.Request, out any) (running bool, err error) {
-	err = control.Call(cfg.Listen.Control, req, out)
-	readOnly := map[string]bool{"status": true, "queue": true, "show": true, "mail": true, "mail-show": true, "lots": true}
-	if !errors.Is(err, control.ErrDaemonDown) || !readOnly[req.Cmd] {
-		return err == nil, err
-	}
-	st, oerr := store.OpenReadOnly(cfg.StateDir)
-	if oerr != nil {
-		return false, fmt.Errorf("%v, and the store cannot be read: %v", err, oerr)
-	}
-	defer st.Close()
-	h := &control.Handler{Store: st, Config: cfg}
-	data, err := h.Handle(context.Background(), req, control.Local())
-	if err != nil {
-		return false, err
-	}
-	return false, remarshal(data, out)
+	return control.Ask(cfg, req, out)
 }
 
 func status(cfg *config.Config, o opts, stdout, stderr io.Writer) int {
@@ -336,28 +317,12 @@ func queue(cfg *config.Config, o opts, args []string, stdout, stderr io.Writer) 
 	return 2
 }
 
-// initState prepares state_dir before the first start: the package's
-// postinst runs it as the service user, so the files are the service's.
+// initState prepares state_dir before the first start (daemon.Init).
 func initState(cfg *config.Config, stdout, stderr io.Writer) int {
-	st, err := store.Open(cfg.StateDir)
-	if err != nil {
+	if err := daemon.Init(cfg, stdout); err != nil {
 		fmt.Fprintf(stderr, "sesam-relay init: %v\n", err)
 		return 1
 	}
-	defer st.Close()
-	tc, err := daemon.LoadTLS(cfg, st)
-	if err != nil {
-		fmt.Fprintf(stderr, "sesam-relay init: %v\n", err)
-		return 1
-	}
-	leaf, err := x509.ParseCertificate(tc.Certificates[0].Certificate[0])
-	if err != nil {
-		fmt.Fprintf(stderr, "sesam-relay init: reading the certificate: %v\n", err)
-		return 1
-	}
-	sum := sha256.Sum256(leaf.Raw)
-	fmt.Fprintf(stdout, "state_dir %s ready; TLS certificate for %s, valid until %s\nSHA-256 fingerprint %X\n",
-		cfg.StateDir, strings.Join(leaf.DNSNames, ", "), leaf.NotAfter.Format("2006-01-02"), sum)
 	for _, a := range cfg.Accounts {
 		control.NoticesTo(stdout, cfg, a)
 	}

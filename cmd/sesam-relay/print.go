@@ -19,17 +19,6 @@ func printJSON(w io.Writer, v any) {
 	e.Encode(v)
 }
 
-func remarshal(in, out any) error {
-	if out == nil {
-		return nil
-	}
-	b, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, out)
-}
-
 func ago(t time.Time) string {
 	if t.IsZero() {
 		return "never"
