@@ -1,13 +1,13 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/sesam-relay/sesam-relay/relay/internal/pop3wire"
 	"strings"
 	"time"
 
@@ -75,20 +75,8 @@ func hashOf(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
-// wireSize is the size POP3 announces: bare LFs go out as CRLF, and a
-// message not ending in CRLF gets one.
-func wireSize(b []byte) int64 {
-	n := int64(len(b)) + int64(bytes.Count(b, []byte("\r."))) // pop3d sends a bare CR before a dot as CRLF
-	for i, c := range b {
-		if c == '\n' && (i == 0 || b[i-1] != '\r') {
-			n++
-		}
-	}
-	if !bytes.HasSuffix(b, []byte("\r\n")) {
-		n += 2
-	}
-	return n
-}
+// wireSize is the size POP3 announces (pop3wire: what pop3d sends).
+func wireSize(b []byte) int64 { return pop3wire.Size(b) }
 
 // uidl is a message's POP3 unique id: it never changes, and stays far
 // below RFC 1939's 70 characters.
