@@ -16,6 +16,7 @@ import (
 func printJSON(w io.Writer, v any) {
 	e := json.NewEncoder(w)
 	e.SetIndent("", "  ")
+	e.SetEscapeHTML(false) // Message-IDs keep their <>
 	e.Encode(v)
 }
 
