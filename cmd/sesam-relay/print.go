@@ -95,7 +95,7 @@ func printStatus(w io.Writer, st control.Status) {
 			if h.PausedUntil.After(time.Now()) {
 				fmt.Fprintf(w, "  paused until %s so as not to hammer the provider; fix the password, then restart or wait\n", when(h.PausedUntil))
 			} else if h.NextTry.After(time.Now()) {
-				fmt.Fprintf(w, "  next try: %s (%s)\n", when(h.NextTry), ago(h.NextTry))
+				fmt.Fprintf(w, "  next try: %s (%s): %s\n", when(h.NextTry), ago(h.NextTry), h.NextReason)
 			}
 			if !h.LastSuccess.IsZero() {
 				fmt.Fprintf(w, "  last delivery: %s (%s)\n", when(h.LastSuccess), ago(h.LastSuccess))
@@ -118,8 +118,8 @@ func printStatus(w io.Writer, st control.Status) {
 			default:
 				fmt.Fprintf(w, "  collecting (%s): no poll yet\n", a.IMAP)
 			}
-			if !f.NextPoll.IsZero() && f.NextPoll.After(time.Now()) {
-				fmt.Fprintf(w, "  next poll: %s (%s)\n", when(f.NextPoll), ago(f.NextPoll))
+			if f.NextTry.After(time.Now()) {
+				fmt.Fprintf(w, "  next poll: %s (%s): %s\n", when(f.NextTry), ago(f.NextTry), f.NextReason)
 			}
 			if f.Note != "" {
 				fmt.Fprintf(w, "  note (%s): %s\n", when(f.NoteAt), f.Note)

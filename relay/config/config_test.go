@@ -171,27 +171,6 @@ func TestUpstreamPasswordIsReadFromItsFile(t *testing.T) {
 	}
 }
 
-func TestBackoffStartsWithinAMinuteAndIsCapped(t *testing.T) {
-	d := config.Defaults().Delivery
-	seen := map[time.Duration]bool{}
-	for i := 0; i < 200; i++ {
-		b := d.Backoff(1)
-		if b < 24*time.Second || b > 36*time.Second {
-			t.Fatalf("first retry %v, want 30s ±20%%", b)
-		}
-		seen[b] = true
-		if b := d.Backoff(30); b > 72*time.Minute || b < 48*time.Minute {
-			t.Fatalf("30th retry %v, want about the 1h cap", b)
-		}
-	}
-	if len(seen) < 100 {
-		t.Fatal("no jitter")
-	}
-	if d.Backoff(3) < 2*d.FirstRetry.D() {
-		t.Fatal("not exponential")
-	}
-}
-
 func TestTLSMinimumAndPlaintextNetworks(t *testing.T) {
 	base := "[listen]\nsmtp = [\"127.0.0.1:0\"]\nallow = [\"127.0.0.0/8\"]\n"
 	c, err := config.Parse([]byte(base))

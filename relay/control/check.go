@@ -51,7 +51,7 @@ func Check(cfg *config.Config, w io.Writer) bool {
 			continue
 		}
 		NoticesTo(w, cfg, a)
-		if err := deliver.Check(a.Upstream, cfg.Hostname, 30*time.Second); err != nil {
+		if err := deliver.TryLogin(a.Upstream, cfg.Hostname, 30*time.Second); err != nil {
 			fmt.Fprintf(w, "%s: FAILED — %v\n", a.Name, err)
 			bad++
 		} else {
@@ -60,7 +60,7 @@ func Check(cfg *config.Config, w io.Writer) bool {
 		if a.Upstream.IMAP.Addr == "" {
 			continue
 		}
-		if err := fetch.Check(a.Upstream, 30*time.Second); err != nil {
+		if err := fetch.TryLogin(a.Upstream, 30*time.Second); err != nil {
 			fmt.Fprintf(w, "%s: IMAP FAILED — %v\n", a.Name, err)
 			bad++
 		} else {

@@ -251,11 +251,7 @@ func (d *daemon) replaceAccounts(old, cfg *config.Config) {
 		// (never overlapping itself), idles in between when the server
 		// can, and runs the technician's `fetch`.
 		if a.Upstream.IMAP.Addr != "" && d.pollers[a.Name] == nil {
-			name := a.Name
-			p := fetch.NewPoller(a, cfg.Delivery, d.st, d.log, func() bool {
-				h, ok := d.health(name)
-				return ok && h.FailingSince.IsZero() && !h.LastSuccess.IsZero()
-			})
+			p := fetch.NewPoller(a, cfg.Delivery, d.st, d.log)
 			d.pollers[a.Name] = &poller{Poller: p, acct: a, task: start(p.Run)}
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -18,7 +17,7 @@ import (
 	"github.com/sesam-relay/sesam-relay/relay/config"
 	"github.com/sesam-relay/sesam-relay/relay/internal/smtpwire"
 	"github.com/sesam-relay/sesam-relay/relay/store"
-	"github.com/sesam-relay/sesam-relay/sesam"
+	"github.com/sesam-relay/sesam-relay/relay/upstream"
 )
 
 // idleKeep is how long a connection stays open after a burst, in case the
@@ -34,30 +33,22 @@ type Worker struct {
 	st       *store.Store
 	log      *slog.Logger
 
-	mu        sync.Mutex
-	health    store.Health
-	fails     int        // consecutive connection-level failures
-	holdUntil time.Time  // no new connection before this, whatever arrives
-	sent      []sentMark // "sent" records not yet known to be durable
-	client    *smtp.Client
+	link   *upstream.Tracker // the provider's health; no new connection before its Hold
+	sent   []sentMark        // "sent" records not yet known to be durable
+	client *smtp.Client
 }
 
 // NewWorker returns a worker for one account; Run starts it. contact (the
 // sesam.contact setting) names the technician in the notices it writes.
 func NewWorker(acct config.Account, opt config.Delivery, hostname, contact string, st *store.Store, log *slog.Logger) *Worker {
 	h, _ := st.Health(acct.Name)
-	// A restart clears a pause after a refused login: restarting is how the
-	// technician says "I fixed the password, try now".
-	h.PausedUntil, h.NextTry = time.Time{}, time.Time{}
-	return &Worker{acct: acct, opt: opt, hostname: hostname, contact: contact, st: st, log: log.With("account", acct.Name, "upstream", acct.Upstream.SMTP.String()), health: h}
+	h.Account = acct.Name
+	link := upstream.NewTracker(h, opt, func(h store.Health) { st.SetHealth(h) })
+	return &Worker{acct: acct, opt: opt, hostname: hostname, contact: contact, st: st, log: log.With("account", acct.Name, "upstream", acct.Upstream.SMTP.String()), link: link}
 }
 
 // Health returns the account's upstream health as the worker sees it.
-func (w *Worker) Health() store.Health {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.health
-}
+func (w *Worker) Health() store.Health { return w.link.Health() }
 
 // Run delivers until ctx ends. It finishes the message in hand first, so
 // that a stop never turns a clean delivery into an uncertain one.
@@ -69,8 +60,8 @@ func (w *Worker) Run(ctx context.Context) {
 		if next, ok, _ := w.st.NextAttempt(w.acct.Name); ok {
 			wait = time.Until(next)
 		}
-		if time.Until(w.holdUntil) > wait {
-			wait = time.Until(w.holdUntil)
+		if hold := time.Until(w.link.Hold()); hold > wait {
+			wait = hold
 		}
 		if f := w.st.DeliveryFault(); !f.Since.IsZero() {
 			// The store's pause holds every account; at its end a probe
@@ -90,7 +81,7 @@ func (w *Worker) Run(ctx context.Context) {
 		case <-w.st.Kick(w.acct.Name):
 			// A technician's retry or release: try now, pause or not (the
 			// password file is read again at each connection).
-			w.holdUntil = time.Time{}
+			w.link.Clear()
 		case <-t.C:
 			if w.client != nil {
 				if due, _ := w.st.Due(w.acct.Name, time.Now(), 1); len(due) == 0 {
@@ -108,7 +99,7 @@ func (w *Worker) deliverDue(ctx context.Context) {
 			return // the store cannot write: nothing may be sent
 		}
 		w.settleSent()
-		if time.Now().Before(w.holdUntil) {
+		if time.Now().Before(w.link.Hold()) {
 			return // the provider failed: new mail waits for the account's next try
 		}
 		due, err := w.st.Due(w.acct.Name, time.Now(), 50)
@@ -167,45 +158,22 @@ func (w *Worker) drop() {
 	}
 }
 
-func (w *Worker) setHealth(f func(h *store.Health)) {
-	w.mu.Lock()
-	f(&w.health)
-	h := w.health
-	w.mu.Unlock()
-	w.st.SetHealth(h)
-}
-
 // connectionFailed defers every due mail to the account's next try.
 func (w *Worker) connectionFailed(ctx context.Context, due []store.Message, err error) {
-	ue, ok := err.(*upstreamError)
+	ue, ok := err.(*upstream.Error)
 	if !ok {
-		ue = &upstreamError{kind: temporary, text: err.Error(), fail: sesam.SMTPFailure{Stage: sesam.StageConnect, Cause: sesam.CauseNetwork}}
+		ue = upstream.Classify("connect", w.acct.Upstream.SMTP.Host, err)
 	}
-	w.fails++
-	now := time.Now()
-	next := now.Add(w.opt.Backoff(w.fails))
-	if ue.kind == authRefused {
-		next = now.Add(w.opt.AuthPause.D())
-	}
-	w.holdUntil = next
-	w.setHealth(func(h *store.Health) {
-		h.Account, h.LastError, h.LastErrorAt, h.NextTry = w.acct.Name, ue.text, now, next
-		if h.FailingSince.IsZero() {
-			h.FailingSince = now
-		}
-		if ue.kind == authRefused {
-			h.PausedUntil = next
-		}
-	})
-	w.log.Warn("upstream unavailable; mail waits", "error", ue.text, "next_try", next.Format(time.RFC3339), "waiting", len(due))
+	next := w.link.Failed(ue, time.Now())
+	w.log.Warn("upstream unavailable; mail waits", "error", ue.Text, "kind", ue.Kind.String(), "next_try", next.Format(time.RFC3339), "waiting", len(due))
 	for _, m := range due {
 		w.retryLater(ctx, m, ue, next)
 	}
 }
 
 // retryLater defers m, or bounces it when its lifetime is over.
-func (w *Worker) retryLater(ctx context.Context, m store.Message, ue *upstreamError, next time.Time) {
-	why := ue.text
+func (w *Worker) retryLater(ctx context.Context, m store.Message, ue *upstream.Error, next time.Time) {
+	why := ue.Text
 	expiry := m.Received.Add(w.opt.Lifetime.D())
 	now := time.Now()
 	if !now.Before(expiry) {
@@ -226,7 +194,7 @@ func (w *Worker) retryLater(ctx context.Context, m store.Message, ue *upstreamEr
 
 // bounce gives m up: the provider refused it for good, or (expired > 0) it
 // could not be delivered within its lifetime, ue being the last failure.
-func (w *Worker) bounce(ctx context.Context, m store.Message, ue *upstreamError, expired time.Duration) {
+func (w *Worker) bounce(ctx context.Context, m store.Message, ue *upstream.Error, expired time.Duration) {
 	body, _ := w.st.Body(m.ID)
 	r := w.bounceReport(m, body, ue, expired)
 	why := r.diagnosis
@@ -237,7 +205,7 @@ func (w *Worker) bounce(ctx context.Context, m store.Message, ue *upstreamError,
 	w.log.Warn("mail bounced to the sender's mailbox", "id", m.ID, "message_id", m.MessageID, "reason", why)
 }
 
-func (w *Worker) notify(ctx context.Context, m store.Message, ue *upstreamError, expiry time.Time) {
+func (w *Worker) notify(ctx context.Context, m store.Message, ue *upstream.Error, expiry time.Time) {
 	body, _ := w.st.Body(m.ID)
 	r := w.delayReport(m, body, ue, expiry)
 	if err := w.st.AddDelayNotice(ctx, m.ID, r.build()); err != nil {
@@ -261,13 +229,13 @@ func (w *Worker) sendOne(ctx context.Context, m store.Message) bool {
 	// Until the final dot, any failure is safe to retry: the provider has
 	// accepted nothing.
 	fail := func(stage string, err error) bool {
-		ue := classify(stage, host, err)
+		ue := Classify(stage, host, err)
 		var se *smtp.SMTPError
 		isReply := errors.As(err, &se)
-		if ue.kind == permanent {
+		if ue.Kind == upstream.Permanent {
 			w.bounce(ctx, m, ue, 0)
 		} else {
-			w.retryLater(ctx, m, ue, time.Now().Add(w.opt.Backoff(m.Attempts+1)))
+			w.retryLater(ctx, m, ue, time.Now().Add(upstream.Backoff(w.opt, m.Attempts+1)))
 		}
 		if !isReply || c.Reset() != nil {
 			w.drop()
@@ -307,11 +275,7 @@ func (w *Worker) sendOne(ctx context.Context, m store.Message) bool {
 		reply := "250 " + resp.StatusText
 		w.sent = append(w.sent, sentMark{m.ID, reply, w.st.MarkSent(m.ID, reply)}) // made durable by the next write; see settleSent
 		w.st.Delivered()
-		w.fails, w.holdUntil = 0, time.Time{}
-		now := time.Now()
-		w.setHealth(func(h *store.Health) {
-			h.Account, h.LastSuccess, h.FailingSince, h.PausedUntil, h.NextTry = w.acct.Name, now, time.Time{}, time.Time{}, time.Time{}
-		})
+		w.link.Worked(time.Now())
 		log.Info("delivered upstream", "reply", reply, "size", len(body), "attempt", m.Attempts+1)
 		return true
 	case errors.As(err, &se):

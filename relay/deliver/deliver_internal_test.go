@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/sesam-relay/sesam-relay/relay/upstream"
 )
 
 func TestClassifyTellsWhatToDo(t *testing.T) {
@@ -15,21 +17,21 @@ func TestClassifyTellsWhatToDo(t *testing.T) {
 	cases := []struct {
 		stage string
 		err   error
-		kind  failKind
+		kind  upstream.Kind
 		says  string
 	}{
-		{"login", &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "bad"}, authRefused, "credentials rejected"},
-		{"login", &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "later"}, temporary, "454"},
-		{"RCPT TO <x>", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "unknown"}, permanent, "550 5.1.1"},
-		{"the final dot", &smtp.SMTPError{Code: 451, Message: "later"}, temporary, "451"},
-		{"connect", &smtp.SMTPError{Code: 554, Message: "no service"}, temporary, "554"},
-		{"MAIL FROM", timeout, temporary, "did not answer in time"},
-		{"connect", errors.New("connection refused"), temporary, "unreachable"},
+		{"login", &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "bad"}, upstream.CredentialsRefused, "credentials rejected"},
+		{"login", &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "later"}, upstream.Temporary, "454"},
+		{"RCPT TO <x>", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "unknown"}, upstream.Permanent, "550 5.1.1"},
+		{"the final dot", &smtp.SMTPError{Code: 451, Message: "later"}, upstream.Temporary, "451"},
+		{"connect", &smtp.SMTPError{Code: 554, Message: "no service"}, upstream.Temporary, "554"},
+		{"MAIL FROM", timeout, upstream.Temporary, "did not answer in time"},
+		{"connect", errors.New("connection refused"), upstream.Temporary, "unreachable"},
 	}
 	for _, c := range cases {
-		e := classify(c.stage, "smtp.laposte.net", c.err)
-		if e.kind != c.kind || !strings.Contains(e.text, c.says) {
-			t.Errorf("%s %v: got %v %q", c.stage, c.err, e.kind, e.text)
+		e := Classify(c.stage, "smtp.laposte.net", c.err)
+		if e.Kind != c.kind || !strings.Contains(e.Text, c.says) {
+			t.Errorf("%s %v: got %v %q", c.stage, c.err, e.Kind, e.Text)
 		}
 	}
 }

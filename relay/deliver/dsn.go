@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sesam-relay/sesam-relay/relay/store"
+	"github.com/sesam-relay/sesam-relay/relay/upstream"
 	"github.com/sesam-relay/sesam-relay/sesam"
 )
 
@@ -41,26 +42,26 @@ type report struct {
 // bounceReport is the notice that m is given up: the provider refused it
 // for good, or (expired > 0) it was not delivered within its lifetime, ue
 // being the last failure.
-func (w *Worker) bounceReport(m store.Message, body []byte, ue *upstreamError, expired time.Duration) report {
+func (w *Worker) bounceReport(m store.Message, body []byte, ue *upstream.Error, expired time.Duration) report {
 	r := w.report(m, body, ue)
-	r.action, r.status, r.expired = "failed", statusOf(ue.text, "5.0.0"), expired
+	r.action, r.status, r.expired = "failed", statusOf(ue.Text, "5.0.0"), expired
 	if expired > 0 {
-		r.diagnosis = fmt.Sprintf("no delivery after %s; last error: %s", expired, ue.text)
+		r.diagnosis = fmt.Sprintf("no delivery after %s; last error: %s", expired, ue.Text)
 		r.status = statusOf(r.diagnosis, "4.4.7")
 	}
 	return r
 }
 
 // delayReport is the notice that m still waits, retried until expiry.
-func (w *Worker) delayReport(m store.Message, body []byte, ue *upstreamError, expiry time.Time) report {
+func (w *Worker) delayReport(m store.Message, body []byte, ue *upstream.Error, expiry time.Time) report {
 	r := w.report(m, body, ue)
-	r.action, r.status, r.retryTill = "delayed", statusOf(ue.text, "4.0.0"), expiry
+	r.action, r.status, r.retryTill = "delayed", statusOf(ue.Text, "4.0.0"), expiry
 	return r
 }
 
-func (w *Worker) report(m store.Message, body []byte, ue *upstreamError) report {
+func (w *Worker) report(m store.Message, body []byte, ue *upstream.Error) report {
 	return report{hostname: w.hostname, upstream: w.acct.Upstream.SMTP.Host, msg: m, headers: headerBlock(body),
-		diagnosis: ue.text, failure: ue.fail, contact: w.contact, now: time.Now()}
+		diagnosis: ue.Text, failure: ue.Fail, contact: w.contact, now: time.Now()}
 }
 
 var enhanced = regexp.MustCompile(`\b([245]\.\d{1,3}\.\d{1,3})\b`)

@@ -111,7 +111,7 @@ func dsnCases() []dsnCase {
 func (c dsnCase) report() report {
 	w := &Worker{hostname: "relais.cabinet.lan", contact: c.contact,
 		acct: config.Account{Upstream: config.Provider{SMTP: config.Upstream{Host: provider}}}}
-	ue := classify(c.stage, provider, c.err)
+	ue := Classify(c.stage, provider, c.err)
 	r := w.bounceReport(c.msg, c.headers, ue, c.expired)
 	if c.delayed {
 		r = w.delayReport(c.msg, c.headers, ue, c.msg.Received.Add(72*time.Hour))

@@ -186,6 +186,27 @@ func TestDemoShowsALotWaitingThenDelivered(t *testing.T) {
 	})
 	in.Write([]byte("o\n"))
 	waitFor(t, 30*time.Second, "the second lot delivered", func() bool { return strings.Count(out.String(), "[provider] received") == 2 })
+	// IMAP off: a lot's acknowledgement waits at the provider, status says
+	// access is closed; IMAP on: the next poll (every 30 s) collects it, as
+	// the demo says, with no longer hold.
+	cfgArg := regexp.MustCompile(`--config (\S+) status`).FindStringSubmatch(out.String())
+	if cfgArg == nil {
+		t.Fatalf("the banner gives no status command:\n%s", out.String())
+	}
+	in.Write([]byte("i\nl\n"))
+	waitFor(t, 15*time.Second, "the third acknowledgement placed", func() bool { return strings.Count(out.String(), "[fund] acknowledgement") == 3 })
+	waitFor(t, 40*time.Second, "a scheduled poll failing on the closed IMAP", func() bool {
+		got, _ := exec.Command(binary, "--config", cfgArg[1], "status").CombinedOutput()
+		return strings.Contains(string(got), "closed IMAP access")
+	})
+	in.Write([]byte("i\n"))
+	waitFor(t, 5*time.Second, "IMAP back on", func() bool { return strings.Contains(out.String(), "IMAP switched ON: the next poll (every 30 s)") })
+	waitFor(t, 40*time.Second, "the third acknowledgement collected at the next poll", func() bool {
+		mark := len(out.String())
+		in.Write([]byte("m\n"))
+		time.Sleep(time.Second)
+		return strings.Count(out.String()[mark:], "fetched  ARL positif") == 3
+	})
 	in.Write([]byte("x\n"))
 	done := make(chan error)
 	go func() { done <- cmd.Wait() }()

@@ -52,7 +52,7 @@ func BenchmarkInbound(b *testing.B) {
 		u.UnmarshalText([]byte("imap://" + dv.imap))
 		acct := config.Account{Name: "dupont", Upstream: config.Provider{IMAP: u, Username: "jean.dupont", PasswordFile: pw, Insecure: true,
 			Folders: []string{"INBOX"}, KeepUpstream: config.Keep{Forever: true}}}
-		p := fetch.NewPoller(acct, config.Defaults().Delivery, st, slog.New(slog.DiscardHandler), nil)
+		p := fetch.NewPoller(acct, config.Defaults().Delivery, st, slog.New(slog.DiscardHandler))
 		start := time.Now()
 		res, err := p.Poll(context.Background())
 		if err != nil || res.Fetched != n {

@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/sesam-relay/sesam-relay/relay/store"
+	"github.com/sesam-relay/sesam-relay/relay/upstream"
 	"github.com/sesam-relay/sesam-relay/sesam"
 )
 
@@ -233,8 +234,8 @@ func (p *Poller) fitting(c *imapclient.Client, folder string, uids []imap.UID) (
 	// need: what would leave less than the reserve stays at the provider,
 	// and the poll fails (status says why) until space is freed.
 	if free, ok := p.st.RoomToFetch(need); !ok {
-		return nil, &pollError{temporary, fmt.Sprintf("the disk is almost full (%s free, %s of new mail waiting, min_free_space %s kept twice over for the lots): returns are left at the provider until space is freed on %s",
-			megabytes(int64(free)), megabytes(need), megabytes(int64(p.st.MinFreeSpace())), p.st.Dir())}
+		return nil, upstream.LocalError("checking free space", fmt.Errorf("the disk is almost full (%s free, %s of new mail waiting, min_free_space %s kept twice over for the lots): returns are left at the provider until space is freed on %s",
+			megabytes(int64(free)), megabytes(need), megabytes(int64(p.st.MinFreeSpace())), p.st.Dir()))
 	}
 	return want, nil
 }

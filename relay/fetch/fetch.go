@@ -25,6 +25,7 @@ import (
 
 	"github.com/sesam-relay/sesam-relay/relay/config"
 	"github.com/sesam-relay/sesam-relay/relay/store"
+	"github.com/sesam-relay/sesam-relay/relay/upstream"
 )
 
 // Result sums up one poll.
@@ -36,36 +37,46 @@ type Result struct {
 
 // Poller polls one account.
 type Poller struct {
-	acct      config.Account
-	opt       config.Delivery // timeouts and backoff are shared with delivery
-	st        *store.Store
-	log       *slog.Logger
-	smtpWorks func() bool // whether SMTP to the same provider works now
+	acct config.Account
+	opt  config.Delivery // timeouts and backoff are shared with delivery
+	st   *store.Store
+	log  *slog.Logger
+	link *upstream.Tracker // the IMAP link's health; no scheduled poll before its Hold
 
-	running   sync.Mutex         // one poll at a time
-	notes     []string           // what this poll found worth telling
-	conn      *imapclient.Client // kept between polls for IDLE; touched under running
-	newMail   chan struct{}      // an EXISTS arrived while idling
-	requests  chan pollRequest   // the technician's `fetch`, while Run owns the connection
-	looping   atomic.Bool
-	serving   atomic.Bool // Run is answering a request
-	mu        sync.Mutex
-	health    store.FetchHealth
-	fails     int
-	holdUntil time.Time
+	running  sync.Mutex         // one poll at a time
+	notes    []string           // what this poll found worth telling
+	conn     *imapclient.Client // kept between polls for IDLE; touched under running
+	newMail  chan struct{}      // an EXISTS arrived while idling
+	requests chan pollRequest   // the technician's `fetch`, while Run owns the connection
+	looping  atomic.Bool
+	serving  atomic.Bool // Run is answering a request
+	mu       sync.Mutex
+	health   store.FetchHealth // link's health, with what polling adds
 }
 
 // NewPoller returns a poller for an account with an imap upstream.
-func NewPoller(acct config.Account, opt config.Delivery, st *store.Store, log *slog.Logger, smtpWorks func() bool) *Poller {
+func NewPoller(acct config.Account, opt config.Delivery, st *store.Store, log *slog.Logger) *Poller {
 	h, _ := st.FetchHealth(acct.Name)
-	if smtpWorks == nil {
-		smtpWorks = func() bool { return false }
-	}
+	h.Account = acct.Name
 	if acct.Upstream.MaxFetchSize == 0 {
 		acct.Upstream.MaxFetchSize = config.DefaultMaxFetchSize
 	}
-	return &Poller{acct: acct, opt: opt, st: st, log: log.With("account", acct.Name, "imap", acct.Upstream.IMAP.String()), smtpWorks: smtpWorks, health: h,
+	p := &Poller{acct: acct, opt: opt, st: st, log: log.With("account", acct.Name, "imap", acct.Upstream.IMAP.String()), health: h,
 		newMail: make(chan struct{}, 1), requests: make(chan pollRequest)}
+	p.link = upstream.NewTracker(h.Health, opt, func(lh store.Health) {
+		p.mu.Lock()
+		p.health.Health = lh
+		p.mu.Unlock()
+	})
+	return p
+}
+
+// smtpWorks reports whether the same provider's SMTP works now, as the
+// delivery worker last recorded it in the store: a refused IMAP port is
+// then access closed, not a network fault.
+func (p *Poller) smtpWorks() bool {
+	h, err := p.st.Health(p.acct.Name)
+	return err == nil && h.FailingSince.IsZero() && !h.LastSuccess.IsZero()
 }
 
 type pollRequest struct {
@@ -92,9 +103,7 @@ func (p *Poller) Run(ctx context.Context) {
 	p.Scheduled(ctx) // a first poll at start
 	next := sched.Next(time.Now())
 	for ctx.Err() == nil {
-		p.mu.Lock()
-		p.health.NextPoll = next
-		p.mu.Unlock()
+		p.publishNext(next)
 		wake := time.Until(next)
 		var idle *imapclient.IdleCommand
 		if p.conn != nil {
@@ -172,7 +181,31 @@ func (p *Poller) Health() store.FetchHealth {
 	return p.health
 }
 
-func (p *Poller) setHealth(f func(h *store.FetchHealth)) {
+// publishNext records when the next poll really happens, and why then: the
+// first scheduled time at or after the link's hold (a backoff, a pause),
+// which is the time Scheduled will not skip.
+func (p *Poller) publishNext(next time.Time) {
+	sched := p.acct.Upstream.Poll.Schedule
+	hold := p.link.Hold()
+	reason := "schedule (" + p.acct.Upstream.Poll.Spec + ")"
+	if next.Before(hold) {
+		// Run's own walk: each time it wakes it asks the schedule for the
+		// time after now, and skips until the hold is over.
+		for i := 0; next.Before(hold) && i < 1e5; i++ {
+			next = sched.Next(next)
+		}
+		reason = p.link.Health().NextReason
+	} else if h := p.link.Health(); !h.FailingSince.IsZero() && h.NextReason != "" {
+		reason = h.NextReason + "; " + reason
+	}
+	p.mu.Lock()
+	p.health.NextTry, p.health.NextReason = next, reason
+	p.mu.Unlock()
+}
+
+// save records the polling health in the store, without waiting: it is
+// advice for the technician.
+func (p *Poller) save(f func(h *store.FetchHealth)) {
 	p.mu.Lock()
 	f(&p.health)
 	h := p.health
@@ -181,12 +214,9 @@ func (p *Poller) setHealth(f func(h *store.FetchHealth)) {
 }
 
 // Scheduled is a poll at its scheduled time: it skips while a failure's
-// backoff runs, or while another poll is under way.
+// backoff or pause runs, or while another poll is under way.
 func (p *Poller) Scheduled(ctx context.Context) {
-	p.mu.Lock()
-	hold := p.holdUntil
-	p.mu.Unlock()
-	if time.Now().Before(hold) || !p.running.TryLock() {
+	if time.Now().Before(p.link.Hold()) || !p.running.TryLock() {
 		return // in backoff, or the previous poll still runs: skip
 	}
 	defer p.running.Unlock()
@@ -225,46 +255,26 @@ func (p *Poller) pollOnce(ctx context.Context) (Result, error) {
 	now := time.Now()
 	if len(p.notes) > 0 {
 		note := strings.Join(p.notes, "; ")
-		p.setHealth(func(h *store.FetchHealth) { h.Note, h.NoteAt = note, now })
+		p.save(func(h *store.FetchHealth) { h.Note, h.NoteAt = note, now })
 	}
 	if err != nil {
-		pe, ok := err.(*pollError)
+		pe, ok := err.(*upstream.Error)
 		if !ok {
-			pe = &pollError{temporary, err.Error()}
+			pe = upstream.New(upstream.Temporary, "poll", err.Error(), 0, err)
 		}
 		if ctx.Err() != nil {
-			pe = &pollError{temporary, fmt.Sprintf("%s did not answer in time: the poll was stopped after %s", p.acct.Upstream.IMAP.Host, 5*p.opt.Timeout.D())}
+			pe = upstream.New(upstream.Temporary, "poll", fmt.Sprintf("%s did not answer in time: the poll was stopped after %s", p.acct.Upstream.IMAP.Host, 5*p.opt.Timeout.D()), 0, ctx.Err())
 		}
-		p.fails++
-		wait := p.opt.Backoff(p.fails)
-		if pe.kind == authRefused {
-			wait = p.opt.AuthPause.D()
-		} else if pe.kind == closed {
-			wait = max(wait, 15*time.Minute)
-		}
-		p.mu.Lock()
-		p.holdUntil = now.Add(wait)
-		p.mu.Unlock()
-		p.setHealth(func(h *store.FetchHealth) {
-			h.Account, h.LastError, h.LastErrorAt = p.acct.Name, pe.text, now
-			if h.FailingSince.IsZero() {
-				h.FailingSince = now
-			}
-			h.PausedUntil = time.Time{}
-			h.Blocked = pe.kind == authRefused || pe.kind == closed
-			if pe.kind == authRefused {
-				h.PausedUntil = now.Add(wait)
-			}
+		hold := p.link.Failed(pe, now)
+		p.save(func(h *store.FetchHealth) {
+			h.Blocked = pe.Kind == upstream.CredentialsRefused || pe.Kind == upstream.AccessClosed
 		})
-		p.log.Warn("imap poll failed; local mail is still served", "error", pe.text, "next_try", now.Add(wait).Format(time.RFC3339), "stored_before_failure", res.Fetched)
+		p.log.Warn("imap poll failed; local mail is still served", "error", pe.Text, "kind", pe.Kind.String(), "next_try", hold.Format(time.RFC3339), "stored_before_failure", res.Fetched)
 		return res, pe
 	}
-	p.fails = 0
-	p.mu.Lock()
-	p.holdUntil = time.Time{}
-	p.mu.Unlock()
-	p.setHealth(func(h *store.FetchHealth) {
-		h.Account, h.LastSuccess, h.FailingSince, h.PausedUntil, h.Blocked = p.acct.Name, now, time.Time{}, time.Time{}, false
+	p.link.Worked(now)
+	p.save(func(h *store.FetchHealth) {
+		h.Blocked = false
 		h.FetchedTotal += int64(res.Fetched)
 		h.LastFetched = res.Fetched
 	})

@@ -54,7 +54,12 @@ func poller(t *testing.T, acct config.Account, smtpWorks bool) (*fetch.Poller, *
 	t.Cleanup(func() { st.Close() })
 	opt := config.Defaults().Delivery
 	opt.Timeout = config.Duration(time.Second)
-	return fetch.NewPoller(acct, opt, st, slog.New(slog.DiscardHandler), func() bool { return smtpWorks }), st
+	if smtpWorks { // as the delivery worker records it: fetch reads it from the store
+		if err := <-st.SetHealth(store.Health{Account: acct.Name, LastSuccess: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return fetch.NewPoller(acct, opt, st, slog.New(slog.DiscardHandler)), st
 }
 
 func mail(i int, size int) []byte {

@@ -1,89 +1,60 @@
 package fetch
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"syscall"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/sesam-relay/sesam-relay/relay/config"
+	"github.com/sesam-relay/sesam-relay/relay/upstream"
+	"github.com/sesam-relay/sesam-relay/sesam"
 )
 
-type failKind int
-
-const (
-	temporary   failKind = iota
-	authRefused          // long pause
-	closed               // the provider shut IMAP access: say so, retry slowly
-)
-
-// pollError is a failed poll in words a technician can act on.
-type pollError struct {
-	kind failKind
-	text string
-}
-
-func (e *pollError) Error() string { return e.text }
-
-func classify(stage, host string, err error, smtpWorks bool) *pollError {
+// classify words a failure at an IMAP stage: the server's answers here,
+// the rest (certificate, timeout, network) in upstream.Classify. A refused
+// IMAP port while the same provider's SMTP works is access closed.
+func classify(stage, host string, err error, smtpWorks bool) *upstream.Error {
 	var ie *imap.Error
 	if errors.As(err, &ie) {
-		switch ie.Code {
-		case imap.ResponseCodeAuthenticationFailed:
-			return &pollError{authRefused, fmt.Sprintf("%s refused the IMAP login: %s — credentials rejected; the provider may require a password change", host, ie.Text)}
-		case imap.ResponseCodeContactAdmin, imap.ResponseCodeUnavailable:
-			return &pollError{closed, fmt.Sprintf("the provider has closed IMAP access (%s said [%s] %s)", host, ie.Code, ie.Text)}
+		switch {
+		case ie.Code == imap.ResponseCodeAuthenticationFailed:
+			return upstream.New(upstream.CredentialsRefused, stage, fmt.Sprintf("%s refused the IMAP login: %s — credentials rejected; the provider may require a password change", host, ie.Text), sesam.CauseReply, err)
+		case ie.Code == imap.ResponseCodeContactAdmin, ie.Code == imap.ResponseCodeUnavailable:
+			return upstream.New(upstream.AccessClosed, stage, fmt.Sprintf("the provider has closed IMAP access (%s said [%s] %s)", host, ie.Code, ie.Text), sesam.CauseReply, err)
+		case stage == "login":
+			return upstream.New(upstream.CredentialsRefused, stage, fmt.Sprintf("%s refused the IMAP login: %s — credentials rejected, or access closed by the provider", host, ie.Text), sesam.CauseReply, err)
 		}
-		if stage == "login" {
-			return &pollError{authRefused, fmt.Sprintf("%s refused the IMAP login: %s — credentials rejected, or access closed by the provider", host, ie.Text)}
-		}
-		return &pollError{temporary, fmt.Sprintf("%s answered %s at %s", host, ie.Error(), stage)}
+		return upstream.New(upstream.Temporary, stage, fmt.Sprintf("%s answered %s at %s", host, ie.Error(), stage), sesam.CauseReply, err)
 	}
-	if config.CertificateError(err) {
-		return &pollError{temporary, fmt.Sprintf("the IMAP certificate of %s could not be verified (%v) — set ca_file if the provider uses a private CA", host, err)}
+	e := upstream.Classify(stage, host, err)
+	if e.Refused() && smtpWorks {
+		e.Kind = upstream.AccessClosed
+		e.Text = fmt.Sprintf("the provider has closed IMAP access: %s refuses connections on the IMAP port while its SMTP works", host)
 	}
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		if smtpWorks {
-			return &pollError{closed, fmt.Sprintf("the provider has closed IMAP access: %s refuses connections on the IMAP port while its SMTP works", host)}
-		}
-		return &pollError{temporary, fmt.Sprintf("%s refuses connections on the IMAP port", host)}
-	}
-	var ne net.Error
-	if errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, net.ErrClosed) {
-		return &pollError{temporary, fmt.Sprintf("%s did not answer in time at %s", host, stage)}
-	}
-	return &pollError{temporary, fmt.Sprintf("%s unreachable at %s: %v", host, stage, err)}
+	return e
 }
 
 // dial connects and logs in to an account's IMAP server.
 func dial(p config.Provider, timeout time.Duration, smtpWorks bool, onUpdate *imapclient.UnilateralDataHandler) (*imapclient.Client, error) {
 	host := p.IMAP.Host
-	tlsConf, err := p.TLSConfig(host)
+	pass, err := upstream.Password(p)
 	if err != nil {
-		return nil, &pollError{temporary, err.Error()}
+		return nil, err // before knocking: the provider is not to blame
 	}
-	opts := &imapclient.Options{TLSConfig: tlsConf, Dialer: &net.Dialer{Timeout: timeout}, UnilateralDataHandler: onUpdate}
-	conn, err := net.DialTimeout("tcp", p.IMAP.Addr, timeout)
+	conn, tlsConf, err := upstream.Dial(p, p.IMAP, timeout)
 	if err != nil {
-		return nil, classify("connect", host, err, smtpWorks)
+		if ue, ok := err.(*upstream.Error); ok && ue.Kind != upstream.Local {
+			err = classify(ue.Stage, host, ue.Err, smtpWorks)
+		}
+		return nil, err
 	}
-	conn.SetDeadline(time.Now().Add(timeout))
+	opts := &imapclient.Options{TLSConfig: tlsConf, UnilateralDataHandler: onUpdate}
 	var c *imapclient.Client
 	switch {
-	case p.IMAP.ImplicitTLS:
-		tc := tls.Client(conn, tlsConf)
-		if err := tc.Handshake(); err != nil {
-			conn.Close()
-			return nil, classify("TLS handshake", host, err, smtpWorks)
-		}
-		c = imapclient.New(tc, opts)
-	case p.Insecure:
+	case p.IMAP.ImplicitTLS, p.Insecure:
 		c = imapclient.New(conn, opts)
 	default:
 		if c, err = imapclient.NewStartTLS(conn, opts); err != nil {
@@ -95,11 +66,6 @@ func dial(p config.Provider, timeout time.Duration, smtpWorks bool, onUpdate *im
 		c.Close()
 		return nil, classify("greeting", host, err, smtpWorks)
 	}
-	pass, err := p.Password()
-	if err != nil {
-		c.Close()
-		return nil, &pollError{authRefused, err.Error()}
-	}
 	if err := c.Login(p.Username, pass).Wait(); err != nil {
 		c.Close()
 		return nil, classify("login", host, err, smtpWorks)
@@ -108,8 +74,9 @@ func dial(p config.Provider, timeout time.Duration, smtpWorks bool, onUpdate *im
 	return c, nil
 }
 
-// Check tries an account's IMAP login once, for `sesam-relay check`.
-func Check(p config.Provider, timeout time.Duration) error {
+// TryLogin logs in to an account's IMAP once and leaves, for `sesam-relay
+// check`. Its error is an *upstream.Error.
+func TryLogin(p config.Provider, timeout time.Duration) error {
 	c, err := dial(p, timeout, false, nil)
 	if err != nil {
 		return err

@@ -5,15 +5,23 @@ import (
 	"time"
 )
 
-// Health is what the technician sees of an account's provider.
+// Health is what the technician sees of one link to a provider: an
+// account's SMTP (status' "provider" line), or its IMAP (inside
+// FetchHealth). Absent times are absent from the JSON.
 type Health struct {
-	Account      string
-	LastSuccess  time.Time
-	LastError    string
-	LastErrorAt  time.Time
-	FailingSince time.Time // zero while the provider works
-	PausedUntil  time.Time // after a refused login
-	NextTry      time.Time // the worker's next connection while failing (not persisted)
+	Account      string    `json:"account"`
+	LastSuccess  time.Time `json:"last_success,omitzero"`
+	LastError    string    `json:"last_error,omitempty"`
+	LastErrorAt  time.Time `json:"last_error_at,omitzero"`
+	FailingSince time.Time `json:"failing_since,omitzero"` // zero while the provider works
+	// Failure is the kind of the last failure while failing (upstream.Kind:
+	// "temporary", "credentials refused", "access closed", "local"). Not persisted.
+	Failure     string    `json:"failure,omitempty"`
+	PausedUntil time.Time `json:"paused_until,omitzero"` // after a refused login
+	// NextTry is the real next attempt while failing (for IMAP, the next
+	// poll, failing or not), and NextReason why then. Not persisted.
+	NextTry    time.Time `json:"next_attempt,omitzero"`
+	NextReason string    `json:"next_reason,omitempty"`
 }
 
 // SetHealth records an account's upstream health. It does not wait: health
@@ -44,20 +52,14 @@ func (s *Store) Health(account string) (Health, error) {
 
 // FetchHealth is what the technician sees of an account's IMAP polling.
 type FetchHealth struct {
-	Account      string
-	LastSuccess  time.Time
-	LastError    string
-	LastErrorAt  time.Time
-	FailingSince time.Time
+	Health
 	// Blocked: the provider closed access or refused the password, so
 	// returns wait there until a person acts (the outage notice).
-	Blocked      bool
-	PausedUntil  time.Time // after a refused login (not persisted)
-	NextPoll     time.Time // (not persisted)
-	FetchedTotal int64
-	LastFetched  int // in the last successful poll
-	Note         string
-	NoteAt       time.Time // e.g. a UIDVALIDITY change
+	Blocked      bool      `json:"blocked,omitempty"`
+	FetchedTotal int64     `json:"fetched_total"`
+	LastFetched  int       `json:"last_fetched"` // in the last successful poll
+	Note         string    `json:"note,omitempty"`
+	NoteAt       time.Time `json:"note_at,omitzero"` // e.g. a UIDVALIDITY change
 }
 
 // SetFetchHealth records an account's polling health, without waiting.
@@ -75,7 +77,7 @@ func (s *Store) SetFetchHealth(h FetchHealth) <-chan error {
 
 // FetchHealth returns the recorded polling health of an account.
 func (s *Store) FetchHealth(account string) (FetchHealth, error) {
-	h := FetchHealth{Account: account}
+	h := FetchHealth{Health: Health{Account: account}}
 	var ls, lea, fs, na int64
 	err := s.r.QueryRow("SELECT last_success, last_error, last_error_at, failing_since, fetched_total, last_fetched, note, note_at, blocked FROM imap_health WHERE account = ?", account).
 		Scan(&ls, &h.LastError, &lea, &fs, &h.FetchedTotal, &h.LastFetched, &h.Note, &na, &h.Blocked)

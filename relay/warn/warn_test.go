@@ -160,7 +160,7 @@ func TestAClosedProviderGivesOneOutageNoticeAndNoMissingARLNotices(t *testing.T)
 	sent(t, st, 1)
 	sent(t, st, 2)
 	since := time.Now().Add(-time.Minute)
-	l := outageLedger{st, store.FetchHealth{FailingSince: since, Blocked: true, LastError: "NO [UNAVAILABLE] IMAP closed", LastSuccess: since.Add(-time.Minute)}}
+	l := outageLedger{st, store.FetchHealth{Health: store.Health{FailingSince: since, LastError: "NO [UNAVAILABLE] IMAP closed", LastSuccess: since.Add(-time.Minute)}, Blocked: true}}
 	w := warn.New(cfg, l, slog.New(slog.DiscardHandler))
 	for _, later := range []time.Duration{0, 50 * time.Hour, 100 * time.Hour} {
 		w.Check(ctx, time.Now().Add(later))
@@ -173,7 +173,7 @@ func TestAClosedProviderGivesOneOutageNoticeAndNoMissingARLNotices(t *testing.T)
 		t.Fatalf("%q", n)
 	}
 	// Collection comes back: one notice saying so.
-	l.h = store.FetchHealth{LastSuccess: time.Now().Add(time.Second)}
+	l.h = store.FetchHealth{Health: store.Health{LastSuccess: time.Now().Add(time.Second)}}
 	w = warn.New(cfg, l, slog.New(slog.DiscardHandler))
 	w.Check(ctx, time.Now().Add(101*time.Hour))
 	w.Check(ctx, time.Now().Add(102*time.Hour))
