@@ -5,26 +5,23 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"strings"
-	"text/tabwriter"
 
 	"github.com/sesam-relay/sesam-relay/relay/config"
 	"github.com/sesam-relay/sesam-relay/relay/control"
-	"github.com/sesam-relay/sesam-relay/relay/store"
 )
 
 // mailCmd is `mail ACCOUNT`, `mail show ID`, `mail restore ID --login L`.
 func mailCmd(cfg *config.Config, o opts, args []string, stdout, stderr io.Writer) int {
 	fail := func(err error) int { fmt.Fprintf(stderr, "sesam-relay mail: %v\n", err); return 1 }
 	if len(args) == 1 {
-		var mb []store.MailboxEntry
+		var mb control.Mailbox
 		if _, err := call(cfg, control.Request{Cmd: "mail", Account: args[0]}, &mb); err != nil {
 			return fail(err)
 		}
 		if o.json {
-			printJSON(stdout, mb)
+			control.PrintJSON(stdout, mb)
 		} else {
-			printMailbox(stdout, mb)
+			control.PrintMailbox(stdout, mb)
 		}
 		return 0
 	}
@@ -46,7 +43,7 @@ func mailCmd(cfg *config.Config, o opts, args []string, stdout, stderr io.Writer
 			return fail(err)
 		}
 		if o.json {
-			printJSON(stdout, map[string]any{"ok": true, "id": id, "login": o.login})
+			control.PrintJSON(stdout, map[string]any{"ok": true, "id": id, "login": o.login})
 		} else {
 			fmt.Fprintf(stdout, "message %d is visible to %s again\n", id, o.login)
 		}
@@ -60,9 +57,9 @@ func mailCmd(cfg *config.Config, o opts, args []string, stdout, stderr io.Writer
 	case o.raw && !o.json:
 		stdout.Write(sh.Raw)
 	case o.json:
-		printJSON(stdout, sh)
+		control.PrintJSON(stdout, sh)
 	default:
-		printMailEntry(stdout, sh.Entry)
+		control.PrintMailEntry(stdout, sh.Entry)
 	}
 	return 0
 }
@@ -88,76 +85,14 @@ func inbound(cfg *config.Config, o opts, cmd string, args []string, stdout, stde
 		return 1
 	}
 	if o.json {
-		printJSON(stdout, out)
+		control.PrintJSON(stdout, out)
 		return 0
 	}
 	if cmd == "fetch" {
-		fmt.Fprintf(stdout, "%s: %v new, %v already held, %v deleted upstream\n", args[0], out["Fetched"], out["Duplicates"], out["Deleted"])
+		fmt.Fprintf(stdout, "%s: %v new, %v already held, %v deleted upstream\n", args[0], out["fetched"], out["duplicates"], out["deleted_upstream"])
 	} else {
 		added, _ := out["added"].([]any)
 		fmt.Fprintf(stdout, "%s: %d imported, %v already held (skipped)\n", args[0], len(added), out["duplicates"])
 	}
 	return 0
-}
-
-func collected(e store.MailboxEntry) string {
-	var parts []string
-	for _, c := range e.Collections {
-		switch {
-		case !c.Deleted.IsZero():
-			parts = append(parts, c.Login+" (deleted "+when(c.Deleted)+")")
-		case !c.Retrieved.IsZero():
-			parts = append(parts, c.Login+" ("+when(c.Retrieved)+")")
-		}
-	}
-	if len(parts) == 0 {
-		return "-"
-	}
-	return strings.Join(parts, ", ")
-}
-
-func printMailbox(w io.Writer, mb []store.MailboxEntry) {
-	if len(mb) == 0 {
-		fmt.Fprintln(w, "no mail held for this account")
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tRECEIVED\tCLASS\tFROM\tSUBJECT\tFOLDER\tSIZE\tCOLLECTED BY")
-	for _, e := range mb {
-		folder := e.Folder
-		if folder == "" {
-			folder = "(" + e.Origin + ")"
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, when(e.Received), e.Class, cut(e.From, 32), cut(e.Subject, 44), folder, size(uint64(e.Size)), collected(e))
-	}
-	tw.Flush()
-}
-
-func printMailEntry(w io.Writer, e store.MailboxEntry) {
-	fmt.Fprintf(w, "message %d (%s) in %s's mailbox\n", e.ID, e.Origin, e.Account)
-	row(w, "from", e.From)
-	row(w, "subject", e.Subject)
-	row(w, "message-id", e.MessageID)
-	row(w, "received", when(e.Received)+" ("+ago(e.Received)+")")
-	row(w, "folder", e.Folder)
-	row(w, "size", size(uint64(e.Size)))
-	row(w, "uidl", e.UIDL)
-	row(w, "class", e.Class+" ("+e.ClassWhy+")")
-	if e.RefMsg != 0 {
-		row(w, "about", fmt.Sprintf("queued message %d (sesam-relay queue show %d)", e.RefMsg, e.RefMsg))
-	}
-	fmt.Fprintln(w, "\ncollected:")
-	if len(e.Collections) == 0 {
-		fmt.Fprintln(w, "  by no login yet")
-	}
-	for _, c := range e.Collections {
-		line := "  " + c.Login + ":"
-		if !c.Retrieved.IsZero() {
-			line += " retrieved " + when(c.Retrieved)
-		}
-		if !c.Deleted.IsZero() {
-			line += ", deleted " + when(c.Deleted) + fmt.Sprintf(" (undo: sesam-relay mail restore %d --login %s)", e.ID, c.Login)
-		}
-		fmt.Fprintln(w, line)
-	}
 }

@@ -11,12 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 
-	"golang.org/x/term"
-
-	"github.com/sesam-relay/sesam-relay/relay/auth"
 	"github.com/sesam-relay/sesam-relay/relay/config"
 	"github.com/sesam-relay/sesam-relay/relay/control"
 	"github.com/sesam-relay/sesam-relay/relay/daemon"
@@ -155,13 +151,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	case "version":
 		if o.json {
-			printJSON(stdout, map[string]string{"version": version})
+			control.PrintJSON(stdout, map[string]string{"version": version})
 		} else {
 			fmt.Fprintln(stdout, "sesam-relay", version)
 		}
 		return 0
 	case "passwd":
-		return passwd(stdin, stdout, stderr, o.json)
+		return control.Passwd(stdin, stdout, stderr, o.json)
 	case "demo":
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
@@ -250,9 +246,9 @@ func status(cfg *config.Config, o opts, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if o.json {
-		printJSON(stdout, st)
+		control.PrintJSON(stdout, st)
 	} else {
-		printStatus(stdout, st)
+		control.PrintStatus(stdout, st)
 		if len(st.Accounts) == 0 {
 			fmt.Fprintf(stdout, "\nno account configured yet: nothing to relay. Add an [[account]] to %s\n"+
 				"(its examples show how), run `sesam-relay check`, then `systemctl reload sesam-relay`.\n", o.config)
@@ -273,9 +269,9 @@ func queue(cfg *config.Config, o opts, args []string, stdout, stderr io.Writer) 
 			return 1
 		}
 		if o.json {
-			printJSON(stdout, p)
+			control.PrintJSON(stdout, p)
 		} else {
-			printQueue(stdout, p, running, o)
+			control.PrintQueue(stdout, p, running, o.all, queueFlags(o))
 		}
 		return 0
 	}
@@ -296,9 +292,9 @@ func queue(cfg *config.Config, o opts, args []string, stdout, stderr io.Writer) 
 			return 1
 		}
 		if o.json {
-			printJSON(stdout, sh)
+			control.PrintJSON(stdout, sh)
 		} else {
-			printShow(stdout, sh)
+			control.PrintShow(stdout, sh)
 		}
 		return 0
 	case "retry", "hold", "release", "drop":
@@ -307,7 +303,7 @@ func queue(cfg *config.Config, o opts, args []string, stdout, stderr io.Writer) 
 			return 1
 		}
 		if o.json {
-			printJSON(stdout, map[string]any{"ok": true, "id": id, "action": args[0]})
+			control.PrintJSON(stdout, map[string]any{"ok": true, "id": id, "action": args[0]})
 		} else {
 			fmt.Fprintf(stdout, "message %d: %s done\n", id, args[0])
 		}
@@ -329,40 +325,13 @@ func initState(cfg *config.Config, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func passwd(stdin io.Reader, stdout, stderr io.Writer, asJSON bool) int {
-	var pw string
-	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		fmt.Fprint(stderr, "Password: ")
-		a, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprint(stderr, "\nAgain: ")
-		b, err2 := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(stderr)
-		if err != nil || err2 != nil || string(a) != string(b) {
-			fmt.Fprintln(stderr, "sesam-relay passwd: the two passwords differ")
-			return 1
-		}
-		pw = string(a)
-	} else {
-		b, err := io.ReadAll(io.LimitReader(stdin, 4096))
-		if err != nil {
-			fmt.Fprintf(stderr, "sesam-relay passwd: %v\n", err)
-			return 1
-		}
-		pw = strings.TrimRight(string(b), "\r\n")
+func queueFlags(o opts) string {
+	f := ""
+	if o.all {
+		f += " --all"
 	}
-	if pw == "" {
-		fmt.Fprintln(stderr, "sesam-relay passwd: empty password refused")
-		return 1
+	if o.account != "" {
+		f += " --account " + o.account
 	}
-	h, err := auth.Hash(pw)
-	if err != nil {
-		fmt.Fprintf(stderr, "sesam-relay passwd: %v\n", err)
-		return 1
-	}
-	if asJSON {
-		printJSON(stdout, map[string]string{"password_hash": h})
-	} else {
-		fmt.Fprintln(stdout, h)
-	}
-	return 0
+	return f
 }

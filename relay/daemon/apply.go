@@ -284,7 +284,7 @@ func (d *daemon) fetch(ctx context.Context, account string) (any, error) {
 	if p == nil {
 		return nil, fmt.Errorf("account %q has no imap in [account.upstream]", account)
 	}
-	return p.Poll(ctx)
+	return p.PollNow(ctx)
 }
 
 // purge deletes local mail and finished lots older than the retention,

@@ -54,7 +54,7 @@ func BenchmarkInbound(b *testing.B) {
 			Folders: []string{"INBOX"}, KeepUpstream: config.Keep{Forever: true}}}
 		p := fetch.NewPoller(acct, config.Defaults().Delivery, st, slog.New(slog.DiscardHandler))
 		start := time.Now()
-		res, err := p.Poll(context.Background())
+		res, err := p.PollNow(context.Background())
 		if err != nil || res.Fetched != n {
 			b.Fatalf("%+v %v", res, err)
 		}

@@ -131,11 +131,11 @@ func TestUpstreamKindsFromGoSMTP(t *testing.T) {
 func TestUpstreamKindsRefusedPortAndBadCertificate(t *testing.T) {
 	closed := freeTCP(t) // nothing listens there
 	e := kindOf(t, "refused SMTP port", deliver.TryLogin(provider(t, closed, "", "pw"), "relais.test", 5*time.Second))
-	if e.Kind != upstream.Temporary || !e.Refused() || e.Fail.Stage != sesam.StageConnect || !strings.Contains(e.Text, "refuses connections") {
+	if e.Kind != upstream.Temporary || !e.Refused() || e.Fail.Stage != sesam.StageConnect || !strings.Contains(e.Text, "unreachable") {
 		t.Fatalf("refused SMTP port: %v %q", e.Kind, e.Text)
 	}
 	e = kindOf(t, "refused IMAP port", fetch.TryLogin(provider(t, "", closed, "pw"), 5*time.Second))
-	if e.Kind != upstream.Temporary || !e.Refused() {
+	if e.Kind != upstream.Temporary || !e.Refused() || !strings.Contains(e.Text, "refuses connections on the IMAP port") {
 		t.Fatalf("refused IMAP port (SMTP not known to work): %v %q", e.Kind, e.Text)
 	}
 	// A certificate no CA the relay trusts signed, on both protocols.

@@ -30,9 +30,9 @@ import (
 
 // Result sums up one poll.
 type Result struct {
-	Fetched    int // new messages stored
-	Duplicates int // already held (e.g. after a UIDVALIDITY change)
-	Deleted    int // deleted upstream after keep_upstream
+	Fetched    int `json:"fetched"`          // new messages stored
+	Duplicates int `json:"duplicates"`       // already held (e.g. after a UIDVALIDITY change)
+	Deleted    int `json:"deleted_upstream"` // deleted upstream after keep_upstream
 }
 
 // Poller polls one account.
@@ -100,7 +100,7 @@ func (p *Poller) Run(ctx context.Context) {
 	defer p.looping.Store(false)
 	defer p.closeConn()
 	sched := p.acct.Upstream.Poll.Schedule
-	p.Scheduled(ctx) // a first poll at start
+	p.scheduled(ctx) // a first poll at start
 	next := sched.Next(time.Now())
 	for ctx.Err() == nil {
 		p.publishNext(next)
@@ -136,11 +136,11 @@ func (p *Poller) Run(ctx context.Context) {
 			return
 		case req != nil:
 			p.serving.Store(true)
-			res, err := p.Poll(req.ctx)
+			res, err := p.PollNow(req.ctx)
 			p.serving.Store(false)
 			req.reply <- pollReply{res, err}
 		case !time.Now().Before(next):
-			p.Scheduled(ctx)
+			p.scheduled(ctx)
 			next = sched.Next(time.Now())
 		default:
 			select {
@@ -149,7 +149,7 @@ func (p *Poller) Run(ctx context.Context) {
 			default:
 			}
 			if newMail {
-				p.Scheduled(ctx) // new mail announced during IDLE
+				p.scheduled(ctx) // new mail announced during IDLE
 			} // else an IDLE restart with nothing new
 		}
 	}
@@ -183,7 +183,7 @@ func (p *Poller) Health() store.FetchHealth {
 
 // publishNext records when the next poll really happens, and why then: the
 // first scheduled time at or after the link's hold (a backoff, a pause),
-// which is the time Scheduled will not skip.
+// which is the time scheduled will not skip.
 func (p *Poller) publishNext(next time.Time) {
 	sched := p.acct.Upstream.Poll.Schedule
 	hold := p.link.Hold()
@@ -213,20 +213,20 @@ func (p *Poller) save(f func(h *store.FetchHealth)) {
 	p.st.SetFetchHealth(h)
 }
 
-// Scheduled is a poll at its scheduled time: it skips while a failure's
+// scheduled is a poll at its scheduled time: it skips while a failure's
 // backoff or pause runs, or while another poll is under way.
-func (p *Poller) Scheduled(ctx context.Context) {
+func (p *Poller) scheduled(ctx context.Context) {
 	if time.Now().Before(p.link.Hold()) || !p.running.TryLock() {
 		return // in backoff, or the previous poll still runs: skip
 	}
 	defer p.running.Unlock()
-	p.pollOnce(ctx) // logged and recorded there
+	p.attempt(ctx) // logged and recorded there
 }
 
-// Poll polls now, whatever the backoff (the technician's `fetch`), after
+// PollNow polls now, whatever the backoff (the technician's `fetch`), after
 // the poll under way if there is one. While Run owns the connection, the
 // request goes through it.
-func (p *Poller) Poll(ctx context.Context) (Result, error) {
+func (p *Poller) PollNow(ctx context.Context) (Result, error) {
 	if p.looping.Load() && !p.inLoop() {
 		r := pollRequest{ctx: ctx, reply: make(chan pollReply, 1)}
 		select {
@@ -239,19 +239,19 @@ func (p *Poller) Poll(ctx context.Context) (Result, error) {
 	}
 	p.running.Lock()
 	defer p.running.Unlock()
-	return p.pollOnce(ctx)
+	return p.attempt(ctx)
 }
 
 // inLoop is true while Run itself calls Poll.
 func (p *Poller) inLoop() bool { return p.serving.Load() }
 
-func (p *Poller) pollOnce(ctx context.Context) (Result, error) {
+func (p *Poller) attempt(ctx context.Context) (Result, error) {
 	// A whole poll is bounded: go-imap's own timeouts are fixed, so a timer
 	// closes the connection when the time is up.
 	ctx, cancel := context.WithTimeout(ctx, 5*p.opt.Timeout.D())
 	defer cancel()
 	p.notes = nil
-	res, err := p.poll(ctx)
+	res, err := p.collect(ctx)
 	now := time.Now()
 	if len(p.notes) > 0 {
 		note := strings.Join(p.notes, "; ")
@@ -284,7 +284,7 @@ func (p *Poller) pollOnce(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
-func (p *Poller) poll(ctx context.Context) (Result, error) {
+func (p *Poller) collect(ctx context.Context) (Result, error) {
 	var res Result
 	up := p.acct.Upstream
 	c := p.conn

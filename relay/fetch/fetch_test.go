@@ -73,7 +73,7 @@ func TestPollStoresEachMessageOnceAndLeavesItUnread(t *testing.T) {
 	}
 	prov.Deliver("SPAM", mail(9, 100)) // acknowledgements sometimes land in spam
 	p, st := poller(t, account(t, prov.Addr(), nil), false)
-	res, err := p.Poll(ctx)
+	res, err := p.PollNow(ctx)
 	if err != nil || res.Fetched != 4 {
 		t.Fatalf("%+v %v", res, err)
 	}
@@ -84,11 +84,11 @@ func TestPollStoresEachMessageOnceAndLeavesItUnread(t *testing.T) {
 	if b, _ := st.MailboxBody(mb[1].ID); !bytes.Equal(b, mail(1, 100)) {
 		t.Fatal("stored bytes differ from upstream")
 	}
-	if res, _ := p.Poll(ctx); res.Fetched != 0 || res.Duplicates != 0 {
+	if res, _ := p.PollNow(ctx); res.Fetched != 0 || res.Duplicates != 0 {
 		t.Fatalf("second poll: %+v", res)
 	}
 	prov.Deliver("INBOX", mail(3, 100))
-	if res, _ := p.Poll(ctx); res.Fetched != 1 {
+	if res, _ := p.PollNow(ctx); res.Fetched != 1 {
 		t.Fatalf("third poll: %+v", res)
 	}
 	// Nothing was marked \Seen upstream (BODY.PEEK[]).
@@ -120,11 +120,11 @@ func TestUIDValidityChangeRereadsTheFolderWithoutDuplicates(t *testing.T) {
 		prov.Deliver("INBOX", raws[i])
 	}
 	p, st := poller(t, account(t, prov.Addr(), nil), false)
-	p.Poll(ctx)
+	p.PollNow(ctx)
 	if err := prov.Renumber("INBOX", append(raws, mail(7, 50))); err != nil {
 		t.Fatal(err)
 	}
-	res, err := p.Poll(ctx)
+	res, err := p.PollNow(ctx)
 	if err != nil || res.Fetched != 1 || res.Duplicates != 3 {
 		t.Fatalf("%+v %v", res, err)
 	}
@@ -140,7 +140,7 @@ func TestRefusedLoginPausesAndSaysWhy(t *testing.T) {
 	prov := provider(t)
 	prov.RefuseLogins(true)
 	p, _ := poller(t, account(t, prov.Addr(), nil), true)
-	_, err := p.Poll(ctx)
+	_, err := p.PollNow(ctx)
 	if err == nil || !strings.Contains(err.Error(), "credentials rejected") || !strings.Contains(err.Error(), "password change") {
 		t.Fatalf("%v", err)
 	}
@@ -155,7 +155,7 @@ func TestRefusedLoginPausesAndSaysWhy(t *testing.T) {
 	}
 	// The technician's `fetch` still tries at once.
 	prov.RefuseLogins(false)
-	if _, err := p.Poll(ctx); err != nil {
+	if _, err := p.PollNow(ctx); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -164,16 +164,16 @@ func TestClosedIMAPAccessIsNamedAsSuch(t *testing.T) {
 	prov := provider(t)
 	prov.DisableIMAP(true)
 	p, _ := poller(t, account(t, prov.Addr(), nil), true)
-	if _, err := p.Poll(ctx); err == nil || !strings.Contains(err.Error(), "closed IMAP access") {
+	if _, err := p.PollNow(ctx); err == nil || !strings.Contains(err.Error(), "closed IMAP access") {
 		t.Fatalf("[UNAVAILABLE]: %v", err)
 	}
 	prov.DisableIMAP(false)
 	prov.Off()
-	if _, err := p.Poll(ctx); err == nil || !strings.Contains(err.Error(), "closed IMAP access") || !strings.Contains(err.Error(), "SMTP works") {
+	if _, err := p.PollNow(ctx); err == nil || !strings.Contains(err.Error(), "closed IMAP access") || !strings.Contains(err.Error(), "SMTP works") {
 		t.Fatalf("port closed while SMTP works: %v", err)
 	}
 	p2, _ := poller(t, account(t, prov.Addr(), nil), false)
-	if _, err := p2.Poll(ctx); err == nil || strings.Contains(err.Error(), "closed IMAP access") {
+	if _, err := p2.PollNow(ctx); err == nil || strings.Contains(err.Error(), "closed IMAP access") {
 		t.Fatalf("port closed, SMTP down too: %v", err)
 	}
 }
@@ -183,12 +183,12 @@ func TestKeepUpstreamDeletesOnlyWhatIsSafeLocally(t *testing.T) {
 	prov.Deliver("INBOX", mail(1, 10))
 	prov.Deliver("INBOX", mail(2, 10))
 	p, st := poller(t, account(t, prov.Addr(), func(u *config.Provider) { u.KeepUpstream = config.Keep{For: 300 * time.Millisecond} }), false)
-	if res, _ := p.Poll(ctx); res.Fetched != 2 || res.Deleted != 0 {
+	if res, _ := p.PollNow(ctx); res.Fetched != 2 || res.Deleted != 0 {
 		t.Fatalf("first poll %+v", res)
 	}
 	time.Sleep(400 * time.Millisecond)
 	prov.Deliver("INBOX", mail(3, 10))
-	res, err := p.Poll(ctx)
+	res, err := p.PollNow(ctx)
 	if err != nil || res.Fetched != 1 || res.Deleted != 2 {
 		t.Fatalf("second poll %+v %v", res, err)
 	}
@@ -259,7 +259,7 @@ func TestConnectionCutInAFetchStoresNothingHalfReceived(t *testing.T) {
 	px := newProxy(t, prov.Addr())
 	px.set(250_000, false) // two and a half messages, then the line drops
 	p, st := poller(t, account(t, px.l.Addr().String(), nil), false)
-	res, err := p.Poll(ctx)
+	res, err := p.PollNow(ctx)
 	if err == nil {
 		t.Fatal("the cut went unnoticed")
 	}
@@ -273,7 +273,7 @@ func TestConnectionCutInAFetchStoresNothingHalfReceived(t *testing.T) {
 		t.Fatalf("%d stored, %d reported", len(mb), res.Fetched)
 	}
 	px.set(0, false)
-	if res, err := p.Poll(ctx); err != nil || len(mb)+res.Fetched != 5 || res.Duplicates != 0 {
+	if res, err := p.PollNow(ctx); err != nil || len(mb)+res.Fetched != 5 || res.Duplicates != 0 {
 		t.Fatalf("after the cut: %+v %v", res, err)
 	}
 }
@@ -285,7 +285,7 @@ func TestHangingProviderIsBoundedAndReported(t *testing.T) {
 	px.set(2_000, true)
 	p, _ := poller(t, account(t, px.l.Addr().String(), nil), false)
 	start := time.Now()
-	_, err := p.Poll(ctx)
+	_, err := p.PollNow(ctx)
 	if err == nil || !strings.Contains(err.Error(), "did not answer in time") {
 		t.Fatalf("%v", err)
 	}
@@ -298,7 +298,7 @@ func TestMissingFolderIsReportedAndTheOthersAreStillFetched(t *testing.T) {
 	prov := provider(t)
 	prov.Deliver("INBOX", mail(1, 10))
 	p, _ := poller(t, account(t, prov.Addr(), func(u *config.Provider) { u.Folders = []string{"Junk", "INBOX"} }), false)
-	res, err := p.Poll(ctx)
+	res, err := p.PollNow(ctx)
 	if err != nil || res.Fetched != 1 {
 		t.Fatalf("%+v %v", res, err)
 	}
@@ -334,11 +334,11 @@ func TestIMAPOverTLSIsVerifiedAndUntrustedServersGetNoPassword(t *testing.T) {
 		defer prov.Close()
 		prov.Deliver("INBOX", mail(1, 10))
 		p, _ := poller(t, tlsAccount(t, ca, scheme, prov.Addr(), false), false)
-		if _, err := p.Poll(ctx); err == nil || !strings.Contains(err.Error(), "could not be verified") || prov.Logins() != 0 {
+		if _, err := p.PollNow(ctx); err == nil || !strings.Contains(err.Error(), "could not be verified") || prov.Logins() != 0 {
 			t.Fatalf("%s untrusted: %v (logins %d)", scheme, err, prov.Logins())
 		}
 		p, _ = poller(t, tlsAccount(t, ca, scheme, prov.Addr(), true), false)
-		if res, err := p.Poll(ctx); err != nil || res.Fetched != 1 {
+		if res, err := p.PollNow(ctx); err != nil || res.Fetched != 1 {
 			t.Fatalf("%s with ca_file: %+v %v", scheme, res, err)
 		}
 	}
@@ -374,7 +374,7 @@ func TestIdleFetchesNewMailBeforeTheNextPollOnOneConnection(t *testing.T) {
 	}
 	// The technician's fetch goes through the loop's connection too.
 	prov.Deliver("SPAM", mail(9, 10))
-	if res, err := p.Poll(ctx); err != nil || res.Fetched != 1 || prov.Logins() != 1 {
+	if res, err := p.PollNow(ctx); err != nil || res.Fetched != 1 || prov.Logins() != 1 {
 		t.Fatalf("fetch while idling: %+v %v (logins %d)", res, err, prov.Logins())
 	}
 }
@@ -394,7 +394,7 @@ func TestIdleSurvivesAnnouncementsInQuickSuccession(t *testing.T) {
 			prov.Deliver("INBOX", mail(round*10+i, 10))
 		}
 		ctx2, cancel := context.WithTimeout(ctx, 20*time.Second)
-		_, err := p.Poll(ctx2)
+		_, err := p.PollNow(ctx2)
 		cancel()
 		if err != nil {
 			t.Fatalf("round %d: the loop no longer answers: %v", round, err)

@@ -16,7 +16,7 @@ func TestMessageOverMaxFetchSizeIsLeftUpstreamReportedAndPassed(t *testing.T) {
 	prov.Deliver("INBOX", mail(3, 100))
 	prov.Deliver("INBOX", mail(4, 300<<10)) // over, and last
 	p, st := poller(t, account(t, prov.Addr(), func(u *config.Provider) { u.MaxFetchSize = 100 << 10 }), false)
-	res, err := p.Poll(ctx)
+	res, err := p.PollNow(ctx)
 	if err != nil || res.Fetched != 2 {
 		t.Fatalf("%+v %v: want the 2 small messages", res, err)
 	}
@@ -31,7 +31,7 @@ func TestMessageOverMaxFetchSizeIsLeftUpstreamReportedAndPassed(t *testing.T) {
 		t.Fatalf("sync position %d, want 4 (past the message left upstream)", last)
 	}
 	prov.Deliver("INBOX", mail(5, 100))
-	if res, err := p.Poll(ctx); err != nil || res.Fetched != 1 {
+	if res, err := p.PollNow(ctx); err != nil || res.Fetched != 1 {
 		t.Fatalf("%+v %v", res, err)
 	}
 	if mb, _ := st.Mailbox("dupont"); len(mb) != 3 || mb[2].Subject != "ARL 5" {
@@ -42,7 +42,7 @@ func TestMessageOverMaxFetchSizeIsLeftUpstreamReportedAndPassed(t *testing.T) {
 func TestMessageMarkedAloneWhenTheRelayStoppedIsStoredUnread(t *testing.T) {
 	prov := provider(t)
 	p, st := poller(t, account(t, prov.Addr(), nil), false)
-	p.Poll(ctx) // nothing yet: records the folder's UIDVALIDITY
+	p.PollNow(ctx) // nothing yet: records the folder's UIDVALIDITY
 	uv, _, _ := st.SyncState("dupont", "INBOX")
 	for i := 1; i <= 4; i++ {
 		prov.Deliver("INBOX", mail(i, 100))
@@ -52,7 +52,7 @@ func TestMessageMarkedAloneWhenTheRelayStoppedIsStoredUnread(t *testing.T) {
 	if err := <-st.MarkClassifying("dupont", "INBOX", store.Classifying{UIDValidity: uv, Lo: 3, Hi: 3, Single: true}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := p.Poll(ctx)
+	res, err := p.PollNow(ctx)
 	if err != nil || res.Fetched != 4 {
 		t.Fatalf("%+v %v", res, err)
 	}

@@ -30,9 +30,12 @@ func classify(stage, host string, err error, smtpWorks bool) *upstream.Error {
 		return upstream.New(upstream.Temporary, stage, fmt.Sprintf("%s answered %s at %s", host, ie.Error(), stage), sesam.CauseReply, err)
 	}
 	e := upstream.Classify(stage, host, err)
-	if e.Refused() && smtpWorks {
+	switch {
+	case e.Refused() && smtpWorks:
 		e.Kind = upstream.AccessClosed
 		e.Text = fmt.Sprintf("the provider has closed IMAP access: %s refuses connections on the IMAP port while its SMTP works", host)
+	case e.Refused():
+		e.Text = fmt.Sprintf("%s refuses connections on the IMAP port", host)
 	}
 	return e
 }

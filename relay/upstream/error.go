@@ -94,24 +94,11 @@ func Classify(stage, host string, err error) *Error {
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		e.Fail.Cause = sesam.CauseTimeout
 		e.Text = fmt.Sprintf("%s did not answer in time at %s", host, stage)
-	case errors.Is(err, syscall.ECONNREFUSED):
-		e.Fail.Cause = sesam.CauseNetwork
-		e.Text = fmt.Sprintf("%s refuses connections on %s", host, portOf(err))
 	default:
 		e.Fail.Cause = sesam.CauseNetwork
 		e.Text = fmt.Sprintf("%s unreachable at %s: %v", host, stage, err)
 	}
 	return e
-}
-
-func portOf(err error) string {
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Addr != nil {
-		if _, port, e := net.SplitHostPort(oe.Addr.String()); e == nil {
-			return "port " + port
-		}
-	}
-	return "its port"
 }
 
 // StageOf maps the stage names in the technician's text to the stages the

@@ -1,4 +1,4 @@
-package main
+package control
 
 import (
 	"encoding/json"
@@ -9,11 +9,14 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/sesam-relay/sesam-relay/relay/control"
 	"github.com/sesam-relay/sesam-relay/relay/store"
 )
 
-func printJSON(w io.Writer, v any) {
+// The text the CLI prints for each reply, in one place: the technician
+// reads it in a terminal, so what comes from a mail goes through cut.
+
+// PrintJSON prints a reply for scripts: indented, Message-IDs unescaped.
+func PrintJSON(w io.Writer, v any) {
 	e := json.NewEncoder(w)
 	e.SetIndent("", "  ")
 	e.SetEscapeHTML(false) // Message-IDs keep their <>
@@ -57,7 +60,7 @@ func size(n uint64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-func printStatus(w io.Writer, st control.Status) {
+func PrintStatus(w io.Writer, st Status) {
 	if st.Running {
 		fmt.Fprintf(w, "sesam-relay on %s: running since %s (%s)\n", st.Hostname, when(st.Started), ago(st.Started))
 		fmt.Fprintf(w, "listening:  %s\n", strings.Join(st.Listeners, ", "))
@@ -142,7 +145,7 @@ func printStatus(w io.Writer, st control.Status) {
 	}
 }
 
-func printQueue(w io.Writer, p control.QueuePage, running bool, o opts) {
+func PrintQueue(w io.Writer, p QueuePage, running, all bool, flags string) {
 	if !running {
 		fmt.Fprintln(w, "(the daemon is not running: read from the store)")
 	}
@@ -150,7 +153,7 @@ func printQueue(w io.Writer, p control.QueuePage, running bool, o opts) {
 	if len(ms) == 0 {
 		if p.Total > 0 {
 			fmt.Fprintf(w, "page %d is past the last (%d): %s\n", p.Page, p.Pages, plural(p.Total, "message"))
-		} else if o.all {
+		} else if all {
 			fmt.Fprintln(w, "no mail yet")
 		} else {
 			fmt.Fprintln(w, "no mail waiting")
@@ -162,7 +165,7 @@ func printQueue(w io.Writer, p control.QueuePage, running bool, o opts) {
 			// Never a silent cut: say what is not shown and how to see it.
 			fmt.Fprintf(w, "page %d of %d: %d of %s shown (the newest pages first)", p.Page, p.Pages, len(ms), plural(p.Total, "message"))
 			if p.Page < p.Pages {
-				fmt.Fprintf(w, "; older ones: sesam-relay queue%s --page %d", queueFlags(o), p.Page+1)
+				fmt.Fprintf(w, "; older ones: sesam-relay queue%s --page %d", flags, p.Page+1)
 			}
 			fmt.Fprintln(w)
 		}
@@ -186,18 +189,7 @@ func printQueue(w io.Writer, p control.QueuePage, running bool, o opts) {
 	tw.Flush()
 }
 
-func queueFlags(o opts) string {
-	f := ""
-	if o.all {
-		f += " --all"
-	}
-	if o.account != "" {
-		f += " --account " + o.account
-	}
-	return f
-}
-
-func printShow(w io.Writer, sh control.Show) {
+func PrintShow(w io.Writer, sh Show) {
 	m := sh.Message
 	fmt.Fprintf(w, "message %d: %s\n", m.ID, strings.ToUpper(string(m.State)))
 	row(w, "account", m.Account)

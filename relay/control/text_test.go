@@ -1,10 +1,9 @@
-package main
+package control
 
 import (
 	"strings"
 	"testing"
 
-	"github.com/sesam-relay/sesam-relay/relay/control"
 	"github.com/sesam-relay/sesam-relay/relay/store"
 )
 
@@ -24,7 +23,7 @@ func TestMailTextIsMadeSafeForTheTerminal(t *testing.T) {
 
 func TestQueueSaysWhatItDoesNotShow(t *testing.T) {
 	var b strings.Builder
-	printQueue(&b, control.QueuePage{Total: 1062, Page: 1, Pages: 3, PageSize: 500, Messages: []store.Message{{ID: 1062, State: store.Queued}}}, true, opts{all: true})
+	PrintQueue(&b, QueuePage{Total: 1062, Page: 1, Pages: 3, PageSize: 500, Messages: []store.Message{{ID: 1062, State: store.Queued}}}, true, true, " --all")
 	if out := b.String(); !strings.Contains(out, "page 1 of 3") || !strings.Contains(out, "1062 messages") || !strings.Contains(out, "sesam-relay queue --all --page 2") {
 		t.Fatalf("%s", out)
 	}
