@@ -128,7 +128,7 @@ func PrintStatus(w io.Writer, st Status) {
 				fmt.Fprintf(w, "  note (%s): %s\n", when(f.NoteAt), f.Note)
 			}
 		}
-		fmt.Fprintf(w, "  local mailbox: %d messages\n", a.Mailbox)
+		fmt.Fprintf(w, "  local mailbox: %s\n", plural(a.Mailbox, "message"))
 		c := a.Counts
 		fmt.Fprintf(w, "  queue: %d waiting (%d queued, %d deferred), %d sending, %d held; %d sent, %d bounced, %d dropped\n",
 			c[store.Queued]+c[store.Deferred], c[store.Queued], c[store.Deferred], c[store.Sending], c[store.Held], c[store.Sent], c[store.Bounced], c[store.Dropped])
