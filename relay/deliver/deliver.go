@@ -31,7 +31,7 @@ type Worker struct {
 	opt      config.Delivery
 	hostname string
 	contact  string // the technician, named in the practitioner's notices
-	st       *store.Store
+	st       Store
 	log      *slog.Logger
 
 	mu        sync.Mutex
@@ -305,7 +305,7 @@ func (w *Worker) sendOne(ctx context.Context, m store.Message) bool {
 	switch {
 	case err == nil:
 		reply := "250 " + resp.StatusText
-		w.sent = append(w.sent, sentMark{m.ID, reply, w.st.MarkSent(m.ID, reply)}) // made durable by the next write; see settleSent
+		w.sent = append(w.sent, sentMark{m.ID, reply, w.st.MarkSentAsync(m.ID, reply)}) // made durable by the next write; see settleSent
 		w.st.Delivered()
 		w.fails, w.holdUntil = 0, time.Time{}
 		now := time.Now()

@@ -38,7 +38,7 @@ type Result struct {
 type Poller struct {
 	acct      config.Account
 	opt       config.Delivery // timeouts and backoff are shared with delivery
-	st        *store.Store
+	st        Store
 	log       *slog.Logger
 	smtpWorks func() bool // whether SMTP to the same provider works now
 
@@ -380,7 +380,7 @@ func (p *Poller) pollFolder(ctx context.Context, c *imapclient.Client, folder st
 				uids = append(uids, u)
 			}
 		}
-		if err := p.fetchUIDs(c, folder, uv, uids, res); err != nil {
+		if err := p.fetchUIDs(ctx, c, folder, uv, uids, res); err != nil {
 			return err
 		}
 	}

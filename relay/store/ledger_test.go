@@ -15,12 +15,12 @@ const emitter = "12345678901234"
 func sendLot(t *testing.T, s *store.Store, at time.Time, seq int) (int64, sesam.Lot) {
 	lot := sesam.Lot{From: "jean.dupont@laposte.net", Fund: "01422@422.01.rss.fr", Emitter: emitter, Invoices: seq, At: at, Seq: seq}
 	body := lot.Mail()
-	id, err := s.Enqueue(ctx, store.Envelope{Account: "dupont", From: lot.From, To: []string{lot.Fund}, MessageID: sesam.ReadHeaders(body).MessageID}, body)
+	id, err := enqueue(s, store.Envelope{Account: "dupont", From: lot.From, To: []string{lot.Fund}, MessageID: sesam.ReadHeaders(body).MessageID}, body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.MarkSending(ctx, id)
-	<-s.MarkSent(id, "250 ok")
+	s.MarkSentAsync(id, "250 ok").Wait(ctx)
 	return id, lot
 }
 
@@ -50,7 +50,7 @@ var uid uint32
 func fetchOne(t *testing.T, s *store.Store, body []byte) {
 	t.Helper()
 	uid++
-	if a := <-s.AddMail("dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: uid}, body); a.Err != nil {
+	if a := added(s.AddMail(ctx, "dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: uid}, body, nil)); a.Err != nil {
 		t.Fatal(a.Err)
 	}
 }
@@ -154,8 +154,8 @@ func TestUndeliveredLotsAreNotMatched(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	lot := sesam.Lot{From: "a@b", Fund: "01422@422.01.rss.fr", Emitter: "1", Invoices: 1, At: time.Now(), Seq: 1}
-	id, _ := s.Enqueue(ctx, store.Envelope{Account: "dupont", To: []string{lot.Fund}}, lot.Mail())
-	<-s.AddMail("dupont", store.Origin{Kind: store.Imported}, positiveARL(""))
+	id, _ := enqueue(s, store.Envelope{Account: "dupont", To: []string{lot.Fund}}, lot.Mail())
+	added(s.AddMail(ctx, "dupont", store.Origin{Kind: store.Imported}, positiveARL(""), nil))
 	if l, st := lotByID(t, s, id); st.State != sesam.LotQueued || len(l.Returns) != 0 {
 		t.Fatalf("an ARL was matched to a lot that never left: %+v %+v", l, st)
 	}
