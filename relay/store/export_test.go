@@ -89,3 +89,20 @@ func (s *Store) AsIfOlderRules() error {
 		return nil
 	})
 }
+
+// WriteWait is the store's writeWait, for tests of the committer.
+func WriteWait(s *Store, ctx context.Context, fn func(*sql.Tx) error) error {
+	return s.writeWait(ctx, fn)
+}
+
+// WriteAsync is the store's writeAsync.
+func WriteAsync(s *Store, fn func(*sql.Tx) error) *Pending { return s.writeAsync(fn) }
+
+// QueueRoom is how many requests the committer's queue holds.
+func QueueRoom(s *Store) int { return cap(s.reqs) }
+
+// SetRebuild makes RebuildLedger write n mails at a time and call hook
+// after each of its writes; an error from hook stops it there, as a kill would.
+func SetRebuild(s *Store, n int, hook func(step int) error) {
+	s.rebuildBatch, s.rebuildHook = n, hook
+}
