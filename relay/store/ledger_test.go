@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"errors"
 	"regexp"
 	"strings"
 	"testing"
@@ -207,5 +208,86 @@ func TestAnUpgradeRebuildsTheLedgerUnderTheNewRules(t *testing.T) {
 	s.SetRules([]sesam.Rule{{Field: "subject", Pattern: regexp.MustCompile("^ARL$"), Class: sesam.ARLNegative}})
 	if rebuilt, _, _, _ := s.RebuildIfRulesChanged(ctx); !rebuilt {
 		t.Fatal("a new [[sesam.rule]] did not rebuild")
+	}
+}
+
+// A rebuild goes in small writes, the live ledger stays whole between
+// them, mail stored meanwhile is in the result, and a rebuild stopped
+// half-way (killed) leaves the older rules' mark, so the next start does
+// it again, whole.
+func TestAnInterruptedRebuildLeavesTheLedgerWholeAndIsRedoneAtTheNextStart(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	now := time.Now()
+	var ids []int64
+	var stamps []string
+	for i := 1; i <= 4; i++ {
+		id, lot := sendLot(t, s, now.Add(time.Duration(i)*time.Minute), i)
+		ids, stamps = append(ids, id), append(stamps, stampOf(lot))
+		fetchOne(t, s, sesam.ARLMail{Subject: "ARL", Stamp: stampOf(lot), Outcome: "ARL : LOT " + stampOf(lot) + " NON-CONFORME"}.Mail())
+	}
+	if _, _, _, err := s.RebuildIfRulesChanged(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AsIfOlderRules(); err != nil { // every ARL read as positive
+		t.Fatal(err)
+	}
+	killed := errors.New("killed")
+	commits := s.Commits()
+	store.SetRebuild(s, 2, func(step int) error {
+		if step == 1 {
+			// Between two writes: the live ledger is the old one, whole.
+			for _, id := range ids {
+				if _, st := lotByID(t, s, id); st.State != sesam.LotAcknowledged {
+					t.Errorf("lot %d during the rebuild: %s", id, st.State)
+				}
+			}
+		}
+		if step == 3 {
+			return killed
+		}
+		return nil
+	})
+	if _, _, err := s.RebuildLedger(ctx); !errors.Is(err, killed) {
+		t.Fatalf("the stopped rebuild: %v", err)
+	}
+	if c := s.Commits() - commits; c < 3 {
+		t.Fatalf("the rebuild wrote in %d commits, not in batches", c)
+	}
+	for _, id := range ids {
+		if _, st := lotByID(t, s, id); st.State != sesam.LotAcknowledged {
+			t.Fatalf("lot %d after a stopped rebuild: %s, want the old ledger whole", id, st.State)
+		}
+	}
+	s.Close()
+
+	s = open(t, dir) // the restart
+	defer s.Close()
+	var late int64
+	store.SetRebuild(s, 2, func(step int) error {
+		if step == 4 { // after the last batch read: a lot and its ARL stored meanwhile
+			var lot sesam.Lot
+			late, lot = sendLot(t, s, now.Add(time.Hour), 9)
+			fetchOne(t, s, positiveARL(stampOf(lot)))
+		}
+		return nil
+	})
+	rebuilt, lots, matched, err := s.RebuildIfRulesChanged(ctx)
+	if err != nil || !rebuilt {
+		t.Fatalf("the restart did not rebuild the ledger a stopped rebuild left: %v", err)
+	}
+	if lots != 5 || matched != 5 {
+		t.Fatalf("rebuilt %d lots, %d matched; want 5 and 5", lots, matched)
+	}
+	for _, id := range ids {
+		if _, st := lotByID(t, s, id); st.State != sesam.LotRejected {
+			t.Fatalf("lot %d after the rebuild: %s", id, st.State)
+		}
+	}
+	if _, st := lotByID(t, s, late); st.State != sesam.LotAcknowledged {
+		t.Fatalf("the lot stored during the rebuild: %s", st.State)
+	}
+	if rebuilt, _, _, _ := s.RebuildIfRulesChanged(ctx); rebuilt {
+		t.Fatal("rebuilt again with the same rules")
 	}
 }

@@ -50,8 +50,14 @@ func (s *Store) RebuildLedger(ctx context.Context) (lots, matched int, err error
 	}
 	var lastMsg, lastMail int64
 	for {
-		// The lots first, then the returns, as they came.
+		// The lots first, then the returns, as they came. A return is
+		// matched only once every lot stored before it is recorded: the
+		// returns read are those stored before the lots were found all read.
+		var upTo int64
 		for {
+			if err := s.r.QueryRow(lastCollected, Fetched, Imported).Scan(&upTo); err != nil {
+				return 0, 0, err
+			}
 			ins, err := s.readLots(lastMsg, batch)
 			if err != nil || len(ins) == 0 {
 				if err != nil {
@@ -73,7 +79,7 @@ func (s *Store) RebuildLedger(ctx context.Context) (lots, matched int, err error
 			}
 		}
 		for {
-			ins, err := s.readReturns(lastMail, batch, rules)
+			ins, err := s.readReturns(lastMail, upTo, batch, rules)
 			if err != nil || len(ins) == 0 {
 				if err != nil {
 					return 0, 0, err
@@ -104,7 +110,7 @@ func (s *Store) RebuildLedger(ctx context.Context) (lots, matched int, err error
 			if err := tx.QueryRow("SELECT COALESCE(MAX(id), 0) FROM messages").Scan(&maxMsg); err != nil {
 				return err
 			}
-			if err := tx.QueryRow("SELECT COALESCE(MAX(id), 0) FROM mailbox WHERE origin IN (?, ?)", Fetched, Imported).Scan(&maxMail); err != nil {
+			if err := tx.QueryRow(lastCollected, Fetched, Imported).Scan(&maxMail); err != nil {
 				return err
 			}
 			if more = maxMsg > lastMsg || maxMail > lastMail; more {
@@ -178,9 +184,13 @@ func (s *Store) readLots(after int64, n int) ([]ledgerInput, error) {
 	return out, rows.Err()
 }
 
-// readReturns reads and classifies the collected mail after id after, at most n.
-func (s *Store) readReturns(after int64, n int, rules []sesam.Rule) ([]ledgerInput, error) {
-	rows, err := s.r.Query("SELECT x.id, x.account, x.message_id, b.data FROM mailbox x JOIN bodies b ON b.id = x.body_id WHERE x.origin IN (?, ?) AND x.id > ? ORDER BY x.id LIMIT ?", Fetched, Imported, after, n)
+// lastCollected is the id of the last collected mail.
+const lastCollected = "SELECT COALESCE(MAX(id), 0) FROM mailbox WHERE origin IN (?, ?)"
+
+// readReturns reads and classifies the collected mail after id after, up
+// to id upTo, at most n.
+func (s *Store) readReturns(after, upTo int64, n int, rules []sesam.Rule) ([]ledgerInput, error) {
+	rows, err := s.r.Query("SELECT x.id, x.account, x.message_id, b.data FROM mailbox x JOIN bodies b ON b.id = x.body_id WHERE x.origin IN (?, ?) AND x.id > ? AND x.id <= ? ORDER BY x.id LIMIT ?", Fetched, Imported, after, upTo, n)
 	if err != nil {
 		return nil, err
 	}
