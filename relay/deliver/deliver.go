@@ -306,7 +306,6 @@ func (w *Worker) sendOne(ctx context.Context, m store.Message) bool {
 	case err == nil:
 		reply := "250 " + resp.StatusText
 		w.sent = append(w.sent, sentMark{m.ID, reply, w.st.MarkSentAsync(m.ID, reply)}) // made durable by the next write; see settleSent
-		w.st.Delivered()
 		w.fails, w.holdUntil = 0, time.Time{}
 		now := time.Now()
 		w.setHealth(func(h *store.Health) {

@@ -28,5 +28,4 @@ type Store interface {
 	Probe(ctx context.Context) (cleared bool, err error)
 	DeliveryFault() store.Fault
 	FailedWhileDelivering(err error) (f store.Fault, local, started bool)
-	Delivered()
 }

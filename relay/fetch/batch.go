@@ -239,9 +239,9 @@ func (p *Poller) fitting(c *imapclient.Client, folder string, uids []imap.UID) (
 	// Mail from the Internet must not take the room the practice's lots
 	// need: what would leave less than the reserve stays at the provider,
 	// and the poll fails (status says why) until space is freed.
-	if free, ok := p.st.RoomToFetch(need); !ok {
+	if free, minFree, ok := p.st.RoomToFetch(need); !ok {
 		return nil, &pollError{temporary, fmt.Sprintf("the disk is almost full (%s free, %s of new mail waiting, min_free_space %s kept twice over for the lots): returns are left at the provider until space is freed on %s",
-			megabytes(int64(free)), megabytes(need), megabytes(int64(p.st.MinFreeSpace())), p.st.Dir())}
+			megabytes(int64(free)), megabytes(need), megabytes(int64(minFree)), p.st.Dir())}
 	}
 	return want, nil
 }

@@ -22,8 +22,7 @@ type batchStore interface {
 	DoneClassifying(ctx context.Context, account, folder string, uidValidity, hi uint32) error
 	Classify(body []byte) sesam.Inbound
 	AddMailAsync(account string, o store.Origin, body []byte, in *sesam.Inbound, out *store.Added) *store.Pending
-	RoomToFetch(n int64) (free uint64, ok bool)
-	MinFreeSpace() uint64
+	RoomToFetch(n int64) (free, minFree uint64, ok bool)
 	Dir() string
 }
 

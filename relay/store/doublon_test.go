@@ -231,7 +231,7 @@ func TestAStoreFromSchemaVersion3GuardsItsLots(t *testing.T) {
 	}
 	s := open(t, dir)
 	defer s.Close()
-	plan, err := s.DoublonPlan()
+	plan, err := store.DoublonPlan(s)
 	if err != nil || !strings.Contains(plan, "lots_doublon") {
 		t.Fatalf("the lookup does not use its index: %v\n%s", err, plan)
 	}

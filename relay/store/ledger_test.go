@@ -189,7 +189,7 @@ func TestAnUpgradeRebuildsTheLedgerUnderTheNewRules(t *testing.T) {
 	if rebuilt, _, _, err := s.RebuildIfRulesChanged(ctx); err != nil || !rebuilt {
 		t.Fatalf("a store with no rules recorded was not rebuilt: %v", err)
 	}
-	if err := s.AsIfOlderRules(); err != nil {
+	if err := store.AsIfOlderRules(s); err != nil {
 		t.Fatal(err)
 	}
 	if _, st := lotByID(t, s, id); st.State != sesam.LotAcknowledged {
@@ -205,7 +205,7 @@ func TestAnUpgradeRebuildsTheLedgerUnderTheNewRules(t *testing.T) {
 	if rebuilt, _, _, _ := s.RebuildIfRulesChanged(ctx); rebuilt {
 		t.Fatal("rebuilt again with the same rules")
 	}
-	s.SetRules([]sesam.Rule{{Field: "subject", Pattern: regexp.MustCompile("^ARL$"), Class: sesam.ARLNegative}})
+	s.Configure(store.Settings{Rules: []sesam.Rule{{Field: "subject", Pattern: regexp.MustCompile("^ARL$"), Class: sesam.ARLNegative}}})
 	if rebuilt, _, _, _ := s.RebuildIfRulesChanged(ctx); !rebuilt {
 		t.Fatal("a new [[sesam.rule]] did not rebuild")
 	}
@@ -229,11 +229,11 @@ func TestAnInterruptedRebuildLeavesTheLedgerWholeAndIsRedoneAtTheNextStart(t *te
 	if _, _, _, err := s.RebuildIfRulesChanged(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AsIfOlderRules(); err != nil { // every ARL read as positive
+	if err := store.AsIfOlderRules(s); err != nil { // every ARL read as positive
 		t.Fatal(err)
 	}
 	killed := errors.New("killed")
-	commits := s.Commits()
+	commits := store.Commits(s)
 	store.SetRebuild(s, 2, func(step int) error {
 		if step == 1 {
 			// Between two writes: the live ledger is the old one, whole.
@@ -251,7 +251,7 @@ func TestAnInterruptedRebuildLeavesTheLedgerWholeAndIsRedoneAtTheNextStart(t *te
 	if _, _, err := s.RebuildLedger(ctx); !errors.Is(err, killed) {
 		t.Fatalf("the stopped rebuild: %v", err)
 	}
-	if c := s.Commits() - commits; c < 3 {
+	if c := store.Commits(s) - commits; c < 3 {
 		t.Fatalf("the rebuild wrote in %d commits, not in batches", c)
 	}
 	for _, id := range ids {

@@ -463,11 +463,7 @@ func (s *Store) MailboxCount(account string) (int, error) {
 	return n, err
 }
 
-// SetRules sets the classification rules tried before sesam's defaults
-// (the config's [[sesam.rule]]). Call it before mail arrives.
-func (s *Store) SetRules(rules []sesam.Rule) { s.rules.Store(&rules) }
-
-// currentRules returns the rules set last (none before SetRules).
+// currentRules returns the rules set last (none before Configure).
 func (s *Store) currentRules() []sesam.Rule {
 	if r := s.rules.Load(); r != nil {
 		return *r

@@ -359,11 +359,18 @@ func (s *Store) MarkSending(ctx context.Context, id int64) error {
 // MarkSending (which waits) makes it durable in the same commit. If the
 // process dies first, the message comes back as uncertain and is held,
 // never resent; if the write fails, the Pending says so and the deliverer
-// writes it again.
+// writes it again. Once it commits, the write path is known to work: the
+// next local fault starts a fresh, short pause (see faultPause).
 func (s *Store) MarkSentAsync(id int64, reply string) *Pending {
 	now := s.now()
-	return s.writeAsync(func(tx *sql.Tx) error {
+	return s.writeAsyncThen(func(tx *sql.Tx) error {
 		return transition(tx, id, now, []State{Sending}, Sent, ", done_at = ?, reply = ?, last_error = ''", []any{ms(now), reply}, "delivered upstream: "+reply)
+	}, func(err error) {
+		if err == nil {
+			s.fault.mu.Lock()
+			s.fault.fails = 0
+			s.fault.mu.Unlock()
+		}
 	})
 }
 

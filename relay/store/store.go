@@ -47,10 +47,10 @@ type Store struct {
 	wake     wakers
 	kick     wakers
 	tmp      string                       // a copy read by OpenReadOnly, removed at Close
-	rules    atomic.Pointer[[]sesam.Rule] // classification rules from the config; a reload swaps them
+	rules    atomic.Pointer[[]sesam.Rule] // classification rules from the config (Configure); a reload swaps them
 	fault    faultState                   // a local write failure that pauses all delivery
-	minFree  atomic.Uint64                // min_free_space; see SetMinFreeSpace
-	window   atomic.Int64                 // how far back a resubmission is recognised (ns); see SetResubmitWindow
+	minFree  atomic.Uint64                // min_free_space; see Configure
+	window   atomic.Int64                 // how far back a resubmission is recognised (ns); see Configure
 
 	rebuilding   sync.Mutex           // one ledger rebuild at a time: they share the rebuild tables
 	rebuildBatch int                  // tests: mails per rebuild write (0: rebuildBatch)
@@ -284,21 +284,38 @@ func (s *Store) Close() error {
 // Dir is the state folder, for messages to the technician.
 func (s *Store) Dir() string { return s.dir }
 
-// SetMinFreeSpace sets min_free_space: below it new mail is refused
-// (smtpd), and fetching keeps twice it free so that lots still find room.
-func (s *Store) SetMinFreeSpace(n uint64) { s.minFree.Store(n) }
+// Settings are what the store takes from the config; the daemon sets them
+// at start and at each reload, before mail arrives.
+type Settings struct {
+	// Rules are the classification rules tried before sesam's defaults
+	// (the config's [[sesam.rule]]).
+	Rules []sesam.Rule
+	// ResubmitWindow is how far back a resubmission is recognised: the
+	// delivery lifetime, after which a mail can no longer be on its way
+	// (0: defaultResubmitWindow).
+	ResubmitWindow time.Duration
+	// MinFreeSpace is min_free_space: below it new mail is refused
+	// (smtpd), and fetching keeps twice it free so that lots still find room.
+	MinFreeSpace uint64
+}
 
-// MinFreeSpace is the configured min_free_space.
-func (s *Store) MinFreeSpace() uint64 { return s.minFree.Load() }
+// Configure applies the config's settings.
+func (s *Store) Configure(c Settings) {
+	s.rules.Store(&c.Rules)
+	s.window.Store(int64(c.ResubmitWindow))
+	s.minFree.Store(c.MinFreeSpace)
+}
 
 // RoomToFetch reports whether n more bytes of fetched mail would still
-// leave twice min_free_space free, and how much is free now.
-func (s *Store) RoomToFetch(n int64) (free uint64, ok bool) {
+// leave twice min_free_space free, how much is free now, and the
+// min_free_space it keeps twice over.
+func (s *Store) RoomToFetch(n int64) (free, minFree uint64, ok bool) {
+	minFree = s.minFree.Load()
 	free, err := s.FreeSpace()
 	if err != nil {
-		return 0, true // cannot tell: the writes themselves will say
+		return 0, minFree, true // cannot tell: the writes themselves will say
 	}
-	return free, free >= uint64(max(n, 0))+2*s.minFree.Load()
+	return free, minFree, free >= uint64(max(n, 0))+2*minFree
 }
 
 // FreeSpace reports the bytes available to us on state_dir's file system.

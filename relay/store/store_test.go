@@ -147,7 +147,7 @@ func TestBounceStoresOneDSNInTheSendersMailbox(t *testing.T) {
 func TestConcurrentSubmissionsShareCommits(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
-	before := s.Commits()
+	before := store.Commits(s)
 	var wg sync.WaitGroup
 	for i := 0; i < 200; i++ {
 		wg.Add(1)
@@ -159,7 +159,7 @@ func TestConcurrentSubmissionsShareCommits(t *testing.T) {
 		}(i)
 	}
 	wg.Wait()
-	n := s.Commits() - before
+	n := store.Commits(s) - before
 	if n >= 200 {
 		t.Fatalf("200 concurrent submissions took %d commits: no group commit", n)
 	}
