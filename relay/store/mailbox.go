@@ -201,7 +201,7 @@ func (s *Store) addMailWrite(account string, o Origin, body []byte, in *sesam.In
 	}
 	after := func(err error) {
 		if err == nil && !out.Duplicate && inbound {
-			s.notify(ledgerKey)
+			s.ledgerChanged()
 		}
 	}
 	return fn, after

@@ -145,7 +145,7 @@ func (s *Store) RebuildLedger(ctx context.Context) (lots, matched int, err error
 			return 0, 0, err
 		}
 		if !more {
-			s.notify(ledgerKey)
+			s.ledgerChanged()
 			return lots, matched, nil
 		}
 	}

@@ -44,8 +44,9 @@ type Store struct {
 	readOnly bool
 	now      func() time.Time
 	commits  atomic.Int64 // transactions committed, to prove group commit in tests
-	wake     wakers
+	wake     wakers       // see wake.go
 	kick     wakers
+	ledger   wakers
 	tmp      string                       // a copy read by OpenReadOnly, removed at Close
 	rules    atomic.Pointer[[]sesam.Rule] // classification rules from the config (Configure); a reload swaps them
 	fault    faultState                   // a local write failure that pauses all delivery
