@@ -68,9 +68,8 @@ func (p *Poller) fetchUIDs(ctx context.Context, c *imapclient.Client, folder str
 		if muv != uv {
 			hi = 0
 		}
-		if err := p.st.DoneClassifying(context.WithoutCancel(ctx), p.acct.Name, folder, muv, hi); err != nil {
-			return fmt.Errorf("clearing the mark of messages of %s already stored: %w", folder, err)
-		}
+		// A mark left by a failed write is replaced by the next batch's.
+		p.st.DoneClassifying(context.WithoutCancel(ctx), p.acct.Name, folder, muv, hi)
 		uids = rest
 	}
 	for i := 0; i < len(uids); i += batch {
@@ -117,13 +116,13 @@ func (p *Poller) fetchBatch(ctx context.Context, c *imapclient.Client, folder st
 	}
 	var pending []*stored
 	held := 0
-	// wait waits for every write sent. An ended ctx withdraws those still
-	// queued: an error then, and nothing written for them (the sync
-	// position does not pass them either).
+	// wait waits for every write sent, whatever ctx says: withdrawing one
+	// while a later one commits would move the sync position past a
+	// message never stored.
 	wait := func() error {
 		var first error
 		for _, w := range pending {
-			if err := w.done.Wait(ctx); err != nil {
+			if err := w.done.Wait(context.WithoutCancel(ctx)); err != nil {
 				if first == nil {
 					first = fmt.Errorf("storing a fetched message: %w", err)
 				}

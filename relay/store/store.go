@@ -86,7 +86,9 @@ type Pending struct{ req *writeReq }
 // Wait returns the write's outcome. If ctx ends while the write still
 // waits in the queue, it is withdrawn (it will never commit) and Wait
 // returns ctx.Err(); once the committer has taken it, Wait returns its
-// real outcome, however long that takes.
+// real outcome, however long that takes. Writes sent one after the other
+// may then be withdrawn for some and committed for later ones: a pipeline
+// whose writes depend on their order waits with a ctx that does not end.
 func (p *Pending) Wait(ctx context.Context) error {
 	r := p.req
 	select {
