@@ -137,7 +137,7 @@ type Live struct {
 
 // Handler answers requests over a store.
 type Handler struct {
-	Store  *store.Store
+	Store  Store
 	Config *config.Config
 	Live   *Live        // nil when the CLI reads the store with the daemon down
 	Log    *slog.Logger // the journal, for technician actions; nil: none
@@ -242,9 +242,9 @@ func (h *Handler) handle(ctx context.Context, req Request, caller Caller) (any, 
 		}
 		var out Imported
 		for _, raw := range req.Files {
-			r := <-h.Store.AddMail(req.Account, store.Origin{Kind: store.Imported}, raw)
-			if r.Err != nil {
-				return out, r.Err
+			r, err := h.Store.AddMail(ctx, req.Account, store.Origin{Kind: store.Imported}, raw, nil)
+			if err != nil {
+				return out, err
 			}
 			if r.Duplicate {
 				out.Duplicates++

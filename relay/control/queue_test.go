@@ -22,7 +22,7 @@ func TestTheQueueIsPagedWithItsTotalAndHidesNothing(t *testing.T) {
 	const n = 1062
 	for i := 0; i < n; i++ {
 		env := store.Envelope{Account: "dupont", From: "a@b.test", To: []string{"c@d.test"}, Subject: fmt.Sprint("mail ", i), MessageID: fmt.Sprintf("<%d@t>", i)}
-		if _, err := st.Enqueue(context.Background(), env, []byte("Subject: x\r\n\r\nbody\r\n")); err != nil {
+		if _, err := enqueue(st, env, []byte("Subject: x\r\n\r\nbody\r\n")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -52,4 +52,10 @@ func TestTheQueueIsPagedWithItsTotalAndHidesNothing(t *testing.T) {
 	if len(seen) != n || pages != 3 {
 		t.Fatalf("%d messages in %d pages, want %d", len(seen), pages, n)
 	}
+}
+
+// enqueue submits a mail and returns its id.
+func enqueue(s *store.Store, e store.Envelope, body []byte) (int64, error) {
+	a, err := s.Submit(context.Background(), e, body)
+	return a.ID, err
 }

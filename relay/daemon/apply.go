@@ -66,9 +66,7 @@ func (d *daemon) apply(cfg *config.Config) error {
 	for i, r := range cfg.Sesam.Rules {
 		rules[i] = sesam.Rule{Field: r.Field, Pattern: r.Pattern.Regexp, Class: sesam.Class(r.Class)}
 	}
-	d.st.SetRules(rules)
-	d.st.SetResubmitWindow(cfg.Delivery.Lifetime.D())
-	d.st.SetMinFreeSpace(uint64(cfg.MinFreeSpace))
+	d.st.Configure(store.Settings{Rules: rules, ResubmitWindow: cfg.Delivery.Lifetime.D(), MinFreeSpace: uint64(cfg.MinFreeSpace)})
 
 	var throttle *auth.Throttle
 	if old != nil && old.LocalAuth == cfg.LocalAuth {

@@ -30,7 +30,7 @@ type Worker struct {
 	opt      config.Delivery
 	hostname string
 	contact  string // the technician, named in the practitioner's notices
-	st       *store.Store
+	st       Store
 	log      *slog.Logger
 
 	link   *upstream.Tracker // the provider's health; no new connection before its Hold
@@ -40,10 +40,10 @@ type Worker struct {
 
 // NewWorker returns a worker for one account; Run starts it. contact (the
 // sesam.contact setting) names the technician in the notices it writes.
-func NewWorker(acct config.Account, opt config.Delivery, hostname, contact string, st *store.Store, log *slog.Logger) *Worker {
+func NewWorker(acct config.Account, opt config.Delivery, hostname, contact string, st Store, log *slog.Logger) *Worker {
 	h, _ := st.Health(acct.Name)
 	h.Account = acct.Name
-	link := upstream.NewTracker(h, opt, func(h store.Health) { st.SetHealth(h) })
+	link := upstream.NewTracker(h, opt, func(h store.Health) { st.SetHealthAsync(h) }) // advice: not waited for
 	return &Worker{acct: acct, opt: opt, hostname: hostname, contact: contact, st: st, log: log.With("account", acct.Name, "upstream", acct.Upstream.SMTP.String()), link: link}
 }
 
@@ -273,8 +273,7 @@ func (w *Worker) sendOne(ctx context.Context, m store.Message) bool {
 	switch {
 	case err == nil:
 		reply := "250 " + resp.StatusText
-		w.sent = append(w.sent, sentMark{m.ID, reply, w.st.MarkSent(m.ID, reply)}) // made durable by the next write; see settleSent
-		w.st.Delivered()
+		w.sent = append(w.sent, sentMark{m.ID, reply, w.st.MarkSentAsync(m.ID, reply)}) // made durable by the next write; see settleSent
 		w.link.Worked(time.Now())
 		log.Info("delivered upstream", "reply", reply, "size", len(body), "attempt", m.Attempts+1)
 		return true

@@ -48,17 +48,19 @@ func (w *Worker) storeFailed(what string, id int64, err error) {
 	}
 }
 
-// sentMark is a "sent" record written without waiting (store.MarkSent).
+// sentMark is a "sent" record written without waiting (store.MarkSentAsync).
 type sentMark struct {
 	id    int64
 	reply string
-	done  <-chan error // nil: failed, to write again once the store writes
+	done  *store.Pending // nil: failed, to write again once the store writes
 }
 
 // settleSent looks at the "sent" records written without waiting. One that
 // failed (the disk filled before its commit) is written again once the
 // store writes: otherwise a delivered mail would stay "sending", and come
-// back after a restart as uncertain.
+// back after a restart as uncertain. Each record is written again only
+// after its write is known to have failed, so it is never in the store
+// twice, and the mail is never sent again for it.
 func (w *Worker) settleSent() {
 	keep := w.sent[:0]
 	for _, s := range w.sent {
@@ -67,22 +69,21 @@ func (w *Worker) settleSent() {
 				keep = append(keep, s)
 				continue
 			}
-			s.done = w.st.MarkSent(s.id, s.reply)
+			s.done = w.st.MarkSentAsync(s.id, s.reply)
 			w.log.Info("recording a delivery again after a failed write", "id", s.id)
 		}
-		select {
-		case err := <-s.done:
-			if err == nil {
-				continue
-			}
+		err, ok := s.done.Done()
+		switch {
+		case !ok:
+			keep = append(keep, s) // not committed yet
+		case err == nil:
+		default:
 			if _, local, _ := w.st.FailedWhileDelivering(err); local {
 				s.done = nil
 				keep = append(keep, s)
 				continue
 			}
 			w.log.Error("recording a delivery", "id", s.id, "reply", s.reply, "error", err.Error())
-		default:
-			keep = append(keep, s) // not committed yet
 		}
 	}
 	w.sent = keep

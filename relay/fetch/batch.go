@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -44,7 +45,7 @@ const (
 // fetchUIDs fetches a folder's new UIDs in batches. A poison mark left by a
 // stop goes first: the UIDs of that batch are fetched one at a time, each
 // under its own mark, and the one found marked alone is stored unread.
-func (p *Poller) fetchUIDs(c *imapclient.Client, folder string, uv uint32, uids []imap.UID, res *Result) error {
+func (p *Poller) fetchUIDs(ctx context.Context, c *imapclient.Client, folder string, uv uint32, uids []imap.UID, res *Result) error {
 	mark, found, err := p.st.MarkFound(p.acct.Name, folder)
 	if err != nil {
 		return err
@@ -60,19 +61,20 @@ func (p *Poller) fetchUIDs(c *imapclient.Client, folder string, uv uint32, uids 
 			if mark.Single && uint32(u) == mark.Lo {
 				mode = poisoned
 			}
-			if err := p.fetchBatch(c, folder, uv, []imap.UID{u}, res, mode); err != nil {
+			if err := p.fetchBatch(ctx, c, folder, uv, []imap.UID{u}, res, mode); err != nil {
 				return err
 			}
 		}
-		if mark.UIDValidity == uv {
-			p.st.DoneClassifying(p.acct.Name, folder, uv, mark.Hi)
-		} else {
-			p.st.DoneClassifying(p.acct.Name, folder, mark.UIDValidity, 0)
+		hi, muv := mark.Hi, mark.UIDValidity
+		if muv != uv {
+			hi = 0
 		}
+		// A mark left by a failed write is replaced by the next batch's.
+		p.st.DoneClassifying(context.WithoutCancel(ctx), p.acct.Name, folder, muv, hi)
 		uids = rest
 	}
 	for i := 0; i < len(uids); i += batch {
-		if err := p.fetchBatch(c, folder, uv, uids[i:min(i+batch, len(uids))], res, whole); err != nil {
+		if err := p.fetchBatch(ctx, c, folder, uv, uids[i:min(i+batch, len(uids))], res, whole); err != nil {
 			return err
 		}
 	}
@@ -82,49 +84,59 @@ func (p *Poller) fetchUIDs(c *imapclient.Client, folder string, uv uint32, uids 
 // fetchBatch fetches some UIDs and stores each complete message. Their
 // sizes come first: a message over max_fetch_size is left at the provider.
 // The batch is marked (store.MarkClassifying) before its first message is
-// read; the writes go out together (one group commit) and are all waited
-// for before the mark is cleared and the next batch starts: a message cut
-// in the middle is never stored, and the sync position never passes a
-// message that is not stored or deliberately left upstream.
-func (p *Poller) fetchBatch(c *imapclient.Client, folder string, uv uint32, uids []imap.UID, res *Result, mode batchMode) (err error) {
+// read; the writes go out together (one group commit, store.AddMailAsync)
+// and are all waited for before the mark is cleared and the next batch
+// starts: a message cut in the middle is never stored, and the sync
+// position never passes a message that is not stored or deliberately left
+// upstream.
+func (p *Poller) fetchBatch(ctx context.Context, c *imapclient.Client, folder string, uv uint32, uids []imap.UID, res *Result, mode batchMode) (err error) {
 	host := p.acct.Upstream.IMAP.Host
-	var marked <-chan error
-	if mode != poisoned {
-		// Written while the sizes are asked for; waited on before reading.
-		marked = p.st.MarkClassifying(p.acct.Name, folder, store.Classifying{UIDValidity: uv, Lo: uint32(uids[0]), Hi: uint32(uids[len(uids)-1]), Single: mode == single})
-	}
 	defer func() {
 		hi := uint32(uids[len(uids)-1])
 		if err != nil {
 			hi = 0 // the process lives: clear the mark, keep the position
 		}
-		p.st.DoneClassifying(p.acct.Name, folder, uv, hi)
+		// Even after the poll's end: a mark left behind only costs the
+		// next poll a message-by-message pass, but nothing is gained by it.
+		p.st.DoneClassifying(context.WithoutCancel(ctx), p.acct.Name, folder, uv, hi)
 	}()
 	want, err := p.fitting(c, folder, uids)
 	if err != nil || len(want) == 0 {
-		if marked != nil {
-			<-marked
-		}
 		return err
+	}
+	if mode != poisoned {
+		if err := p.st.MarkClassifying(ctx, p.acct.Name, folder, store.Classifying{UIDValidity: uv, Lo: uint32(uids[0]), Hi: uint32(uids[len(uids)-1]), Single: mode == single}); err != nil {
+			return fmt.Errorf("marking messages of %s before reading them: %w", folder, err)
+		}
 	}
 	section := &imap.FetchItemBodySection{Peek: true}
 	cmd := c.Fetch(imap.UIDSetNum(want...), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
-	var pending []<-chan store.Added
+	type stored struct {
+		added store.Added
+		done  *store.Pending
+	}
+	var pending []*stored
 	held := 0
+	// wait waits for every write sent, whatever ctx says: withdrawing one
+	// while a later one commits would move the sync position past a
+	// message never stored.
 	wait := func() error {
-		for _, ch := range pending {
-			a := <-ch
-			if a.Err != nil {
-				return fmt.Errorf("storing a fetched message: %w", a.Err)
+		var first error
+		for _, w := range pending {
+			if err := w.done.Wait(context.WithoutCancel(ctx)); err != nil {
+				if first == nil {
+					first = fmt.Errorf("storing a fetched message: %w", err)
+				}
+				continue
 			}
-			if a.Duplicate {
+			if w.added.Duplicate {
 				res.Duplicates++
 			} else {
 				res.Fetched++
 			}
 		}
 		pending, held = nil, 0
-		return nil
+		return first
 	}
 	for {
 		msg := cmd.Next()
@@ -154,14 +166,6 @@ func (p *Poller) fetchBatch(c *imapclient.Client, folder string, uv uint32, uids
 		if uid == 0 || body == nil {
 			continue
 		}
-		if marked != nil {
-			if err := <-marked; err != nil {
-				cmd.Close()
-				wait()
-				return fmt.Errorf("marking messages of %s before reading them: %w", folder, err)
-			}
-			marked = nil
-		}
 		in := unread
 		if mode == poisoned {
 			p.log.Warn("imap message stopped the relay while it was read; stored without reading it", "folder", folder, "uid", uid)
@@ -169,7 +173,9 @@ func (p *Poller) fetchBatch(c *imapclient.Client, folder string, uv uint32, uids
 		} else {
 			in = p.verdict(body)
 		}
-		pending = append(pending, p.st.AddClassified(p.acct.Name, store.Origin{Kind: store.Fetched, Folder: folder, UIDValidity: uv, UID: uint32(uid)}, body, &in))
+		w := new(stored)
+		w.done = p.st.AddMailAsync(p.acct.Name, store.Origin{Kind: store.Fetched, Folder: folder, UIDValidity: uv, UID: uint32(uid)}, body, &in, &w.added)
+		pending = append(pending, w)
 		if held += len(body); held > maxPending {
 			if err := wait(); err != nil {
 				cmd.Close()
@@ -233,9 +239,9 @@ func (p *Poller) fitting(c *imapclient.Client, folder string, uids []imap.UID) (
 	// Mail from the Internet must not take the room the practice's lots
 	// need: what would leave less than the reserve stays at the provider,
 	// and the poll fails (status says why) until space is freed.
-	if free, ok := p.st.RoomToFetch(need); !ok {
+	if free, minFree, ok := p.st.RoomToFetch(need); !ok {
 		return nil, upstream.LocalError("checking free space", fmt.Errorf("the disk is almost full (%s free, %s of new mail waiting, min_free_space %s kept twice over for the lots): returns are left at the provider until space is freed on %s",
-			megabytes(int64(free)), megabytes(need), megabytes(int64(p.st.MinFreeSpace())), p.st.Dir()))
+			megabytes(int64(free)), megabytes(need), megabytes(int64(minFree)), p.st.Dir()))
 	}
 	return want, nil
 }

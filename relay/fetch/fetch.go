@@ -39,7 +39,7 @@ type Result struct {
 type Poller struct {
 	acct config.Account
 	opt  config.Delivery // timeouts and backoff are shared with delivery
-	st   *store.Store
+	st   Store
 	log  *slog.Logger
 	link *upstream.Tracker // the IMAP link's health; no scheduled poll before its Hold
 
@@ -55,7 +55,7 @@ type Poller struct {
 }
 
 // NewPoller returns a poller for an account with an imap upstream.
-func NewPoller(acct config.Account, opt config.Delivery, st *store.Store, log *slog.Logger) *Poller {
+func NewPoller(acct config.Account, opt config.Delivery, st Store, log *slog.Logger) *Poller {
 	h, _ := st.FetchHealth(acct.Name)
 	h.Account = acct.Name
 	if acct.Upstream.MaxFetchSize == 0 {
@@ -210,7 +210,7 @@ func (p *Poller) save(f func(h *store.FetchHealth)) {
 	f(&p.health)
 	h := p.health
 	p.mu.Unlock()
-	p.st.SetFetchHealth(h)
+	p.st.SetFetchHealthAsync(h) // advice: not waited for
 }
 
 // scheduled is a poll at its scheduled time: it skips while a failure's
@@ -390,7 +390,7 @@ func (p *Poller) pollFolder(ctx context.Context, c *imapclient.Client, folder st
 				uids = append(uids, u)
 			}
 		}
-		if err := p.fetchUIDs(c, folder, uv, uids, res); err != nil {
+		if err := p.fetchUIDs(ctx, c, folder, uv, uids, res); err != nil {
 			return err
 		}
 	}

@@ -55,7 +55,7 @@ func poller(t *testing.T, acct config.Account, smtpWorks bool) (*fetch.Poller, *
 	opt := config.Defaults().Delivery
 	opt.Timeout = config.Duration(time.Second)
 	if smtpWorks { // as the delivery worker records it: fetch reads it from the store
-		if err := <-st.SetHealth(store.Health{Account: acct.Name, LastSuccess: time.Now()}); err != nil {
+		if err := st.SetHealthAsync(store.Health{Account: acct.Name, LastSuccess: time.Now()}).Wait(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -49,7 +49,7 @@ func TestMessageMarkedAloneWhenTheRelayStoppedIsStoredUnread(t *testing.T) {
 	}
 	// What a stop leaves: the first batch's mark, then, after one restart,
 	// UID 3 marked alone.
-	if err := <-st.MarkClassifying("dupont", "INBOX", store.Classifying{UIDValidity: uv, Lo: 3, Hi: 3, Single: true}); err != nil {
+	if err := st.MarkClassifying(ctx, "dupont", "INBOX", store.Classifying{UIDValidity: uv, Lo: 3, Hi: 3, Single: true}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := p.PollNow(ctx)

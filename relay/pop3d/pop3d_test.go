@@ -53,7 +53,7 @@ func newServerWith(t testing.TB, plaintext bool, tlsConf *tls.Config, allow stri
 	}
 	t.Cleanup(func() { st.Close() })
 	for _, m := range messages {
-		if r := <-st.AddMail("dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1}, []byte(m)); r.Err != nil {
+		if r := added(st.AddMail(ctx0, "dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1}, []byte(m), nil)); r.Err != nil {
 			t.Fatal(r.Err)
 		}
 	}
@@ -209,3 +209,11 @@ func plaintextFrom(yes bool) auth.Allowlist {
 	}
 	return auth.Allowlist{netip.MustParsePrefix("127.0.0.0/8")}
 }
+
+// addResult is AddMail's outcome and error together, for one-line checks.
+type addResult struct {
+	store.Added
+	Err error
+}
+
+func added(a store.Added, err error) addResult { return addResult{a, err} }

@@ -22,7 +22,7 @@ import (
 type Maildrops interface {
 	View(login, account string) ([]store.ViewEntry, error)
 	MailboxBody(id int64) ([]byte, error)
-	MarkRetrieved(login string, ids []int64)
+	MarkRetrieved(ctx context.Context, login string, ids []int64) error
 	DeleteFromView(ctx context.Context, login string, ids []int64) error
 }
 

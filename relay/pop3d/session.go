@@ -54,7 +54,13 @@ func (ss *session) reply(format string, a ...any) {
 func (ss *session) run() {
 	defer func() {
 		if ss.login != "" {
-			ss.s.opt.Store.MarkRetrieved(ss.login, ss.retr)
+			// Before the unlock: the login's next session sees it. It is
+			// information for `mail`, so a slow store only costs a log line.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := ss.s.opt.Store.MarkRetrieved(ctx, ss.login, ss.retr); err != nil {
+				ss.log().Warn("pop3: recording which messages were retrieved failed", "retrieved", len(ss.retr), "error", err.Error())
+			}
+			cancel()
 			ss.s.unlock(ss.login)
 		}
 		ss.conn.Close()

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 )
@@ -23,9 +24,10 @@ type Classifying struct {
 
 // MarkClassifying records, durably, that the UIDs lo..hi of a folder are
 // about to be read; single says it is one message, handled alone after a
-// stop. Wait on the channel before reading the first of them.
-func (s *Store) MarkClassifying(account, folder string, c Classifying) <-chan error {
-	return s.write(func(tx *sql.Tx) error {
+// stop. It returns once the mark is durable: only then may the first of
+// them be read.
+func (s *Store) MarkClassifying(ctx context.Context, account, folder string, c Classifying) error {
+	return s.writeWait(ctx, func(tx *sql.Tx) error {
 		_, err := tx.Exec(`INSERT INTO classifying(account, folder, uidvalidity, lo, hi, single) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT(account, folder) DO UPDATE SET uidvalidity = excluded.uidvalidity, lo = excluded.lo, hi = excluded.hi, single = excluded.single`,
 			account, folder, c.UIDValidity, c.Lo, c.Hi, c.Single)
@@ -36,10 +38,10 @@ func (s *Store) MarkClassifying(account, folder string, c Classifying) <-chan er
 // DoneClassifying clears a folder's mark once every message of its batch is
 // stored (or deliberately left upstream), and moves the sync position to the
 // batch's last UID: messages left at the provider are not asked for again.
-// It does not wait: a mark lost in a crash only makes the next start go
-// through what remains of the batch one message at a time.
-func (s *Store) DoneClassifying(account, folder string, uidValidity, hi uint32) {
-	s.write(func(tx *sql.Tx) error {
+// A mark left by a crash (or by a failed write here) only makes the next
+// start go through what remains of the batch one message at a time.
+func (s *Store) DoneClassifying(ctx context.Context, account, folder string, uidValidity, hi uint32) error {
+	return s.writeWait(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.Exec("DELETE FROM classifying WHERE account = ? AND folder = ?", account, folder); err != nil {
 			return err
 		}

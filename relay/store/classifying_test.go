@@ -23,7 +23,7 @@ func TestStateOfVersion1GainsThePoisonMark(t *testing.T) {
 		t.Fatalf("opening a version 1 state folder: %v", err)
 	}
 	defer s.Close()
-	if err := <-s.MarkClassifying("dupont", "INBOX", store.Classifying{UIDValidity: 7, Lo: 3, Hi: 9}); err != nil {
+	if err := s.MarkClassifying(ctx, "dupont", "INBOX", store.Classifying{UIDValidity: 7, Lo: 3, Hi: 9}); err != nil {
 		t.Fatal(err)
 	}
 	if c, found, err := s.MarkFound("dupont", "INBOX"); err != nil || !found || c.Lo != 3 || c.Hi != 9 || c.Single {
@@ -37,10 +37,10 @@ func TestDoneClassifyingClearsTheMarkAndPassesTheBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	<-s.AddMail("dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 7, UID: 3}, []byte("Subject: x\r\n\r\n"))
-	<-s.MarkClassifying("dupont", "INBOX", store.Classifying{UIDValidity: 7, Lo: 4, Hi: 9})
-	s.DoneClassifying("dupont", "INBOX", 7, 9)
-	<-s.MarkClassifying("other", "INBOX", store.Classifying{UIDValidity: 1, Lo: 1, Hi: 1}) // after the one not waited for
+	added(s.AddMail(ctx, "dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 7, UID: 3}, []byte("Subject: x\r\n\r\n"), nil))
+	s.MarkClassifying(ctx, "dupont", "INBOX", store.Classifying{UIDValidity: 7, Lo: 4, Hi: 9})
+	s.DoneClassifying(ctx, "dupont", "INBOX", 7, 9)
+	s.MarkClassifying(ctx, "other", "INBOX", store.Classifying{UIDValidity: 1, Lo: 1, Hi: 1}) // after the one not waited for
 	if _, found, _ := s.MarkFound("dupont", "INBOX"); found {
 		t.Fatal("the mark is still there")
 	}

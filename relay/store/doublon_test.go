@@ -37,7 +37,7 @@ func deliver(t *testing.T, s *store.Store, id int64) {
 	if err := s.MarkSending(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-s.MarkSent(id, "250 ok"); err != nil {
+	if err := s.MarkSentAsync(id, "250 ok").Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -86,7 +86,7 @@ func TestASecondSendingOfALotUnderANewMessageIDIsHeldNamingTheFirst(t *testing.T
 		{"sent", func(t *testing.T, s *store.Store, id int64, _ sesam.Lot) { deliver(t, s, id) }},
 		{"acknowledged", func(t *testing.T, s *store.Store, id int64, lot sesam.Lot) {
 			deliver(t, s, id)
-			<-s.AddMail("dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: 1}, positiveARL(stampOf(lot)))
+			added(s.AddMail(ctx, "dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: 1}, positiveARL(stampOf(lot)), nil))
 		}},
 	} {
 		t.Run(c.state, func(t *testing.T) {
@@ -123,7 +123,7 @@ func TestASecondSendingGoesOutAfterTheFirstWasRejectedBouncedOrDropped(t *testin
 	for name, undo := range map[string]func(t *testing.T, s *store.Store, id int64, lot sesam.Lot){
 		"negative ARL": func(t *testing.T, s *store.Store, id int64, lot sesam.Lot) {
 			deliver(t, s, id)
-			<-s.AddMail("dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: 1}, []byte("Subject: ARL negatif "+stampOf(lot)+"\r\n\r\nrejet\r\n"))
+			added(s.AddMail(ctx, "dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: 1}, []byte("Subject: ARL negatif "+stampOf(lot)+"\r\n\r\nrejet\r\n"), nil))
 			if _, st := lotByID(t, s, id); st.State != sesam.LotRejected {
 				t.Fatalf("the negative ARL was not matched: %+v", st)
 			}
@@ -138,7 +138,7 @@ func TestASecondSendingGoesOutAfterTheFirstWasRejectedBouncedOrDropped(t *testin
 			m, _, _ := s.Get(id)
 			dsn := "From: MAILER-DAEMON@laposte.net\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=q\r\n\r\n--q\r\nContent-Type: text/plain\r\n\r\nx\r\n" +
 				"--q\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: " + m.MessageID + "\r\n--q--\r\n"
-			<-s.AddMail("dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: 9}, []byte(dsn))
+			added(s.AddMail(ctx, "dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: 9}, []byte(dsn), nil))
 			if l, _ := lotByID(t, s, id); len(l.Returns) != 1 || l.Returns[0].Class != "bounce" {
 				t.Fatalf("the bounce was not matched: %+v", l)
 			}
@@ -231,7 +231,7 @@ func TestAStoreFromSchemaVersion3GuardsItsLots(t *testing.T) {
 	}
 	s := open(t, dir)
 	defer s.Close()
-	plan, err := s.DoublonPlan()
+	plan, err := store.DoublonPlan(s)
 	if err != nil || !strings.Contains(plan, "lots_doublon") {
 		t.Fatalf("the lookup does not use its index: %v\n%s", err, plan)
 	}

@@ -9,10 +9,10 @@ import (
 )
 
 // Commits reports how many transactions the committer has run.
-func (s *Store) Commits() int64 { return s.commits.Load() }
+func Commits(s *Store) int64 { return s.commits.Load() }
 
 // SetNow replaces the store's clock.
-func (s *Store) SetNow(now func() time.Time) { s.now = now }
+func SetNow(s *Store, now func() time.Time) { s.now = now }
 
 // CreateV1 creates, in dir, a store as sesam-relay wrote it before schema
 // version 2, holding one queued mail with Message-ID mid.
@@ -55,7 +55,7 @@ func CreateV3(dir, account, emitter, stamp string) (int64, error) {
 }
 
 // DoublonPlan is SQLite's plan for the DOUBLON guard's lookup.
-func (s *Store) DoublonPlan() (string, error) {
+func DoublonPlan(s *Store) (string, error) {
 	rows, err := s.r.Query("EXPLAIN QUERY PLAN "+firstSendingQuery, "dupont", "12345678901234", "2026112309000000001", 0, duplicatePrefix, duplicatePrefix)
 	if err != nil {
 		return "", err
@@ -75,7 +75,7 @@ func (s *Store) DoublonPlan() (string, error) {
 
 // AsIfOlderRules makes the ledger look built by older rules that read
 // every ARL as positive, as sesam-relay 0.1.0 did.
-func (s *Store) AsIfOlderRules() error {
+func AsIfOlderRules(s *Store) error {
 	return s.writeWait(context.Background(), func(tx *sql.Tx) error {
 		for _, q := range []string{
 			"UPDATE lot_returns SET class = 'arl-positive' WHERE class LIKE 'arl-%'",
@@ -88,4 +88,21 @@ func (s *Store) AsIfOlderRules() error {
 		}
 		return nil
 	})
+}
+
+// WriteWait is the store's writeWait, for tests of the committer.
+func WriteWait(s *Store, ctx context.Context, fn func(*sql.Tx) error) error {
+	return s.writeWait(ctx, fn)
+}
+
+// WriteAsync is the store's writeAsync.
+func WriteAsync(s *Store, fn func(*sql.Tx) error) *Pending { return s.writeAsync(fn) }
+
+// QueueRoom is how many requests the committer's queue holds.
+func QueueRoom(s *Store) int { return cap(s.reqs) }
+
+// SetRebuild makes RebuildLedger write n mails at a time and call hook
+// after each of its writes; an error from hook stops it there, as a kill would.
+func SetRebuild(s *Store, n int, hook func(step int) error) {
+	s.rebuildBatch, s.rebuildHook = n, hook
 }

@@ -108,14 +108,6 @@ func (s *Store) noteFault(err error) (Fault, bool) {
 	return s.fault.f, started
 }
 
-// Delivered tells the store that a mail was marked sent: the write path
-// works, and the next local fault starts a fresh, short pause.
-func (s *Store) Delivered() {
-	s.fault.mu.Lock()
-	s.fault.fails = 0
-	s.fault.mu.Unlock()
-}
-
 // probeFloor is the free space below which delivery does not start: the
 // marks of one delivery need a few pages of write-ahead log.
 const probeFloor = 1 << 20

@@ -15,7 +15,7 @@ func TestAFullDiskPausesDeliveryUntilAProbeWriteSucceeds(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	now := time.Now()
-	s.SetNow(func() time.Time { return now })
+	store.SetNow(s, func() time.Time { return now })
 	if _, local, _ := s.FailedWhileDelivering(store.ErrWrongState); local {
 		t.Fatal("a message in the wrong state was taken for a local fault")
 	}

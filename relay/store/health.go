@@ -24,10 +24,10 @@ type Health struct {
 	NextReason string    `json:"next_reason,omitempty"`
 }
 
-// SetHealth records an account's upstream health. It does not wait: health
+// SetHealthAsync records an account's upstream health. It does not wait: health
 // is advice for the technician, not a promise to a client.
-func (s *Store) SetHealth(h Health) <-chan error {
-	return s.write(func(tx *sql.Tx) error {
+func (s *Store) SetHealthAsync(h Health) *Pending {
+	return s.writeAsync(func(tx *sql.Tx) error {
 		_, err := tx.Exec(`INSERT INTO upstream(account, last_success, last_error, last_error_at, failing_since, paused_until)
 			VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT(account) DO UPDATE SET last_success = excluded.last_success, last_error = excluded.last_error,
@@ -62,9 +62,9 @@ type FetchHealth struct {
 	NoteAt       time.Time `json:"note_at,omitzero"` // e.g. a UIDVALIDITY change
 }
 
-// SetFetchHealth records an account's polling health, without waiting.
-func (s *Store) SetFetchHealth(h FetchHealth) <-chan error {
-	return s.write(func(tx *sql.Tx) error {
+// SetFetchHealthAsync records an account's polling health, without waiting.
+func (s *Store) SetFetchHealthAsync(h FetchHealth) *Pending {
+	return s.writeAsync(func(tx *sql.Tx) error {
 		_, err := tx.Exec(`INSERT INTO imap_health(account, last_success, last_error, last_error_at, failing_since, fetched_total, last_fetched, note, note_at, blocked)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT(account) DO UPDATE SET last_success = excluded.last_success, last_error = excluded.last_error,

@@ -18,12 +18,26 @@ import (
 // keep a lot from being accepted or a return from being stored (SQLite
 // rolls back only the failed statement).
 
-// recordLot notes a lot mail at acceptance.
-func recordLot(tx *sql.Tx, id int64, account string, o sesam.Outbound) {
+// ledgerTables names the tables a ledger is written to: the live ones, or
+// the rebuild's (see RebuildLedger), which become the live ones at its end.
+type ledgerTables struct{ lots, returns string }
+
+var (
+	liveLedger    = ledgerTables{"lots", "lot_returns"}
+	rebuildLedger = ledgerTables{"rebuild_lots", "rebuild_returns"}
+)
+
+// sql puts the tables' names in a query written with {lots} and {returns}.
+func (t ledgerTables) sql(query string) string {
+	return strings.NewReplacer("{lots}", t.lots, "{returns}", t.returns).Replace(query)
+}
+
+// recordLot notes a lot mail at acceptance (or in a rebuild).
+func recordLot(tx *sql.Tx, t ledgerTables, id int64, account string, o sesam.Outbound) {
 	if !o.Lot {
 		return
 	}
-	tx.Exec(`INSERT OR IGNORE INTO lots(msg_id, account, fund, emitter, stamp, lot_at, invoices, test) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	tx.Exec(`INSERT OR IGNORE INTO `+t.lots+`(msg_id, account, fund, emitter, stamp, lot_at, invoices, test) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		id, account, o.Fund.String(), o.Subject.Emitter, o.Subject.Stamp, ms(o.Subject.At), o.Subject.Invoices, o.Test)
 }
 
@@ -31,12 +45,12 @@ func recordLot(tx *sql.Tx, id int64, account string, o sesam.Outbound) {
 // (sesam.MatchReturn). It runs in the write transaction of the return, so
 // that the returns of one batch see each other's matches; it reads no mail
 // (the return was classified before), only a few indexed rows.
-func matchReturn(tx *sql.Tx, account string, mailboxID int64, in sesam.Inbound) {
+func matchReturn(tx *sql.Tx, t ledgerTables, account string, mailboxID int64, in sesam.Inbound) {
 	switch in.Class {
 	case sesam.Unknown, sesam.ProviderNotice, sesam.NoemieNoLot:
 		return
 	}
-	cands, err := candidates(tx, account, in)
+	cands, err := candidates(tx, t, account, in)
 	if err != nil {
 		return
 	}
@@ -45,7 +59,7 @@ func matchReturn(tx *sql.Tx, account string, mailboxID int64, in sesam.Inbound) 
 		return
 	}
 	facts, _ := json.Marshal(returnFacts(in))
-	tx.Exec("INSERT OR IGNORE INTO lot_returns(lot_id, mailbox_id, class, certain, how, detail, facts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+	tx.Exec("INSERT OR IGNORE INTO "+t.returns+"(lot_id, mailbox_id, class, certain, how, detail, facts) VALUES (?, ?, ?, ?, ?, ?, ?)",
 		m.LotID, mailboxID, string(in.Class), m.Certain, m.How, rejectDetail(in.Rejects), string(facts))
 }
 
@@ -53,13 +67,13 @@ func matchReturn(tx *sql.Tx, account string, mailboxID int64, in sesam.Inbound) 
 // lot whose Message-ID a report names, the lots whose stamps it quotes,
 // the lots of its NOEMIE lot dates, and the oldest delivered lots of the
 // last 60 days with no ARL yet — each by an index, each bounded.
-const candCols = `SELECT l.msg_id, m.message_id, l.emitter, l.stamp, m.state FROM lots l JOIN messages m ON m.id = l.msg_id `
+const candCols = `SELECT l.msg_id, m.message_id, l.emitter, l.stamp, m.state FROM {lots} l JOIN messages m ON m.id = l.msg_id `
 
-func candidates(q querier, account string, in sesam.Inbound) ([]sesam.LotCandidate, error) {
+func candidates(q querier, t ledgerTables, account string, in sesam.Inbound) ([]sesam.LotCandidate, error) {
 	var out []sesam.LotCandidate
 	seen := map[int64]bool{}
 	add := func(query string, args ...any) error {
-		rows, err := q.Query(candCols+query, args...)
+		rows, err := q.Query(t.sql(candCols+query), args...)
 		if err != nil {
 			return err
 		}
@@ -100,13 +114,13 @@ func candidates(q querier, account string, in sesam.Inbound) ([]sesam.LotCandida
 	if in.Class.IsARL() {
 		since := time.Now().Add(-60 * 24 * time.Hour)
 		if err := add(`WHERE l.account = ? AND m.state = 'sent' AND m.done_at >= ?
-			AND NOT EXISTS (SELECT 1 FROM lot_returns r WHERE r.lot_id = l.msg_id AND r.class IN (?, ?, ?))
+			AND NOT EXISTS (SELECT 1 FROM {returns} r WHERE r.lot_id = l.msg_id AND r.class IN (?, ?, ?))
 			ORDER BY l.msg_id LIMIT 20`, account, ms(since), sesam.ARLPositive, sesam.ARLNegative, sesam.ARLUnknown); err != nil {
 			return nil, err
 		}
 	}
 	for i := range out {
-		rows, err := q.Query("SELECT class FROM lot_returns WHERE lot_id = ?", out[i].ID)
+		rows, err := q.Query("SELECT class FROM "+t.returns+" WHERE lot_id = ?", out[i].ID)
 		if err != nil {
 			return nil, err
 		}
@@ -279,6 +293,10 @@ type PracticeNotice struct {
 // before (nothing is written then).
 func (s *Store) GiveNotice(ctx context.Context, n PracticeNotice) (bool, error) {
 	now := s.now()
+	var m mailRow
+	if n.Mail != nil {
+		m = readMail(n.Mail) // here, not in the transaction
+	}
 	given := false
 	err := s.writeWait(ctx, func(tx *sql.Tx) error {
 		given = false
@@ -306,7 +324,7 @@ func (s *Store) GiveNotice(ctx context.Context, n PracticeNotice) (bool, error) 
 			}
 		}
 		if len(n.To) > 0 {
-			id, _, err := addMail(tx, n.Account, Origin{Kind: "warning", RefMsg: n.LotID}, n.Mail, now, nil)
+			id, _, err := addMail(tx, n.Account, Origin{Kind: "warning", RefMsg: n.LotID}, m, now, nil)
 			if err != nil {
 				return err
 			}
@@ -315,7 +333,7 @@ func (s *Store) GiveNotice(ctx context.Context, n PracticeNotice) (bool, error) 
 			}
 		}
 		if len(n.Notify) > 0 {
-			return queueNotice(tx, n, now)
+			return queueNotice(tx, n, m, now)
 		}
 		return nil
 	})
@@ -327,15 +345,15 @@ func (s *Store) GiveNotice(ctx context.Context, n PracticeNotice) (bool, error) 
 
 // queueNotice puts a notice in the queue, from the account to its Notify
 // addresses: it leaves through the provider like any mail.
-func queueNotice(tx *sql.Tx, n PracticeNotice, now time.Time) error {
-	bid, err := putBody(tx, n.Mail)
+func queueNotice(tx *sql.Tx, n PracticeNotice, m mailRow, now time.Time) error {
+	bid, err := putBody(tx, m.body)
 	if err != nil {
 		return err
 	}
 	rcpts, _ := json.Marshal(n.Notify)
 	res, err := tx.Exec(`INSERT INTO messages(account, mail_from, rcpts, subject, message_id, size, client, body_id, state, received_at, next_attempt, hash)
 		VALUES (?, ?, ?, ?, ?, ?, 'sesam-relay', ?, ?, ?, ?, ?)`,
-		n.Account, n.From, string(rcpts), sesam.ReadHeaders(n.Mail).Subject, n.MessageID, len(n.Mail), bid, Queued, ms(now), ms(now), Fingerprint(n.Mail))
+		n.Account, n.From, string(rcpts), m.head.Subject, n.MessageID, len(m.body), bid, Queued, ms(now), ms(now), m.hash)
 	if err != nil {
 		return err
 	}
@@ -440,100 +458,4 @@ func (s *Store) CollectedSince(account string, since time.Time) (map[sesam.Class
 		out[sesam.Class(c)] = n
 	}
 	return out, rows.Err()
-}
-
-// RebuildLedger forgets the ledger and builds it again from the stored
-// mail: every queued lot, then every collected message, reclassified with
-// the current rules and matched in arrival order. Warnings already given are
-// kept, so a rebuild never notifies twice. It returns the counts.
-//
-// The mail is read and classified first, outside the write transaction;
-// the transaction only writes. Mail stored or purged in between is seen
-// there (the counts and last ids differ), and the rebuild starts over.
-func (s *Store) RebuildLedger(ctx context.Context) (lots, matched int, err error) {
-	for try := 1; ; try++ {
-		lots, matched, err = s.rebuildLedger(ctx)
-		if !errors.Is(err, errMailChanged) || try == 3 {
-			return lots, matched, err
-		}
-	}
-}
-
-var errMailChanged = errors.New("mail was stored or purged during the ledger rebuild: run it again")
-
-// ledgerInput is one stored mail, read for the rebuild.
-type ledgerInput struct {
-	id        int64
-	account   string
-	body      []byte
-	messageID string
-	out       sesam.Outbound // a queued message
-	in        sesam.Inbound  // a collected one
-}
-
-// ledgerMark tells whether the mail changed between reading and writing.
-const ledgerMark = `SELECT (SELECT COUNT(*) || ':' || COALESCE(MAX(id), 0) FROM messages) || '/' ||
-	(SELECT COUNT(*) || ':' || COALESCE(MAX(id), 0) FROM mailbox WHERE origin IN (?, ?))`
-
-func (s *Store) rebuildLedger(ctx context.Context) (lots, matched int, err error) {
-	var mark string
-	if err := s.r.QueryRow(ledgerMark, Fetched, Imported).Scan(&mark); err != nil {
-		return 0, 0, err
-	}
-	var msgs, mails []ledgerInput
-	rows, err := s.r.Query("SELECT m.id, m.account, m.rcpts, b.data FROM messages m JOIN bodies b ON b.id = m.body_id ORDER BY m.id")
-	if err != nil {
-		return 0, 0, err
-	}
-	for rows.Next() {
-		var m ledgerInput
-		var rcpts string
-		var to []string
-		rows.Scan(&m.id, &m.account, &rcpts, &m.body)
-		json.Unmarshal([]byte(rcpts), &to)
-		if m.out = sesam.InspectOutbound(m.body, to); m.out.Lot {
-			m.body = nil
-			msgs = append(msgs, m)
-		}
-	}
-	rows.Close()
-	rows, err = s.r.Query("SELECT x.id, x.account, x.message_id, b.data FROM mailbox x JOIN bodies b ON b.id = x.body_id WHERE x.origin IN (?, ?) ORDER BY x.id", Fetched, Imported)
-	if err != nil {
-		return 0, 0, err
-	}
-	for rows.Next() {
-		var m ledgerInput
-		rows.Scan(&m.id, &m.account, &m.messageID, &m.body)
-		m.in = s.Classify(m.body)
-		m.body = nil
-		mails = append(mails, m)
-	}
-	rows.Close()
-	err = s.writeWait(ctx, func(tx *sql.Tx) error {
-		var now string
-		if err := tx.QueryRow(ledgerMark, Fetched, Imported).Scan(&now); err != nil {
-			return err
-		}
-		if now != mark {
-			return errMailChanged
-		}
-		for _, q := range []string{"DELETE FROM lot_returns", "DELETE FROM lots"} {
-			if _, err := tx.Exec(q); err != nil {
-				return err
-			}
-		}
-		for _, m := range msgs {
-			recordLot(tx, m.id, m.account, m.out)
-		}
-		for _, m := range mails {
-			if _, own := ownNotice(tx, m.account, m.messageID); own {
-				tx.Exec("UPDATE mailbox SET class = ?, class_why = ? WHERE id = ?", OwnNoticeClass, ownNoticeWhy, m.id)
-				continue
-			}
-			tx.Exec("UPDATE mailbox SET class = ?, class_why = ? WHERE id = ?", string(m.in.Class), m.in.Why, m.id)
-			matchReturn(tx, m.account, m.id, m.in)
-		}
-		return tx.QueryRow("SELECT COUNT(*) FROM lot_returns").Scan(&matched)
-	})
-	return len(msgs), matched, err
 }

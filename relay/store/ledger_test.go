@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"errors"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,12 +16,12 @@ const emitter = "12345678901234"
 func sendLot(t *testing.T, s *store.Store, at time.Time, seq int) (int64, sesam.Lot) {
 	lot := sesam.Lot{From: "jean.dupont@laposte.net", Fund: "01422@422.01.rss.fr", Emitter: emitter, Invoices: seq, At: at, Seq: seq}
 	body := lot.Mail()
-	id, err := s.Enqueue(ctx, store.Envelope{Account: "dupont", From: lot.From, To: []string{lot.Fund}, MessageID: sesam.ReadHeaders(body).MessageID}, body)
+	id, err := enqueue(s, store.Envelope{Account: "dupont", From: lot.From, To: []string{lot.Fund}, MessageID: sesam.ReadHeaders(body).MessageID}, body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.MarkSending(ctx, id)
-	<-s.MarkSent(id, "250 ok")
+	s.MarkSentAsync(id, "250 ok").Wait(ctx)
 	return id, lot
 }
 
@@ -50,7 +51,7 @@ var uid uint32
 func fetchOne(t *testing.T, s *store.Store, body []byte) {
 	t.Helper()
 	uid++
-	if a := <-s.AddMail("dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: uid}, body); a.Err != nil {
+	if a := added(s.AddMail(ctx, "dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: uid}, body, nil)); a.Err != nil {
 		t.Fatal(a.Err)
 	}
 }
@@ -154,8 +155,8 @@ func TestUndeliveredLotsAreNotMatched(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	lot := sesam.Lot{From: "a@b", Fund: "01422@422.01.rss.fr", Emitter: "1", Invoices: 1, At: time.Now(), Seq: 1}
-	id, _ := s.Enqueue(ctx, store.Envelope{Account: "dupont", To: []string{lot.Fund}}, lot.Mail())
-	<-s.AddMail("dupont", store.Origin{Kind: store.Imported}, positiveARL(""))
+	id, _ := enqueue(s, store.Envelope{Account: "dupont", To: []string{lot.Fund}}, lot.Mail())
+	added(s.AddMail(ctx, "dupont", store.Origin{Kind: store.Imported}, positiveARL(""), nil))
 	if l, st := lotByID(t, s, id); st.State != sesam.LotQueued || len(l.Returns) != 0 {
 		t.Fatalf("an ARL was matched to a lot that never left: %+v %+v", l, st)
 	}
@@ -188,7 +189,7 @@ func TestAnUpgradeRebuildsTheLedgerUnderTheNewRules(t *testing.T) {
 	if rebuilt, _, _, err := s.RebuildIfRulesChanged(ctx); err != nil || !rebuilt {
 		t.Fatalf("a store with no rules recorded was not rebuilt: %v", err)
 	}
-	if err := s.AsIfOlderRules(); err != nil {
+	if err := store.AsIfOlderRules(s); err != nil {
 		t.Fatal(err)
 	}
 	if _, st := lotByID(t, s, id); st.State != sesam.LotAcknowledged {
@@ -204,8 +205,89 @@ func TestAnUpgradeRebuildsTheLedgerUnderTheNewRules(t *testing.T) {
 	if rebuilt, _, _, _ := s.RebuildIfRulesChanged(ctx); rebuilt {
 		t.Fatal("rebuilt again with the same rules")
 	}
-	s.SetRules([]sesam.Rule{{Field: "subject", Pattern: regexp.MustCompile("^ARL$"), Class: sesam.ARLNegative}})
+	s.Configure(store.Settings{Rules: []sesam.Rule{{Field: "subject", Pattern: regexp.MustCompile("^ARL$"), Class: sesam.ARLNegative}}})
 	if rebuilt, _, _, _ := s.RebuildIfRulesChanged(ctx); !rebuilt {
 		t.Fatal("a new [[sesam.rule]] did not rebuild")
+	}
+}
+
+// A rebuild goes in small writes, the live ledger stays whole between
+// them, mail stored meanwhile is in the result, and a rebuild stopped
+// half-way (killed) leaves the older rules' mark, so the next start does
+// it again, whole.
+func TestAnInterruptedRebuildLeavesTheLedgerWholeAndIsRedoneAtTheNextStart(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	now := time.Now()
+	var ids []int64
+	var stamps []string
+	for i := 1; i <= 4; i++ {
+		id, lot := sendLot(t, s, now.Add(time.Duration(i)*time.Minute), i)
+		ids, stamps = append(ids, id), append(stamps, stampOf(lot))
+		fetchOne(t, s, sesam.ARLMail{Subject: "ARL", Stamp: stampOf(lot), Outcome: "ARL : LOT " + stampOf(lot) + " NON-CONFORME"}.Mail())
+	}
+	if _, _, _, err := s.RebuildIfRulesChanged(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.AsIfOlderRules(s); err != nil { // every ARL read as positive
+		t.Fatal(err)
+	}
+	killed := errors.New("killed")
+	commits := store.Commits(s)
+	store.SetRebuild(s, 2, func(step int) error {
+		if step == 1 {
+			// Between two writes: the live ledger is the old one, whole.
+			for _, id := range ids {
+				if _, st := lotByID(t, s, id); st.State != sesam.LotAcknowledged {
+					t.Errorf("lot %d during the rebuild: %s", id, st.State)
+				}
+			}
+		}
+		if step == 3 {
+			return killed
+		}
+		return nil
+	})
+	if _, _, err := s.RebuildLedger(ctx); !errors.Is(err, killed) {
+		t.Fatalf("the stopped rebuild: %v", err)
+	}
+	if c := store.Commits(s) - commits; c < 3 {
+		t.Fatalf("the rebuild wrote in %d commits, not in batches", c)
+	}
+	for _, id := range ids {
+		if _, st := lotByID(t, s, id); st.State != sesam.LotAcknowledged {
+			t.Fatalf("lot %d after a stopped rebuild: %s, want the old ledger whole", id, st.State)
+		}
+	}
+	s.Close()
+
+	s = open(t, dir) // the restart
+	defer s.Close()
+	var late int64
+	store.SetRebuild(s, 2, func(step int) error {
+		if step == 4 { // after the last batch read: a lot and its ARL stored meanwhile
+			var lot sesam.Lot
+			late, lot = sendLot(t, s, now.Add(time.Hour), 9)
+			fetchOne(t, s, positiveARL(stampOf(lot)))
+		}
+		return nil
+	})
+	rebuilt, lots, matched, err := s.RebuildIfRulesChanged(ctx)
+	if err != nil || !rebuilt {
+		t.Fatalf("the restart did not rebuild the ledger a stopped rebuild left: %v", err)
+	}
+	if lots != 5 || matched != 5 {
+		t.Fatalf("rebuilt %d lots, %d matched; want 5 and 5", lots, matched)
+	}
+	for _, id := range ids {
+		if _, st := lotByID(t, s, id); st.State != sesam.LotRejected {
+			t.Fatalf("lot %d after the rebuild: %s", id, st.State)
+		}
+	}
+	if _, st := lotByID(t, s, late); st.State != sesam.LotAcknowledged {
+		t.Fatalf("the lot stored during the rebuild: %s", st.State)
+	}
+	if rebuilt, _, _, _ := s.RebuildIfRulesChanged(ctx); rebuilt {
+		t.Fatal("rebuilt again with the same rules")
 	}
 }

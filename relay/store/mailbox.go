@@ -67,7 +67,6 @@ type Origin struct {
 type Added struct {
 	ID        int64
 	Duplicate bool // the account already holds the same bytes
-	Err       error
 }
 
 func hashOf(b []byte) string {
@@ -75,30 +74,42 @@ func hashOf(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
-// wireSize is the size POP3 announces (pop3wire: what pop3d sends).
-func wireSize(b []byte) int64 { return pop3wire.Size(b) }
-
 // uidl is a message's POP3 unique id: it never changes, and stays far
 // below RFC 1939's 70 characters.
 func uidl(id int64, hash string) string { return fmt.Sprintf("%d.%s", id, hash[:16]) }
 
-// addMail writes a message. in is its classification, made beforehand and
-// outside the transaction; nil for mail the relay writes itself.
-func addMail(tx *sql.Tx, account string, o Origin, body []byte, now time.Time, in *sesam.Inbound) (int64, bool, error) {
-	hash := hashOf(body)
+// mailRow is what the mailbox keeps of a message besides its bytes. It is
+// read by readMail, in the caller's goroutine, before the write: nothing
+// parses mail inside the committer's transaction.
+type mailRow struct {
+	body []byte
+	hash string
+	head sesam.Headers
+	wire int64 // the size POP3 announces (pop3wire: what pop3d sends)
+}
+
+func readMail(body []byte) mailRow {
+	return mailRow{body: body, hash: hashOf(body), head: sesam.ReadHeaders(body), wire: pop3wire.Size(body)}
+}
+
+// addMail writes a message read by readMail. in is its classification,
+// made beforehand and outside the transaction; nil for mail the relay
+// writes itself. It only reads a few indexed rows (the duplicate, the own
+// notice, the lot candidates) and writes.
+func addMail(tx *sql.Tx, account string, o Origin, m mailRow, now time.Time, in *sesam.Inbound) (int64, bool, error) {
 	var id int64
-	err := tx.QueryRow("SELECT id FROM mailbox WHERE account = ? AND hash = ?", account, hash).Scan(&id)
+	err := tx.QueryRow("SELECT id FROM mailbox WHERE account = ? AND hash = ?", account, m.hash).Scan(&id)
 	if err == nil {
 		return id, true, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return 0, false, err
 	}
-	bid, err := putBody(tx, body)
+	bid, err := putBody(tx, m.body)
 	if err != nil {
 		return 0, false, err
 	}
-	h := sesam.ReadHeaders(body)
+	h := m.head
 	class, why := o.Kind, "written by the relay"
 	var hide []string
 	if in != nil {
@@ -112,7 +123,7 @@ func addMail(tx *sql.Tx, account string, o Origin, body []byte, now time.Time, i
 	}
 	res, err := tx.Exec(`INSERT INTO mailbox(account, origin, received_at, subject, from_addr, message_id, size, wire_size, hash, body_id, ref_msg, folder, uidvalidity, uid, class, class_why)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		account, o.Kind, ms(now), h.Subject, h.From, h.MessageID, len(body), wireSize(body), hash, bid, o.RefMsg, o.Folder, o.UIDValidity, o.UID, class, why)
+		account, o.Kind, ms(now), h.Subject, h.From, h.MessageID, len(m.body), m.wire, m.hash, bid, o.RefMsg, o.Folder, o.UIDValidity, o.UID, class, why)
 	if err != nil {
 		return 0, false, err
 	}
@@ -120,7 +131,7 @@ func addMail(tx *sql.Tx, account string, o Origin, body []byte, now time.Time, i
 		return 0, false, err
 	}
 	if in != nil {
-		matchReturn(tx, account, id, *in)
+		matchReturn(tx, liveLedger, account, id, *in)
 	}
 	if err := hideFrom(tx, id, hide, now); err != nil {
 		return 0, false, err
@@ -136,31 +147,48 @@ func (s *Store) Classify(body []byte) sesam.Inbound {
 	return sesam.Classify(body, s.currentRules())
 }
 
-// AddMail classifies a fetched or imported message (in the caller's
-// goroutine, see Classify), then stores it with AddClassified.
-func (s *Store) AddMail(account string, o Origin, body []byte) <-chan Added {
-	var in *sesam.Inbound
-	if o.Kind == Fetched || o.Kind == Imported {
+// AddMail stores a message in an account's local mailbox, once, and
+// returns when it is durable: the same bytes already there make it a
+// duplicate, not a second copy. in is its classification, made by the
+// caller (Classify) when it reads the mail under its own guard, as the
+// poller does; nil lets AddMail classify fetched and imported mail itself,
+// in the caller's goroutine before the write, and leaves the mail the
+// relay writes unclassified. For fetched mail, the folder's sync position
+// moves to its UID in the same transaction, so a crash can neither lose a
+// message nor fetch it twice.
+func (s *Store) AddMail(ctx context.Context, account string, o Origin, body []byte, in *sesam.Inbound) (Added, error) {
+	var a Added
+	fn, after := s.addMailWrite(account, o, body, in, &a)
+	err := s.writeWaitThen(ctx, fn, after)
+	if err != nil {
+		return Added{}, err
+	}
+	return a, nil
+}
+
+// AddMailAsync is AddMail without waiting, for the poller, which sends a
+// batch of messages into one group commit and then waits on each. out
+// holds the outcome once the Pending ends without error.
+func (s *Store) AddMailAsync(account string, o Origin, body []byte, in *sesam.Inbound, out *Added) *Pending {
+	if out == nil {
+		out = new(Added)
+	}
+	return s.writeAsyncThen(s.addMailWrite(account, o, body, in, out))
+}
+
+// addMailWrite reads and classifies a message (here, in the caller's
+// goroutine) and returns the write that stores it into out.
+func (s *Store) addMailWrite(account string, o Origin, body []byte, in *sesam.Inbound, out *Added) (func(*sql.Tx) error, func(error)) {
+	inbound := o.Kind == Fetched || o.Kind == Imported
+	if in == nil && inbound {
 		v := s.Classify(body)
 		in = &v
 	}
-	return s.AddClassified(account, o, body, in)
-}
-
-// AddClassified stores a message in an account's local mailbox, once: the
-// same bytes already there make it a duplicate, not a second copy. in is
-// its classification (nil for mail the relay writes); the transaction only
-// writes it and matches it to a lot. For fetched mail, the folder's sync
-// position moves to its UID in the same transaction, so a crash can neither
-// lose a message nor fetch it twice. It does not wait: the poller sends a
-// batch, then waits on every result.
-func (s *Store) AddClassified(account string, o Origin, body []byte, in *sesam.Inbound) <-chan Added {
+	m := readMail(body)
 	now := s.now()
-	out := make(chan Added, 1)
-	var res Added // set inside the transaction, sent only once it is durable
-	done := s.write(func(tx *sql.Tx) error {
+	fn := func(tx *sql.Tx) error {
 		var err error
-		res.ID, res.Duplicate, err = addMail(tx, account, o, body, now, in)
+		out.ID, out.Duplicate, err = addMail(tx, account, o, m, now, in)
 		if err != nil {
 			return err
 		}
@@ -170,17 +198,13 @@ func (s *Store) AddClassified(account string, o Origin, body []byte, in *sesam.I
 				WHERE uidvalidity = excluded.uidvalidity`, account, o.Folder, o.UIDValidity, o.UID)
 		}
 		return err
-	})
-	go func() {
-		if err := <-done; err != nil {
-			res = Added{Err: err}
-		} else if !res.Duplicate && (o.Kind == Fetched || o.Kind == Imported) {
-			s.notify(ledgerKey)
+	}
+	after := func(err error) {
+		if err == nil && !out.Duplicate && inbound {
+			s.ledgerChanged()
 		}
-		out <- res
-		close(out)
-	}()
-	return out
+	}
+	return fn, after
 }
 
 // SyncState returns a folder's recorded UIDVALIDITY and last fetched UID (0, 0: never synced).
@@ -305,13 +329,13 @@ func (s *Store) View(login, account string) ([]ViewEntry, error) {
 }
 
 // MarkRetrieved records that a login downloaded messages (for `mail`), in
-// one write. It does not wait: it is information, not a promise.
-func (s *Store) MarkRetrieved(login string, ids []int64) {
+// one write.
+func (s *Store) MarkRetrieved(ctx context.Context, login string, ids []int64) error {
 	if len(ids) == 0 {
-		return
+		return nil
 	}
 	now := s.now()
-	s.write(func(tx *sql.Tx) error {
+	return s.writeWait(ctx, func(tx *sql.Tx) error {
 		for _, id := range ids {
 			if _, err := tx.Exec(`INSERT INTO views(login, mailbox_id, retrieved_at) VALUES (?, ?, ?)
 				ON CONFLICT(login, mailbox_id) DO UPDATE SET retrieved_at = excluded.retrieved_at`, login, id, ms(now)); err != nil {
@@ -439,11 +463,7 @@ func (s *Store) MailboxCount(account string) (int, error) {
 	return n, err
 }
 
-// SetRules sets the classification rules tried before sesam's defaults
-// (the config's [[sesam.rule]]). Call it before mail arrives.
-func (s *Store) SetRules(rules []sesam.Rule) { s.rules.Store(&rules) }
-
-// currentRules returns the rules set last (none before SetRules).
+// currentRules returns the rules set last (none before Configure).
 func (s *Store) currentRules() []sesam.Rule {
 	if r := s.rules.Load(); r != nil {
 		return *r

@@ -16,9 +16,9 @@ func fetched(folder string, uv, uid uint32) store.Origin {
 func TestSameMailIsKeptOnceAndSyncMovesWithIt(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
-	a := <-s.AddMail("dupont", fetched("INBOX", 7, 1), []byte("Subject: ARL\r\n\r\nok\r\n"))
-	b := <-s.AddMail("dupont", fetched("INBOX", 7, 2), []byte("Subject: ARL\r\n\r\nok\r\n"))
-	c := <-s.AddMail("martin", fetched("INBOX", 7, 1), []byte("Subject: ARL\r\n\r\nok\r\n"))
+	a := added(s.AddMail(ctx, "dupont", fetched("INBOX", 7, 1), []byte("Subject: ARL\r\n\r\nok\r\n"), nil))
+	b := added(s.AddMail(ctx, "dupont", fetched("INBOX", 7, 2), []byte("Subject: ARL\r\n\r\nok\r\n"), nil))
+	c := added(s.AddMail(ctx, "martin", fetched("INBOX", 7, 1), []byte("Subject: ARL\r\n\r\nok\r\n"), nil))
 	if a.Err != nil || a.Duplicate || !b.Duplicate || b.ID != a.ID || c.Duplicate {
 		t.Fatalf("%+v %+v %+v", a, b, c)
 	}
@@ -27,7 +27,7 @@ func TestSameMailIsKeptOnceAndSyncMovesWithIt(t *testing.T) {
 	}
 	// A message from an older UIDVALIDITY never moves the new one's position.
 	s.ResetSync(ctx, "dupont", "INBOX", 8)
-	<-s.AddMail("dupont", fetched("INBOX", 7, 99), []byte("late"))
+	added(s.AddMail(ctx, "dupont", fetched("INBOX", 7, 99), []byte("late"), nil))
 	if uv, last, _ := s.SyncState("dupont", "INBOX"); uv != 8 || last != 0 {
 		t.Fatalf("sync after reset %d %d", uv, last)
 	}
@@ -42,7 +42,7 @@ func TestEachLoginHasItsOwnView(t *testing.T) {
 	defer s.Close()
 	var ids []int64
 	for i := 0; i < 3; i++ {
-		r := <-s.AddMail("dupont", store.Origin{Kind: store.Imported}, []byte(fmt.Sprintf("Subject: %d\n\nbare LF body", i)))
+		r := added(s.AddMail(ctx, "dupont", store.Origin{Kind: store.Imported}, []byte(fmt.Sprintf("Subject: %d\n\nbare LF body", i)), nil))
 		ids = append(ids, r.ID)
 	}
 	v, _ := s.View("dupont", "dupont")
@@ -50,7 +50,7 @@ func TestEachLoginHasItsOwnView(t *testing.T) {
 		t.Fatalf("view %+v", v)
 	}
 	uidl := v[1].UIDL
-	s.MarkRetrieved("dupont", []int64{ids[1]})
+	s.MarkRetrieved(ctx, "dupont", []int64{ids[1]})
 	if err := s.DeleteFromView(ctx, "dupont", []int64{ids[1]}); err != nil {
 		t.Fatal(err)
 	}
@@ -81,11 +81,11 @@ func TestEachLoginHasItsOwnView(t *testing.T) {
 func TestPurgeRemovesOldMailButNeverWaitingLots(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
-	<-s.AddMail("dupont", store.Origin{Kind: store.Imported}, []byte("old"))
-	sent, _ := s.Enqueue(ctx, env("dupont"), []byte("sent lot"))
+	added(s.AddMail(ctx, "dupont", store.Origin{Kind: store.Imported}, []byte("old"), nil))
+	sent, _ := enqueue(s, env("dupont"), []byte("sent lot"))
 	s.MarkSending(ctx, sent)
-	<-s.MarkSent(sent, "250")
-	waiting, _ := s.Enqueue(ctx, env("dupont"), []byte("waiting lot"))
+	s.MarkSentAsync(sent, "250").Wait(ctx)
+	waiting, _ := enqueue(s, env("dupont"), []byte("waiting lot"))
 	n, err := s.Purge(ctx, time.Now().Add(time.Hour))
 	if err != nil || n != 2 {
 		t.Fatalf("purged %d %v", n, err)
@@ -108,9 +108,9 @@ func TestUpstreamExpiredListsOnlyOldCurrentUIDs(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	for uid := uint32(1); uid <= 3; uid++ {
-		<-s.AddMail("dupont", fetched("INBOX", 5, uid), []byte(fmt.Sprint(uid)))
+		added(s.AddMail(ctx, "dupont", fetched("INBOX", 5, uid), []byte(fmt.Sprint(uid)), nil))
 	}
-	<-s.AddMail("dupont", fetched("INBOX", 4, 9), []byte("older uidvalidity"))
+	added(s.AddMail(ctx, "dupont", fetched("INBOX", 4, 9), []byte("older uidvalidity"), nil))
 	uids, _ := s.UpstreamExpired("dupont", "INBOX", 5, time.Now().Add(time.Minute))
 	if fmt.Sprint(uids) != "[1 2 3]" {
 		t.Fatalf("%v", uids)

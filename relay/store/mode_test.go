@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -17,7 +16,7 @@ func TestStoreFilesAreNeverWorldReadable(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "sesam-relay.db-shm"), nil, 0o644) // left by an older version
 	s := open(t, dir)
-	if _, err := s.Enqueue(context.Background(), env("dupont"), []byte("Subject: x\r\n\r\ncare sheets\r\n")); err != nil {
+	if _, err := enqueue(s, env("dupont"), []byte("Subject: x\r\n\r\ncare sheets\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"sesam-relay.db", "sesam-relay.db-wal", "sesam-relay.db-shm"} {

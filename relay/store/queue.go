@@ -109,16 +109,9 @@ func event(tx *sql.Tx, id int64, at time.Time, format string, a ...any) error {
 	return err
 }
 
-// Enqueue stores a submitted message and returns once it is durable: only
-// then may the submission be answered 250. It is Submit for callers that
-// need only the id.
-func (s *Store) Enqueue(ctx context.Context, env Envelope, body []byte) (int64, error) {
-	a, err := s.Submit(ctx, env, body)
-	return a.ID, err
-}
-
 // Submit stores a submitted message, or recognises a resubmission (see
-// resubmitted), and returns once the outcome is durable. A second sending
+// resubmitted), and returns once the outcome is durable: only then may the
+// submission be answered 250. A second sending
 // of a lot already on its way or gone is stored held (see sentBefore).
 func (s *Store) Submit(ctx context.Context, env Envelope, body []byte) (Accepted, error) {
 	rcpts, _ := json.Marshal(env.To)
@@ -178,7 +171,7 @@ func (s *Store) Submit(ctx context.Context, env Envelope, body []byte) (Accepted
 				return err
 			}
 		}
-		recordLot(tx, a.ID, env.Account, *o)
+		recordLot(tx, liveLedger, a.ID, env.Account, *o)
 		if isDup {
 			if err := event(tx, dup.id, now, "its lot %s was sent again by the client as mail %d (Message-ID %s): that one is held as a probable DOUBLON", o.Subject.Stamp, a.ID, env.MessageID); err != nil {
 				return err
@@ -362,13 +355,22 @@ func (s *Store) MarkSending(ctx context.Context, id int64) error {
 	})
 }
 
-// MarkSent records the provider's 250. It does not wait: the next
+// MarkSentAsync records the provider's 250 without waiting: the next
 // MarkSending (which waits) makes it durable in the same commit. If the
-// process dies first, the message comes back as uncertain and is held, never resent.
-func (s *Store) MarkSent(id int64, reply string) <-chan error {
+// process dies first, the message comes back as uncertain and is held,
+// never resent; if the write fails, the Pending says so and the deliverer
+// writes it again. Once it commits, the write path is known to work: the
+// next local fault starts a fresh, short pause (see faultPause).
+func (s *Store) MarkSentAsync(id int64, reply string) *Pending {
 	now := s.now()
-	return s.write(func(tx *sql.Tx) error {
+	return s.writeAsyncThen(func(tx *sql.Tx) error {
 		return transition(tx, id, now, []State{Sending}, Sent, ", done_at = ?, reply = ?, last_error = ''", []any{ms(now), reply}, "delivered upstream: "+reply)
+	}, func(err error) {
+		if err == nil {
+			s.fault.mu.Lock()
+			s.fault.fails = 0
+			s.fault.mu.Unlock()
+		}
 	})
 }
 
@@ -406,7 +408,7 @@ func (s *Store) MarkUncertain(ctx context.Context, id int64, why string) error {
 // Bounce marks a message refused for good and stores the DSN for the
 // sender's account, in one transaction: the bounce is never lost nor doubled.
 func (s *Store) Bounce(ctx context.Context, id int64, why string, dsn []byte) error {
-	now := s.now()
+	now, m := s.now(), readMail(dsn)
 	return s.writeWait(ctx, func(tx *sql.Tx) error {
 		var account string
 		if err := tx.QueryRow("SELECT account FROM messages WHERE id = ?", id).Scan(&account); err != nil {
@@ -415,14 +417,14 @@ func (s *Store) Bounce(ctx context.Context, id int64, why string, dsn []byte) er
 		if err := transition(tx, id, now, []State{Queued, Deferred, Sending}, Bounced, ", done_at = ?, last_error = ?", []any{ms(now), why}, "bounced: "+why); err != nil {
 			return err
 		}
-		_, _, err := addMail(tx, account, Origin{Kind: Bounce, RefMsg: id}, dsn, now, nil)
+		_, _, err := addMail(tx, account, Origin{Kind: Bounce, RefMsg: id}, m, now, nil)
 		return err
 	})
 }
 
 // AddDelayNotice stores a "still trying" notice for the sender, once per message.
 func (s *Store) AddDelayNotice(ctx context.Context, id int64, notice []byte) error {
-	now := s.now()
+	now, m := s.now(), readMail(notice)
 	return s.writeWait(ctx, func(tx *sql.Tx) error {
 		var account string
 		if err := tx.QueryRow("SELECT account FROM messages WHERE id = ? AND notice_sent = 0", id).Scan(&account); err != nil {
@@ -434,7 +436,7 @@ func (s *Store) AddDelayNotice(ctx context.Context, id int64, notice []byte) err
 		if err := event(tx, id, now, "delay notice sent to the sender's mailbox"); err != nil {
 			return err
 		}
-		_, _, err := addMail(tx, account, Origin{Kind: Notice, RefMsg: id}, notice, now, nil)
+		_, _, err := addMail(tx, account, Origin{Kind: Notice, RefMsg: id}, m, now, nil)
 		return err
 	})
 }

@@ -27,10 +27,6 @@ type Accepted struct {
 // daemon sets the configured one.
 const defaultResubmitWindow = 72 * time.Hour
 
-// SetResubmitWindow sets how far back a resubmission is recognised: the
-// delivery lifetime, after which a mail can no longer be on its way.
-func (s *Store) SetResubmitWindow(d time.Duration) { s.window.Store(int64(d)) }
-
 func (s *Store) resubmitWindow() time.Duration {
 	if d := time.Duration(s.window.Load()); d > 0 {
 		return d

@@ -81,8 +81,8 @@ func TestNoResubmissionCheckWithoutMessageIDAcrossAccountsOrAfterTheLifetime(t *
 	if a, _ := s.Submit(ctx, submission("martin", "<x@y>", withID), withID); a.Resubmission {
 		t.Fatal("another account's mail was taken for a resubmission")
 	}
-	s.SetResubmitWindow(time.Hour)
-	s.SetNow(func() time.Time { return time.Now().Add(2 * time.Hour) })
+	s.Configure(store.Settings{ResubmitWindow: time.Hour})
+	store.SetNow(s, func() time.Time { return time.Now().Add(2 * time.Hour) })
 	if a, _ := s.Submit(ctx, submission("dupont", "<x@y>", withID), withID); a.Resubmission {
 		t.Fatal("a mail older than the lifetime was taken for a resubmission")
 	}

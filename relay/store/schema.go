@@ -196,8 +196,35 @@ CREATE TABLE IF NOT EXISTS ledger_rules (
 );
 `
 
+// version7 gives the ledger's rebuild tables of its own (see
+// RebuildLedger): it goes in batches, and the live ledger stays whole
+// until the last one puts these in its place.
+const version7 = `
+CREATE TABLE IF NOT EXISTS rebuild_lots (
+	msg_id    INTEGER PRIMARY KEY,
+	account   TEXT NOT NULL,
+	fund      TEXT NOT NULL DEFAULT '',
+	emitter   TEXT NOT NULL DEFAULT '',
+	stamp     TEXT NOT NULL DEFAULT '',
+	lot_at    INTEGER NOT NULL DEFAULT 0,
+	invoices  INTEGER NOT NULL DEFAULT 0,
+	test      INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS rebuild_lots_stamp ON rebuild_lots(account, stamp);
+CREATE TABLE IF NOT EXISTS rebuild_returns (
+	lot_id     INTEGER NOT NULL,
+	mailbox_id INTEGER NOT NULL,
+	class      TEXT NOT NULL,
+	certain    INTEGER NOT NULL,
+	how        TEXT NOT NULL,
+	detail     TEXT NOT NULL DEFAULT '',
+	facts      TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (lot_id, mailbox_id)
+);
+`
+
 // current is the schema version this sesam-relay writes.
-const current = 6
+const current = 7
 
 // migrate brings the store to the current version, one step per version,
 // each in its own transaction: a store from an older sesam-relay opens.
@@ -209,7 +236,7 @@ func migrate(db *sql.DB) error {
 	if v > current {
 		return fmt.Errorf("the queue has schema version %d, newer than this sesam-relay knows (%d): install the newer version again", v, current)
 	}
-	steps := []string{schema, version2, version3, version4, version5, version6}
+	steps := []string{schema, version2, version3, version4, version5, version6, version7}
 	for ; v < current; v++ {
 		if err := step(db, steps[v], v+1); err != nil {
 			return fmt.Errorf("upgrading the queue's schema to version %d: %w", v+1, err)

@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -43,18 +44,82 @@ type Store struct {
 	readOnly bool
 	now      func() time.Time
 	commits  atomic.Int64 // transactions committed, to prove group commit in tests
-	wake     wakers
+	wake     wakers       // see wake.go
 	kick     wakers
+	ledger   wakers
 	tmp      string                       // a copy read by OpenReadOnly, removed at Close
-	rules    atomic.Pointer[[]sesam.Rule] // classification rules from the config; a reload swaps them
+	rules    atomic.Pointer[[]sesam.Rule] // classification rules from the config (Configure); a reload swaps them
 	fault    faultState                   // a local write failure that pauses all delivery
-	minFree  atomic.Uint64                // min_free_space; see SetMinFreeSpace
-	window   atomic.Int64                 // how far back a resubmission is recognised (ns); see SetResubmitWindow
+	minFree  atomic.Uint64                // min_free_space; see Configure
+	window   atomic.Int64                 // how far back a resubmission is recognised (ns); see Configure
+
+	rebuilding   sync.Mutex           // one ledger rebuild at a time: they share the rebuild tables
+	rebuildBatch int                  // tests: mails per rebuild write (0: rebuildBatch)
+	rebuildHook  func(step int) error // tests: called after each rebuild write; an error stops the rebuild there
 }
 
+// A write request's life: queued until the committer takes it, or until
+// its waiter withdraws it because its ctx ended first. Whoever moves it out
+// of queued first (CompareAndSwap) decides: a taken request runs and its
+// waiter gets its real outcome; a withdrawn one never runs.
+const (
+	reqQueued int32 = iota
+	reqTaken
+	reqWithdrawn
+)
+
 type writeReq struct {
-	fn   func(*sql.Tx) error
-	done chan error
+	fn    func(*sql.Tx) error
+	after func(error) // run by the committer once the outcome is known, before done closes
+	state atomic.Int32
+	err   error         // the outcome, set before done closes
+	done  chan struct{} // closed once the outcome is known
+}
+
+// Pending is a write asked for without waiting. Only writes that are
+// advice (a "sent" record the next waited write makes durable, health,
+// a fetched message the poller waits for with its batch) take this form;
+// every other write waits. Its outcome obeys the same rule as writeWait:
+// nil means durable, an error means nothing was written.
+type Pending struct{ req *writeReq }
+
+// Wait returns the write's outcome. If ctx ends while the write still
+// waits in the queue, it is withdrawn (it will never commit) and Wait
+// returns ctx.Err(); once the committer has taken it, Wait returns its
+// real outcome, however long that takes. Writes sent one after the other
+// may then be withdrawn for some and committed for later ones: a pipeline
+// whose writes depend on their order waits with a ctx that does not end.
+func (p *Pending) Wait(ctx context.Context) error {
+	r := p.req
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(reqQueued, reqWithdrawn) {
+			return ctx.Err()
+		}
+		<-r.done
+		return r.err
+	}
+}
+
+// Done reports the write's outcome without waiting: ok is false while it
+// is still queued or being committed.
+func (p *Pending) Done() (err error, ok bool) {
+	select {
+	case <-p.req.done:
+		return p.req.err, true
+	default:
+		return nil, false
+	}
+}
+
+func (r *writeReq) finish(err error) {
+	r.err = err
+	if r.after != nil {
+		r.after(err)
+	}
+	close(r.done)
 }
 
 // ErrNotFound is returned for an id the store does not hold.
@@ -222,21 +287,38 @@ func (s *Store) Close() error {
 // Dir is the state folder, for messages to the technician.
 func (s *Store) Dir() string { return s.dir }
 
-// SetMinFreeSpace sets min_free_space: below it new mail is refused
-// (smtpd), and fetching keeps twice it free so that lots still find room.
-func (s *Store) SetMinFreeSpace(n uint64) { s.minFree.Store(n) }
+// Settings are what the store takes from the config; the daemon sets them
+// at start and at each reload, before mail arrives.
+type Settings struct {
+	// Rules are the classification rules tried before sesam's defaults
+	// (the config's [[sesam.rule]]).
+	Rules []sesam.Rule
+	// ResubmitWindow is how far back a resubmission is recognised: the
+	// delivery lifetime, after which a mail can no longer be on its way
+	// (0: defaultResubmitWindow).
+	ResubmitWindow time.Duration
+	// MinFreeSpace is min_free_space: below it new mail is refused
+	// (smtpd), and fetching keeps twice it free so that lots still find room.
+	MinFreeSpace uint64
+}
 
-// MinFreeSpace is the configured min_free_space.
-func (s *Store) MinFreeSpace() uint64 { return s.minFree.Load() }
+// Configure applies the config's settings.
+func (s *Store) Configure(c Settings) {
+	s.rules.Store(&c.Rules)
+	s.window.Store(int64(c.ResubmitWindow))
+	s.minFree.Store(c.MinFreeSpace)
+}
 
 // RoomToFetch reports whether n more bytes of fetched mail would still
-// leave twice min_free_space free, and how much is free now.
-func (s *Store) RoomToFetch(n int64) (free uint64, ok bool) {
+// leave twice min_free_space free, how much is free now, and the
+// min_free_space it keeps twice over.
+func (s *Store) RoomToFetch(n int64) (free, minFree uint64, ok bool) {
+	minFree = s.minFree.Load()
 	free, err := s.FreeSpace()
 	if err != nil {
-		return 0, true // cannot tell: the writes themselves will say
+		return 0, minFree, true // cannot tell: the writes themselves will say
 	}
-	return free, free >= uint64(max(n, 0))+2*s.minFree.Load()
+	return free, minFree, free >= uint64(max(n, 0))+2*minFree
 }
 
 // FreeSpace reports the bytes available to us on state_dir's file system.
@@ -248,34 +330,75 @@ func (s *Store) FreeSpace() (uint64, error) {
 	return st.Bavail * uint64(st.Bsize), nil
 }
 
-// write queues fn to run in the next group commit. The channel receives
-// fn's error, or the commit's, once the transaction is durable (or failed).
-// Callers that must not go on before the write is durable wait on it; the
-// committer keeps the order of requests, so a later waited-for write also
-// proves every earlier one durable.
-func (s *Store) write(fn func(*sql.Tx) error) <-chan error {
-	req := &writeReq{fn: fn, done: make(chan error, 1)}
-	if s.readOnly {
-		req.done <- errors.New("the store is open read-only")
-		return req.done
-	}
-	s.reqs <- req
-	return req.done
+var errReadOnly = errors.New("the store is open read-only")
+
+func newReq(fn func(*sql.Tx) error, after func(error)) *writeReq {
+	return &writeReq{fn: fn, after: after, done: make(chan struct{})}
 }
 
-// writeWait is write, waiting for the outcome. It never gives up early,
-// whatever ctx says: a write once asked goes on in the committer, so
-// returning before its outcome could tell a client "451, try again" about a
-// mail that then commits — a lot sent twice. ctx is kept for the callers'
-// symmetry and future tracing.
-func (s *Store) writeWait(_ context.Context, fn func(*sql.Tx) error) error {
-	return <-s.write(fn)
+// writeAsync queues fn for the next group commit and returns at once (it
+// blocks only while the queue is full): the form for advice, see Pending.
+// The committer keeps the order of requests, so a later waited-for write
+// also proves every earlier one durable.
+func (s *Store) writeAsync(fn func(*sql.Tx) error) *Pending { return s.writeAsyncThen(fn, nil) }
+
+// writeAsyncThen is writeAsync with after run by the committer once the
+// outcome is known (to wake a reader), whether or not anyone waits.
+func (s *Store) writeAsyncThen(fn func(*sql.Tx) error, after func(error)) *Pending {
+	r := newReq(fn, after)
+	if s.readOnly {
+		r.state.Store(reqTaken)
+		r.finish(errReadOnly)
+	} else {
+		s.reqs <- r
+	}
+	return &Pending{r}
+}
+
+// writeWait runs fn in the next group commit and returns its outcome (fn's
+// error, or the commit's) once the transaction is durable or failed.
+//
+// It honours ctx without ever lying about the outcome. While the request
+// waits for room in the queue, or in the queue for the committer, an ended
+// ctx withdraws it: the committer skips it, nothing is written, and
+// ctx.Err() is returned. Once the committer has taken it, the write goes
+// on whatever ctx says, and writeWait returns its real outcome: answering
+// a client "451 try again" about a mail that then commits would make it
+// send the lot twice.
+func (s *Store) writeWait(ctx context.Context, fn func(*sql.Tx) error) error {
+	return s.writeWaitThen(ctx, fn, nil)
+}
+
+// writeWaitThen is writeWait with after run once the outcome is known.
+func (s *Store) writeWaitThen(ctx context.Context, fn func(*sql.Tx) error, after func(error)) error {
+	if s.readOnly {
+		return errReadOnly
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := newReq(fn, after)
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		return ctx.Err() // never queued: nothing can commit
+	}
+	return (&Pending{r}).Wait(ctx)
 }
 
 func (s *Store) committer() {
 	defer close(s.done)
+	var batch []*writeReq
+	take := func(r *writeReq) {
+		// A request its waiter withdrew (ctx ended) is skipped: the
+		// waiter was told it is not written.
+		if r.state.CompareAndSwap(reqQueued, reqTaken) {
+			batch = append(batch, r)
+		}
+	}
 	for first := range s.reqs {
-		batch := []*writeReq{first}
+		batch = batch[:0]
+		take(first)
 	drain:
 		for len(batch) < maxBatch {
 			select {
@@ -283,12 +406,14 @@ func (s *Store) committer() {
 				if !ok {
 					break drain
 				}
-				batch = append(batch, r)
+				take(r)
 			default:
 				break drain
 			}
 		}
-		s.commit(batch)
+		if len(batch) > 0 {
+			s.commit(batch)
+		}
 	}
 }
 
@@ -299,7 +424,7 @@ func (s *Store) commit(batch []*writeReq) {
 	tx, err := s.w.Begin()
 	if err != nil {
 		for _, r := range batch {
-			r.done <- fmt.Errorf("starting a queue transaction: %w", err)
+			r.finish(fmt.Errorf("starting a queue transaction: %w", err))
 		}
 		return
 	}
@@ -323,7 +448,7 @@ func (s *Store) commit(batch []*writeReq) {
 		}
 	}
 	for i, r := range batch {
-		r.done <- errs[i]
+		r.finish(errs[i])
 	}
 }
 

@@ -32,7 +32,7 @@ func TestBodyComesBackByteForByte(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	body := []byte("Subject: x\r\n\r\nbinary \x00\xff\r\n.dot\r\nno final newline")
-	id, err := s.Enqueue(ctx, env("dupont"), body)
+	id, err := enqueue(s, env("dupont"), body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestBodyComesBackByteForByte(t *testing.T) {
 func TestTransitionsFollowTheLifecycle(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
-	id, _ := s.Enqueue(ctx, env("dupont"), []byte("x"))
+	id, _ := enqueue(s, env("dupont"), []byte("x"))
 	if err := s.Release(ctx, id, "tech"); !errors.Is(err, store.ErrWrongState) {
 		t.Fatalf("releasing a queued message: %v", err)
 	}
@@ -59,7 +59,7 @@ func TestTransitionsFollowTheLifecycle(t *testing.T) {
 	if err := s.Drop(ctx, id, "tech"); !errors.Is(err, store.ErrWrongState) {
 		t.Fatalf("dropping a message being sent must fail: %v", err)
 	}
-	if err := <-s.MarkSent(id, "250 ok"); err != nil {
+	if err := s.MarkSentAsync(id, "250 ok").Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.MarkSending(ctx, id); !errors.Is(err, store.ErrWrongState) {
@@ -77,7 +77,7 @@ func TestTransitionsFollowTheLifecycle(t *testing.T) {
 func TestDeferredMessageBecomesDueAtItsTime(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
-	id, _ := s.Enqueue(ctx, env("dupont"), []byte("x"))
+	id, _ := enqueue(s, env("dupont"), []byte("x"))
 	next := time.Now().Add(time.Hour)
 	if err := s.MarkDeferred(ctx, id, "451 try later", next); err != nil {
 		t.Fatal(err)
@@ -96,7 +96,7 @@ func TestDeferredMessageBecomesDueAtItsTime(t *testing.T) {
 func TestSendingAtCrashIsHeldNotResent(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
-	id, _ := s.Enqueue(ctx, env("dupont"), []byte("x"))
+	id, _ := enqueue(s, env("dupont"), []byte("x"))
 	s.MarkSending(ctx, id)
 	s.Close() // as good as a crash: no MarkSent
 	s = open(t, dir)
@@ -123,7 +123,7 @@ func TestSendingAtCrashIsHeldNotResent(t *testing.T) {
 func TestBounceStoresOneDSNInTheSendersMailbox(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
-	id, _ := s.Enqueue(ctx, env("dupont"), []byte("x"))
+	id, _ := enqueue(s, env("dupont"), []byte("x"))
 	if err := s.Bounce(ctx, id, "550 no such user", []byte("Subject: Non remis\r\n\r\ndsn")); err != nil {
 		t.Fatal(err)
 	}
@@ -147,19 +147,19 @@ func TestBounceStoresOneDSNInTheSendersMailbox(t *testing.T) {
 func TestConcurrentSubmissionsShareCommits(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
-	before := s.Commits()
+	before := store.Commits(s)
 	var wg sync.WaitGroup
 	for i := 0; i < 200; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			if _, err := s.Enqueue(ctx, env("dupont"), []byte(fmt.Sprint(i))); err != nil {
+			if _, err := enqueue(s, env("dupont"), []byte(fmt.Sprint(i))); err != nil {
 				t.Error(err)
 			}
 		}(i)
 	}
 	wg.Wait()
-	n := s.Commits() - before
+	n := store.Commits(s) - before
 	if n >= 200 {
 		t.Fatalf("200 concurrent submissions took %d commits: no group commit", n)
 	}
@@ -172,7 +172,7 @@ func TestConcurrentSubmissionsShareCommits(t *testing.T) {
 func TestOneFailingWriteDoesNotSpoilItsBatch(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
-	ok, _ := s.Enqueue(ctx, env("dupont"), []byte("x"))
+	ok, _ := enqueue(s, env("dupont"), []byte("x"))
 	var wg sync.WaitGroup
 	errs := make([]error, 50)
 	for i := range errs {
@@ -182,7 +182,7 @@ func TestOneFailingWriteDoesNotSpoilItsBatch(t *testing.T) {
 			if i%2 == 0 {
 				errs[i] = s.Release(ctx, ok, "tech") // always wrong state
 			} else {
-				_, errs[i] = s.Enqueue(ctx, env("dupont"), []byte("y"))
+				_, errs[i] = enqueue(s, env("dupont"), []byte("y"))
 			}
 		}(i)
 	}
@@ -201,7 +201,7 @@ func TestReadOnlyOpenSeesTheDaemonsQueue(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	defer s.Close()
-	s.Enqueue(ctx, env("dupont"), []byte("x"))
+	enqueue(s, env("dupont"), []byte("x"))
 	ro, err := store.OpenReadOnly(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +210,7 @@ func TestReadOnlyOpenSeesTheDaemonsQueue(t *testing.T) {
 	if got, err := ro.List(store.Filter{}); err != nil || len(got) != 1 {
 		t.Fatalf("%v %v", got, err)
 	}
-	if _, err := ro.Enqueue(ctx, env("dupont"), []byte("x")); err == nil {
+	if _, err := enqueue(ro, env("dupont"), []byte("x")); err == nil {
 		t.Fatal("wrote through a read-only store")
 	}
 	if _, err := store.OpenReadOnly(t.TempDir()); err == nil {
@@ -232,7 +232,7 @@ func TestFullDiskRefusesWithoutLosingEarlierMail(t *testing.T) {
 	var ids []int64
 	var full error
 	for i := 0; i < 200 && full == nil; i++ {
-		id, err := s.Enqueue(ctx, env("dupont"), body)
+		id, err := enqueue(s, env("dupont"), body)
 		if err != nil {
 			full = err
 			break
@@ -252,3 +252,17 @@ func TestFullDiskRefusesWithoutLosingEarlierMail(t *testing.T) {
 		t.Fatalf("free space %d %v", free, err)
 	}
 }
+
+// enqueue submits a mail and returns its id.
+func enqueue(s *store.Store, e store.Envelope, body []byte) (int64, error) {
+	a, err := s.Submit(context.Background(), e, body)
+	return a.ID, err
+}
+
+// addResult is AddMail's outcome and error together, for one-line checks.
+type addResult struct {
+	store.Added
+	Err error
+}
+
+func added(a store.Added, err error) addResult { return addResult{a, err} }

@@ -37,7 +37,7 @@ func setup(t *testing.T) (*store.Store, *config.Config) {
 
 func enqueueLot(t *testing.T, st *store.Store, seq int) (int64, sesam.Lot) {
 	lot := sesam.Lot{From: "a@laposte.net", Fund: "01422@422.01.rss.fr", Emitter: "12345678901234", Invoices: 12, At: time.Now(), Seq: seq}
-	id, err := st.Enqueue(ctx, store.Envelope{Account: "dupont", To: []string{lot.Fund}}, lot.Mail())
+	id, err := enqueue(st, store.Envelope{Account: "dupont", To: []string{lot.Fund}}, lot.Mail())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func enqueueLot(t *testing.T, st *store.Store, seq int) (int64, sesam.Lot) {
 func sent(t *testing.T, st *store.Store, seq int) (int64, string) {
 	id, lot := enqueueLot(t, st, seq)
 	st.MarkSending(ctx, id)
-	<-st.MarkSent(id, "250")
+	st.MarkSentAsync(id, "250").Wait(ctx)
 	return id, strings.Split(lot.Subject(), "/")[2]
 }
 
@@ -56,7 +56,7 @@ var uid uint32
 func collect(t *testing.T, st *store.Store, body []byte) {
 	t.Helper()
 	uid++
-	if a := <-st.AddMail("dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: uid}, body); a.Err != nil {
+	if a := added(st.AddMail(ctx, "dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: uid}, body, nil)); a.Err != nil {
 		t.Fatal(a.Err)
 	}
 }
@@ -182,3 +182,17 @@ func TestAClosedProviderGivesOneOutageNoticeAndNoMissingARLNotices(t *testing.T)
 		t.Fatalf("%+v", ws)
 	}
 }
+
+// enqueue submits a mail and returns its id.
+func enqueue(s *store.Store, e store.Envelope, body []byte) (int64, error) {
+	a, err := s.Submit(context.Background(), e, body)
+	return a.ID, err
+}
+
+// addResult is AddMail's outcome and error together, for one-line checks.
+type addResult struct {
+	store.Added
+	Err error
+}
+
+func added(a store.Added, err error) addResult { return addResult{a, err} }
