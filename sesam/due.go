@@ -81,7 +81,7 @@ type Due struct {
 // the delay has run out AND a collection succeeded after it ran out. While
 // collection fails, the outage notice (OutageDue) speaks for every lot
 // instead: the ARLs are waiting at the provider, not missing.
-func DueNotices(l LotRecord, st LotStatus, now time.Time, set WarnSettings, col Collection) []Due {
+func DueNotices(l Lot, st LotStatus, now time.Time, set WarnSettings, col Collection) []Due {
 	var out []Due
 	switch st.State {
 	case LotQueued, LotDeferred, LotSending:
@@ -113,7 +113,7 @@ func DueNotices(l LotRecord, st LotStatus, now time.Time, set WarnSettings, col 
 	return out
 }
 
-func firstReturn(l LotRecord, f func(LotReturn) bool) *LotReturn {
+func firstReturn(l Lot, f func(LotReturn) bool) *LotReturn {
 	for i := range l.Returns {
 		if f(l.Returns[i]) {
 			return &l.Returns[i]
@@ -164,12 +164,12 @@ type Summary struct {
 
 // LotLine is one lot in a summary.
 type LotLine struct {
-	Record LotRecord
+	Record Lot
 	Status LotStatus
 }
 
 // Summarize counts an account's lots for the day that holds day.
-func Summarize(lots []LotRecord, day time.Time) Summary {
+func Summarize(lots []Lot, day time.Time) Summary {
 	loc := paris()
 	d := day.In(loc)
 	start := time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, loc)

@@ -22,8 +22,8 @@ import (
 
 const fundAddr = "01422@422.01.rss.fr"
 
-func testLot(shape sesam.LotShape) sesam.Lot {
-	return sesam.Lot{From: "jean.dupont@laposte.net", Fund: fundAddr, Emitter: "12345678901234", Invoices: 3,
+func testLot(shape sesam.LotShape) sesam.SampleLot {
+	return sesam.SampleLot{From: "jean.dupont@laposte.net", Fund: fundAddr, Emitter: "12345678901234", Invoices: 3,
 		At: time.Date(2026, 11, 24, 8, 15, 0, 0, time.UTC), Seq: 42, Payload: 1000, Shape: shape}
 }
 

@@ -74,8 +74,8 @@ const (
 	UncertainHoldPrefix = "uncertain: "
 )
 
-// LotRecord is what the ledger holds of one lot: the facts the rules read.
-type LotRecord struct {
+// Lot is what the ledger holds of one lot: the facts the rules read.
+type Lot struct {
 	ID         int64 // the queued message's id
 	Account    string
 	Fund       Fund
@@ -92,7 +92,7 @@ type LotRecord struct {
 }
 
 // At is the lot's date and time, read from its stamp.
-func (l LotRecord) At() time.Time { return StampTime(l.Stamp, l.Zone) }
+func (l Lot) At() time.Time { return StampTime(l.Stamp, l.Zone) }
 
 // LotReturn is a return matched to a lot.
 type LotReturn struct {
@@ -147,7 +147,7 @@ type LotStatus struct {
 // positive alone makes it only "probably acknowledged"; NOEMIE returns
 // alone make it "returned". Invoice-level outcomes never change the lot's
 // state, except rejects tied to no invoice, which ask for a look.
-func (l LotRecord) Status() LotStatus {
+func (l Lot) Status() LotStatus {
 	var st LotStatus
 	for _, r := range l.Returns {
 		st.addInvoices(r)

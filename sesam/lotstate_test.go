@@ -10,8 +10,8 @@ import (
 
 var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC) // a Friday
 
-func sentLot(id int64, stamp string, rets ...sesam.LotReturn) sesam.LotRecord {
-	return sesam.LotRecord{ID: id, Account: "dupont", Fund: sesam.Fund{Regime: "01", Caisse: "422"}, Emitter: "12345678901234", Stamp: stamp, Invoices: 12,
+func sentLot(id int64, stamp string, rets ...sesam.LotReturn) sesam.Lot {
+	return sesam.Lot{ID: id, Account: "dupont", Fund: sesam.Fund{Regime: "01", Caisse: "422"}, Emitter: "12345678901234", Stamp: stamp, Invoices: 12,
 		Submitted: t0, Delivered: t0.Add(time.Minute), Queue: sesam.QueueSent, Returns: rets}
 }
 

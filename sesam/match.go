@@ -47,7 +47,7 @@ type Match struct {
 //
 // Mail that is no return (unknown, provider notices), and returns with no
 // electronic lot (lump sums, paper returns), are never matched. A probable
-// match never makes a lot acknowledged on its own (see LotRecord.Status).
+// match never makes a lot acknowledged on its own (see Lot.Status).
 //
 // lots must hold every lot that could match: the store picks them by
 // Message-ID, by stamp, by date, and the oldest delivered lots without an

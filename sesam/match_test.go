@@ -37,7 +37,7 @@ func TestAnARLWithoutStampIsOnlyAProbableMatchToTheOldestUnanswered(t *testing.T
 	if !ok || m.LotID != 3 || m.Certain {
 		t.Fatalf("%+v %v", m, ok)
 	}
-	l := sesam.LotRecord{ID: 3, Queue: sesam.QueueSent, Delivered: time.Now(), Returns: []sesam.LotReturn{{Class: in.Class, Certain: m.Certain, How: m.How}}}
+	l := sesam.Lot{ID: 3, Queue: sesam.QueueSent, Delivered: time.Now(), Returns: []sesam.LotReturn{{Class: in.Class, Certain: m.Certain, How: m.How}}}
 	if st := l.Status(); st.State != sesam.LotProbablyAcked {
 		t.Fatalf("a guess made the lot %s", st.State)
 	}
@@ -55,9 +55,9 @@ func TestABounceMatchesByMessageIDOnly(t *testing.T) {
 
 func TestReturnsWithNoLotAreNeverMatchedByOrder(t *testing.T) {
 	for _, in := range []sesam.Inbound{
-		{Class: sesam.NoemieNoLot, Noemie: &sesam.Noemie{Lots: []sesam.NoemieLot{{Date: "261124", Number: "001"}}}},
+		{Class: sesam.NoemieNoLot, Noemie: &sesam.Noemie{Lots: []sesam.NoemieLotRef{{Date: "261124", Number: "001"}}}},
 		{Class: sesam.NoemiePayment, Noemie: &sesam.Noemie{}}, // no 080 that fits
-		{Class: sesam.NoemiePayment, Noemie: &sesam.Noemie{Lots: []sesam.NoemieLot{{Date: "261201", Number: "001"}}}},
+		{Class: sesam.NoemiePayment, Noemie: &sesam.Noemie{Lots: []sesam.NoemieLotRef{{Date: "261201", Number: "001"}}}},
 		{Class: sesam.Unknown},
 		{Class: sesam.ProviderNotice},
 	} {
@@ -68,7 +68,7 @@ func TestReturnsWithNoLotAreNeverMatchedByOrder(t *testing.T) {
 }
 
 func TestANoemieLotDateIsAProbableMatchForTheSameEmitter(t *testing.T) {
-	in := sesam.Inbound{Class: sesam.NoemiePayment, Noemie: &sesam.Noemie{Recipient: "12345678901234", Lots: []sesam.NoemieLot{{Date: "261125", Number: "004"}}}}
+	in := sesam.Inbound{Class: sesam.NoemiePayment, Noemie: &sesam.Noemie{Recipient: "12345678901234", Lots: []sesam.NoemieLotRef{{Date: "261125", Number: "004"}}}}
 	if m, ok := sesam.MatchReturn(in, candidates()); !ok || m.LotID != 4 || m.Certain {
 		t.Fatalf("%+v %v", m, ok)
 	}
@@ -174,7 +174,7 @@ func TestABounceOfTheNoticeIsNotTheLots(t *testing.T) {
 // neither "bounced, send it again" nor "safe".
 func TestABounceAndAnARLForOneLotAreForAPerson(t *testing.T) {
 	for _, arl := range []sesam.Class{sesam.ARLPositive, sesam.ARLNegative} {
-		l := sesam.LotRecord{ID: 4, Queue: sesam.QueueSent, Delivered: time.Now(), Returns: []sesam.LotReturn{
+		l := sesam.Lot{ID: 4, Queue: sesam.QueueSent, Delivered: time.Now(), Returns: []sesam.LotReturn{
 			{Class: sesam.Bounce, Certain: true, How: "the report names the lot's Message-ID"},
 			{Class: arl, Certain: true, How: "the return quotes the lot's stamp"},
 		}}

@@ -21,7 +21,7 @@ type Noemie struct {
 	FileID      string
 	FileDate    string // YYMMDD
 	Demo        bool   // flow type D
-	Lots        []NoemieLot
+	Lots        []NoemieLotRef
 	ReturnTypes []string // 081: "01" electronic, "02" paper, "03" lump sum
 	LumpSum     bool     // a 261 (lump-sum payment) entity is present
 	Invoices    []NoemieInvoice
@@ -46,8 +46,8 @@ type Noemie struct {
 // hostile payload of tiny entities cannot cost more than a few MB.
 const MaxNoemieEntities = 10000
 
-// NoemieLot is an 080 entity: a lot the return is about.
-type NoemieLot struct{ Date, Number string }
+// NoemieLotRef is an 080 entity: a lot the return is about.
+type NoemieLotRef struct{ Date, Number string }
 
 // NoemieInvoice is a 102 entity and what follows it about that invoice.
 type NoemieInvoice struct {
@@ -160,7 +160,7 @@ func ParseNoemie(data []byte) (Noemie, error) {
 		return true
 	}
 	inv := -1 // the invoice the next entities are about, an index in n.Invoices
-	var lot *NoemieLot
+	var lot *NoemieLotRef
 	for {
 		s = bytes.TrimLeft(s, "\r\n \t")
 		if len(s) == 0 {
@@ -187,7 +187,7 @@ func ParseNoemie(data []byte) (Noemie, error) {
 		case "080":
 			inv = -1
 			if keep() {
-				n.Lots = append(n.Lots, NoemieLot{Date: ent.take(6), Number: ent.take(3)})
+				n.Lots = append(n.Lots, NoemieLotRef{Date: ent.take(6), Number: ent.take(3)})
 				lot = &n.Lots[len(n.Lots)-1]
 			}
 		case "081":

@@ -14,7 +14,7 @@ import (
 // the fund pays all but invoice 417, which rejects carry.
 func twelveInvoices(rejects ...sesam.Reject) sesam.NoemieFile {
 	f := sesam.NoemieFile{Emitter: "01422000000000", Recipient: "12345678901234", FileID: "000042", FileDate: "261128",
-		Lots: []sesam.NoemieLot{{Date: "261124", Number: "042"}}}
+		Lots: []sesam.NoemieLotRef{{Date: "261124", Number: "042"}}}
 	for i := range 12 {
 		inv := sesam.NoemieInvoice{Number: fmt.Sprint(409 + i), Lot: "042", LotDate: "261124", BillingDate: "261121", Claimed: 2350, Paid: 2350}
 		if inv.Number == "417" {
@@ -46,7 +46,7 @@ func TestTrailerLotCountIsReadAtOffset82AfterExchangeTypeAndFileID(t *testing.T)
 
 	// The generator writes its trailer the same way.
 	f := twelveInvoices()
-	f.Lots = append(f.Lots, sesam.NoemieLot{Date: "261124", Number: "043"})
+	f.Lots = append(f.Lots, sesam.NoemieLotRef{Date: "261124", Number: "043"})
 	raw := string(f.Bytes())
 	gen := raw[strings.LastIndex(raw, "\r\n999")+2:]
 	if len(gen) != 128+2 || gen[:55] != "999"+string(f.Bytes()[3:55]) || gen[82:85] != "002" {
@@ -275,7 +275,7 @@ func FuzzParseNoemieRoundTrip(f *testing.F) {
 		claimed, paid = max(claimed%1e8, -1), max(paid%1e8, -1)
 		inv := sesam.NoemieInvoice{Number: number, Lot: "042", LotDate: "261124", Claimed: claimed, Paid: paid,
 			Rejects: []sesam.Reject{{Entity: entity, Code: code, Label: label}}}
-		n, err := sesam.ParseNoemie(sesam.NoemieFile{Lots: []sesam.NoemieLot{{Date: "261124", Number: "042"}}, Invoices: []sesam.NoemieInvoice{inv}}.Bytes())
+		n, err := sesam.ParseNoemie(sesam.NoemieFile{Lots: []sesam.NoemieLotRef{{Date: "261124", Number: "042"}}, Invoices: []sesam.NoemieInvoice{inv}}.Bytes())
 		if err != nil || len(n.Invoices) != 1 || n.LotCount != 1 {
 			t.Fatalf("%+v %v", n, err)
 		}

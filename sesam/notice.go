@@ -64,7 +64,7 @@ func (c NoticeContext) yourMail() string {
 // lotName is "le lot de 12 factures du 24/11/2026 à 08:15 (CPAM n° 422,
 // régime général)": one pair of brackets, so that it reads inside a
 // sentence that has its own.
-func lotName(l LotRecord) string {
+func lotName(l Lot) string {
 	of := "de " + Plural(l.Invoices, "facture", "factures")
 	if l.Invoices == 1 {
 		of = "d'une facture"
@@ -77,7 +77,7 @@ func lotName(l LotRecord) string {
 }
 
 // LotNotice writes the notice a Due calls for.
-func LotNotice(d Due, l LotRecord, st LotStatus, c NoticeContext) Text {
+func LotNotice(d Due, l Lot, st LotStatus, c NoticeContext) Text {
 	lot := lotName(l)
 	Lot := capital(lot)
 	tech := c.technician()
@@ -136,7 +136,7 @@ func LotNotice(d Due, l LotRecord, st LotStatus, c NoticeContext) Text {
 	return Text{Subject: "Lot à vérifier", Body: capital(lot) + " demande votre attention. Appelez " + tech + ".", Detail: string(d.Kind) + ": " + st.Why}
 }
 
-func heldNotice(l LotRecord, st LotStatus, c NoticeContext) Text {
+func heldNotice(l Lot, st LotStatus, c NoticeContext) Text {
 	lot, tech := lotName(l), c.technician()
 	switch {
 	case strings.HasPrefix(l.HoldReason, ClearHoldPrefix):
@@ -161,7 +161,7 @@ func heldNotice(l LotRecord, st LotStatus, c NoticeContext) Text {
 	}
 }
 
-func toCheckNotice(d Due, l LotRecord, st LotStatus, c NoticeContext) Text {
+func toCheckNotice(d Due, l Lot, st LotStatus, c NoticeContext) Text {
 	lot := lotName(l)
 	what := fmt.Sprintf("Un accusé de réception (ARL) est arrivé pour %s, mais le relais ne peut pas dire s'il est positif ou négatif.", lot)
 	switch {
@@ -179,7 +179,7 @@ func toCheckNotice(d Due, l LotRecord, st LotStatus, c NoticeContext) Text {
 	}
 }
 
-func invoicesNotice(d Due, l LotRecord, c NoticeContext) Text {
+func invoicesNotice(d Due, l Lot, c NoticeContext) Text {
 	refused, dup, check := SortInvoices(d.Return.Facts.Invoices)
 	lot := lotName(l)
 	in := "dans " + lot

@@ -19,7 +19,7 @@ func noticeCases() map[string]sesam.Text {
 	c := sesam.NoticeContext{Hostname: "relais.cabinet.test", Contact: "Martin Informatique, 04 00 00 00 00", Provider: "laposte.net", Now: now, WorkingDays: true}
 	lot := sentLot(7, "2026112408150000042")
 	lot.Submitted, lot.Delivered = now.Add(-34*time.Hour), now.Add(-34*time.Hour)
-	with := func(q sesam.QueueState, hold string, rets ...sesam.LotReturn) sesam.LotRecord {
+	with := func(q sesam.QueueState, hold string, rets ...sesam.LotReturn) sesam.Lot {
 		l := lot
 		l.Queue, l.HoldReason, l.Returns = q, hold, rets
 		return l
@@ -32,7 +32,7 @@ func noticeCases() map[string]sesam.Text {
 		r.Facts.ARL = text
 		return r
 	}
-	notice := func(l sesam.LotRecord, kind sesam.NoticeKind, after time.Duration) sesam.Text {
+	notice := func(l sesam.Lot, kind sesam.NoticeKind, after time.Duration) sesam.Text {
 		st := l.Status()
 		for _, d := range sesam.DueNotices(l, st, now.Add(after), sesam.WarnSettings{AckDelay: 48 * time.Hour, UndeliveredDelay: 24 * time.Hour}, sesam.Collection{Configured: true, LastSuccess: now.Add(after)}) {
 			if strings.HasPrefix(string(d.Kind), string(kind)) {
@@ -41,7 +41,7 @@ func noticeCases() map[string]sesam.Text {
 		}
 		panic("no " + string(kind) + " notice due for " + string(st.State))
 	}
-	invoices := func(outs ...sesam.InvoiceOutcome) sesam.LotRecord {
+	invoices := func(outs ...sesam.InvoiceOutcome) sesam.Lot {
 		r := sesam.LotReturn{MailboxID: 13, Class: sesam.NoemieReject, How: "NOEMIE lot 042 of 261124, same emitter and date as this lot", Received: now}
 		r.Facts.Invoices = outs
 		return with(sesam.QueueSent, "", arl(sesam.ARLPositive, true, "ARL POSITIF"), r)
@@ -82,8 +82,8 @@ func noticeCases() map[string]sesam.Text {
 		"outage-failing":         sesam.OutageNotice(failing, "dial tcp: i/o timeout", c),
 		"recovered":              sesam.RecoveredNotice(now.Add(-3*24*time.Hour), 4, 2, 1, c),
 		"recovered-nothing":      sesam.RecoveredNotice(now.Add(-3*time.Hour), 0, 0, 0, c),
-		"summary":                sesam.SummaryNotice(sesam.Summarize([]sesam.LotRecord{acked, invoices(refused), with(sesam.QueueSent, "", arl(sesam.ARLUnknown, true, ""))}, now), c),
-		"summary-all-good":       sesam.SummaryNotice(sesam.Summarize([]sesam.LotRecord{acked}, now), c),
+		"summary":                sesam.SummaryNotice(sesam.Summarize([]sesam.Lot{acked, invoices(refused), with(sesam.QueueSent, "", arl(sesam.ARLUnknown, true, ""))}, now), c),
+		"summary-all-good":       sesam.SummaryNotice(sesam.Summarize([]sesam.Lot{acked}, now), c),
 	}
 }
 

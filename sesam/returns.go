@@ -24,7 +24,7 @@ type NoemieFile struct {
 	FileID      string // 6
 	FileDate    string // YYMMDD
 	Demo        bool   // flow type D instead of R
-	Lots        []NoemieLot
+	Lots        []NoemieLotRef
 	ReturnType  string // 081: "01" electronic (default), "02" paper, "03" lump sum (a 261 follows)
 	// LotRejects are written after the 080 and 081, before any invoice.
 	LotRejects []Reject

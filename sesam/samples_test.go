@@ -17,7 +17,7 @@ var update = flag.Bool("update", false, "write testdata/mail/*.eml again from th
 // file name, how it is made, and what the relay must make of it.
 func samples() map[string][]byte {
 	at := time.Date(2026, 11, 24, 8, 15, 0, 0, time.UTC)
-	lot := sesam.Lot{From: "jean.dupont@laposte.net", Fund: "01422@422.01.rss.fr", Emitter: "12345678901234", Invoices: 3, At: at, Seq: 42, Payload: 600}
+	lot := sesam.SampleLot{From: "jean.dupont@laposte.net", Fund: "01422@422.01.rss.fr", Emitter: "12345678901234", Invoices: 3, At: at, Seq: 42, Payload: 600}
 	test := lot
 	test.Fund = sesam.FundAddress("01", "996")
 	single, signed := lot, lot

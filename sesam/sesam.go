@@ -16,8 +16,9 @@ func FundAddress(regime, caisse string) string {
 	return fmt.Sprintf("%s%s@%s.%s.rss.fr", regime, caisse, caisse, regime)
 }
 
-// Lot describes a synthetic lot mail.
-type Lot struct {
+// SampleLot describes a synthetic lot mail, for the demo, the tests and the
+// benchmarks: not a lot the relay handles (that is Lot).
+type SampleLot struct {
 	From     string    // the practitioner's provider address
 	Fund     string    // recipient, e.g. FundAddress("01", "996") (a test fund)
 	Emitter  string    // 14 characters
@@ -46,7 +47,7 @@ const (
 )
 
 // Subject is the lot's Subject: IR/emitter/stamp(19)/invoices(5).
-func (l Lot) Subject() string {
+func (l SampleLot) Subject() string {
 	return fmt.Sprintf("IR/%s/%s%05d/%05d", l.Emitter, l.At.Format("20060102150405"), l.Seq%100000, l.Invoices)
 }
 
@@ -54,7 +55,7 @@ func (l Lot) Subject() string {
 // Its CMS is structurally real DER but holds only random bytes: no real
 // care sheet, no patient data, nothing anyone can decrypt. Lines end in
 // CRLF.
-func (l Lot) Mail() []byte {
+func (l SampleLot) Mail() []byte {
 	if l.Payload <= 0 {
 		l.Payload = 4096
 	}

@@ -62,7 +62,7 @@ func clearLot() []byte {
 }
 
 func TestInspectOutboundTellsEncryptedFromClear(t *testing.T) {
-	lot := sesam.Lot{From: "jean.dupont@laposte.net", Fund: "01422@422.01.rss.fr", Emitter: "12345678901234", Invoices: 3, At: time.Now(), Seq: 1}
+	lot := sesam.SampleLot{From: "jean.dupont@laposte.net", Fund: "01422@422.01.rss.fr", Emitter: "12345678901234", Invoices: 3, At: time.Now(), Seq: 1}
 	o := sesam.InspectOutbound(lot.Mail(), []string{lot.Fund})
 	if !o.Lot || !o.Encrypted || o.Clear || o.Fund.String() != "01422" || !o.SubjectOK || o.Subject.Invoices != 3 || o.Test {
 		t.Fatalf("S/MIME lot: %+v", o)
@@ -91,7 +91,7 @@ func TestInspectOutboundTellsEncryptedFromClear(t *testing.T) {
 func noemieFile(lots [][2]string, rejects []string, extra string) string {
 	f := sesam.NoemieFile{Emitter: "01422000000000", Recipient: "12345678901234", FileID: "000042", FileDate: "261124", Extra: extra}
 	for _, l := range lots {
-		f.Lots = append(f.Lots, sesam.NoemieLot{Date: l[0], Number: l[1]})
+		f.Lots = append(f.Lots, sesam.NoemieLotRef{Date: l[0], Number: l[1]})
 	}
 	for _, r := range rejects {
 		f.LotRejects = append(f.LotRejects, sesam.Reject{Entity: "290", Code: r, Label: "SIGNALEMENT ORDONNANCE A FOURNIR"})

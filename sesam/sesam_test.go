@@ -10,7 +10,7 @@ import (
 )
 
 func TestSampleLotHasTheLotShape(t *testing.T) {
-	l := sesam.Lot{From: "jean.dupont@laposte.net", Fund: sesam.FundAddress("01", "996"), Emitter: "12345678901234", Invoices: 3,
+	l := sesam.SampleLot{From: "jean.dupont@laposte.net", Fund: sesam.FundAddress("01", "996"), Emitter: "12345678901234", Invoices: 3,
 		At: time.Date(2026, 11, 24, 8, 15, 0, 0, time.UTC), Seq: 42, Payload: 1000}
 	if l.Fund != "01996@996.01.rss.fr" {
 		t.Fatalf("fund %q", l.Fund)
@@ -54,7 +54,7 @@ func FuzzReadHeaders(f *testing.F) {
 }
 
 func TestACRCRLFLotIsReadLikeItsCRLFTwin(t *testing.T) {
-	lot := sesam.Lot{From: "jean.dupont@laposte.net", Fund: "01422@422.01.rss.fr", Emitter: "12345678901234", Invoices: 3, At: time.Now(), Seq: 1, Payload: 2000}
+	lot := sesam.SampleLot{From: "jean.dupont@laposte.net", Fund: "01422@422.01.rss.fr", Emitter: "12345678901234", Invoices: 3, At: time.Now(), Seq: 1, Payload: 2000}
 	crlf := lot.Mail()
 	crcrlf := bytes.ReplaceAll(crlf, []byte("\r\n"), []byte("\r\r\n"))
 	if a, b := sesam.ReadHeaders(crlf), sesam.ReadHeaders(crcrlf); a != b || a.MessageID == "" {

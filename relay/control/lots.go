@@ -13,14 +13,14 @@ import (
 // Lots is the reply to "lots": the lots and, apart, the returns no lot
 // claims (lump sums, paper returns, ARLs naming no known lot).
 type Lots struct {
-	Lots      []Lot             `json:"lots"`
+	Lots      []LotView         `json:"lots"`
 	Unmatched []store.Unmatched `json:"unmatched"`
 }
 
-// Lot is one lot as the CLI shows it: the ledger's facts and the lot
-// rules' verdict (sesam.LotRecord.Status), with the state names of
+// LotView is one lot as the CLI shows it: the ledger's facts and the lot
+// rules' verdict (sesam.Lot.Status), with the state names of
 // sesam.LotStates.
-type Lot struct {
+type LotView struct {
 	ID        int64     `json:"id"` // the queue id
 	Account   string    `json:"account"`
 	Fund      string    `json:"fund"`      // "01422"
@@ -55,7 +55,7 @@ func (h *Handler) lots(account, since string) (Lots, error) {
 	}
 	set, _ := warn.Settings(h.Config.Sesam)
 	now := time.Now()
-	out := Lots{Lots: []Lot{}, Unmatched: []store.Unmatched{}}
+	out := Lots{Lots: []LotView{}, Unmatched: []store.Unmatched{}}
 	for _, a := range h.Config.Accounts {
 		if account != "" && a.Name != account {
 			continue
@@ -76,9 +76,9 @@ func (h *Handler) lots(account, since string) (Lots, error) {
 	return out, nil
 }
 
-func lotView(r sesam.LotRecord, now time.Time, set sesam.WarnSettings, col sesam.Collection, s config.Sesam) Lot {
+func lotView(r sesam.Lot, now time.Time, set sesam.WarnSettings, col sesam.Collection, s config.Sesam) LotView {
 	st := r.Status()
-	l := Lot{ID: r.ID, Account: r.Account, Fund: r.Fund.String(), FundName: r.Fund.French(), Emitter: r.Emitter, Stamp: r.Stamp,
+	l := LotView{ID: r.ID, Account: r.Account, Fund: r.Fund.String(), FundName: r.Fund.French(), Emitter: r.Emitter, Stamp: r.Stamp,
 		LotAt: r.At(), Invoices: r.Invoices, Test: r.Test, Submitted: r.Submitted, Delivered: r.Delivered, Queue: string(r.Queue),
 		LotStatus: st, Safe: st.State.Safe(), Returns: r.Returns}
 	if l.Returns == nil {

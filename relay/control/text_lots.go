@@ -49,7 +49,7 @@ func orDash(s string) string {
 
 // cameBack sums up what came back for a lot: its returns, and the
 // invoices the fund rejected or already had.
-func cameBack(l Lot) string {
+func cameBack(l LotView) string {
 	if len(l.Returns) == 0 {
 		return "-"
 	}
@@ -73,7 +73,7 @@ func cameBack(l Lot) string {
 	return cut(strings.Join(parts, ", "), 90)
 }
 
-func PrintLot(w io.Writer, l Lot) {
+func PrintLot(w io.Writer, l LotView) {
 	fmt.Fprintf(w, "lot %d: %s\n", l.ID, strings.ToUpper(string(l.State)))
 	row(w, "why", l.Why)
 	if l.Safe {

@@ -198,7 +198,7 @@ func (w *Worker) bounce(ctx context.Context, m store.Message, ue *upstream.Error
 	body, _ := w.st.Body(m.ID)
 	r := w.bounceReport(m, body, ue, expired)
 	why := r.diagnosis
-	if err := w.st.Bounce(ctx, m.ID, why, r.build()); err != nil {
+	if err := w.st.MarkBounced(ctx, m.ID, why, r.build()); err != nil {
 		w.storeFailed("recording a bounce", m.ID, err)
 		return
 	}

@@ -212,7 +212,7 @@ func Run(ctx context.Context, in io.Reader, out io.Writer) error {
 			switch line {
 			case "l":
 				seq++
-				lot := sesam.Lot{From: demoAddress, Fund: sesam.FundAddress("01", "996"), Emitter: demoEmitter, Invoices: seq, At: time.Now().In(sesam.Paris()), Seq: seq} // billing software stamps in Paris time
+				lot := sesam.SampleLot{From: demoAddress, Fund: sesam.FundAddress("01", "996"), Emitter: demoEmitter, Invoices: seq, At: time.Now().In(sesam.Paris()), Seq: seq} // billing software stamps in Paris time
 				if err := submit(smtpAddr, lot); err != nil {
 					say("  [billing] the relay refused the lot: %v", err)
 				} else {
@@ -322,7 +322,7 @@ func showMailbox(cfg *config.Config, say func(string, ...any)) {
 }
 
 // submit sends a lot through the relay as the billing software would.
-func submit(addr string, lot sesam.Lot) error {
+func submit(addr string, lot sesam.SampleLot) error {
 	c, err := smtp.Dial(addr)
 	if err != nil {
 		return err

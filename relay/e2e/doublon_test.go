@@ -20,7 +20,7 @@ import (
 func TestDuplicateLotUnderANewMessageIDIsAnswered250AndHeldUntilConfirmed(t *testing.T) {
 	prov := newProvider(t)
 	r := newRelay(t, prov, opts{})
-	lot := sesam.Lot{From: sender, Fund: fund, Emitter: "12345678901234", Invoices: 2, At: time.Now(), Seq: 7}
+	lot := sesam.SampleLot{From: sender, Fund: fund, Emitter: "12345678901234", Invoices: 2, At: time.Now(), Seq: 7}
 	stamp := strings.Split(lot.Subject(), "/")[2]
 	var mails [][]byte
 	submit := func() {

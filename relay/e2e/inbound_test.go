@@ -255,7 +255,7 @@ func TestLotsShowWhatCameBackForEachLot(t *testing.T) {
 	r := newRelay(t, prov, opts{imap: imapP.Addr()})
 	var stamps []string
 	for i := 1; i <= 2; i++ {
-		lot := sesam.Lot{From: sender, Fund: fund, Emitter: "12345678901234", Invoices: i, At: time.Now(), Seq: i}
+		lot := sesam.SampleLot{From: sender, Fund: fund, Emitter: "12345678901234", Invoices: i, At: time.Now(), Seq: i}
 		p := filepath.Join(t.TempDir(), "lot.eml")
 		os.WriteFile(p, lot.Mail(), 0o600)
 		if res := r.python(pyArgs{"file": p, "to": fund}); res[0].Code != 250 {

@@ -18,7 +18,7 @@ const lotTruthConfig = "[sesam]\nack_delay = \"2s\"\ncount = \"calendar\"\ndaily
 
 // submitLot gives the relay a lot by smtplib and waits until it is sent
 // (the queue also sends the notices); it returns the lot's stamp.
-func submitLot(t *testing.T, r *relay, lot sesam.Lot) string {
+func submitLot(t *testing.T, r *relay, lot sesam.SampleLot) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "lot.eml")
 	os.WriteFile(p, lot.Mail(), 0o600)
@@ -87,7 +87,7 @@ func TestDovecotLotTruthFromReturnToNotice(t *testing.T) {
 
 	// 1. Lot 1 rejected by its payload only: REJECTED, never safe, and the
 	// practitioner's phone is told in French.
-	stamp1 := submitLot(t, r, sesam.Lot{From: sender, Fund: fund, Emitter: "12345678901234", Invoices: 3, At: now.Add(-48 * time.Hour), Seq: 1})
+	stamp1 := submitLot(t, r, sesam.SampleLot{From: sender, Fund: fund, Emitter: "12345678901234", Invoices: 3, At: now.Add(-48 * time.Hour), Seq: 1})
 	dv.save("INBOX", sesam.ARLMail{Subject: "ARL", To: sender, Stamp: stamp1, Outcome: sesam.ARLNegativeText(stamp1, "SIGNATURE INVERIFIABLE")}.Mail())
 	r.cli("fetch", "dupont")
 	if l := r.lots().Lots; len(l) != 1 || l[0].State != "rejected" || l[0].Safe {
@@ -125,10 +125,10 @@ func TestDovecotLotTruthFromReturnToNotice(t *testing.T) {
 
 	// 2. Lot 2 acknowledged, then invoice 417 refused: the lot stays
 	// acknowledged, and the phone is asked to bill that invoice again.
-	stamp2 := submitLot(t, r, sesam.Lot{From: sender, Fund: fund, Emitter: "12345678901234", Invoices: 12, At: now.Add(-24 * time.Hour), Seq: 2})
+	stamp2 := submitLot(t, r, sesam.SampleLot{From: sender, Fund: fund, Emitter: "12345678901234", Invoices: 12, At: now.Add(-24 * time.Hour), Seq: 2})
 	dv.save("INBOX", sesam.ARLMail{Subject: "ARL positif", To: sender, Stamp: stamp2, Outcome: sesam.ARLPositiveText(stamp2)}.Mail())
 	dv.save("INBOX", sesam.NoemieMail{To: sender, Gzip: true, Payload: sesam.NoemieFile{Recipient: "12345678901234", FileDate: stamp2[2:8],
-		Lots:     []sesam.NoemieLot{{Date: stamp2[2:8], Number: "002"}},
+		Lots:     []sesam.NoemieLotRef{{Date: stamp2[2:8], Number: "002"}},
 		Invoices: []sesam.NoemieInvoice{{Number: "000000417", Rejects: []sesam.Reject{{Entity: "294", Code: "R042", Label: "ACTE NON REMBOURSABLE"}}, Claimed: 2500, Paid: 0}},
 	}.Bytes()}.Mail())
 	r.cli("fetch", "dupont")
@@ -152,7 +152,7 @@ func TestDovecotLotTruthFromReturnToNotice(t *testing.T) {
 	dv.setPassword("changed-after-an-attack")
 	r.stop()
 	r.start()
-	submitLot(t, r, sesam.Lot{From: sender, Fund: fund, Emitter: "12345678901234", Invoices: 5, At: now, Seq: 3})
+	submitLot(t, r, sesam.SampleLot{From: sender, Fund: fund, Emitter: "12345678901234", Invoices: 5, At: now, Seq: 3})
 	body = phoneNotice(t, r, "Relève des retours bloquée par laposte.net")
 	for _, want := range []string{"Vos lots partent quand même", "webmail", "mot de passe"} {
 		if !strings.Contains(body, want) {

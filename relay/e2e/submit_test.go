@@ -16,7 +16,7 @@ import (
 )
 
 func lotFile(t *testing.T) (string, []byte) {
-	lot := sesam.Lot{From: sender, Fund: fund, Emitter: "12345678901234", Invoices: 3, At: time.Now(), Seq: 1, Payload: 20000}
+	lot := sesam.SampleLot{From: sender, Fund: fund, Emitter: "12345678901234", Invoices: 3, At: time.Now(), Seq: 1, Payload: 20000}
 	b := lot.Mail()
 	p := filepath.Join(t.TempDir(), "lot.eml")
 	os.WriteFile(p, b, 0o600)

@@ -12,13 +12,13 @@ import (
 
 var lotDay = time.Date(2026, 11, 23, 9, 0, 0, 0, time.Local)
 
-func aLot(emitter string) sesam.Lot {
-	return sesam.Lot{From: "jean.dupont@laposte.net", Fund: "01422@422.01.rss.fr", Emitter: emitter, Invoices: 3, At: lotDay, Seq: 1}
+func aLot(emitter string) sesam.SampleLot {
+	return sesam.SampleLot{From: "jean.dupont@laposte.net", Fund: "01422@422.01.rss.fr", Emitter: emitter, Invoices: 3, At: lotDay, Seq: 1}
 }
 
 // submitLot submits one sending of lot: each call is a new mail (new
 // Message-ID, new bytes), as the billing software's "retransmettre" makes.
-func submitLot(t *testing.T, s *store.Store, account string, lot sesam.Lot) (store.Accepted, []byte) {
+func submitLot(t *testing.T, s *store.Store, account string, lot sesam.SampleLot) (store.Accepted, []byte) {
 	t.Helper()
 	body := lot.Mail()
 	e := submission(account, sesam.ReadHeaders(body).MessageID, body)
@@ -30,7 +30,7 @@ func submitLot(t *testing.T, s *store.Store, account string, lot sesam.Lot) (sto
 	return a, body
 }
 
-func stampOf(lot sesam.Lot) string { return strings.Split(lot.Subject(), "/")[2] }
+func stampOf(lot sesam.SampleLot) string { return strings.Split(lot.Subject(), "/")[2] }
 
 func deliver(t *testing.T, s *store.Store, id int64) {
 	t.Helper()
@@ -42,7 +42,7 @@ func deliver(t *testing.T, s *store.Store, id int64) {
 	}
 }
 
-func mustBeHeldAsDuplicateOf(t *testing.T, s *store.Store, a store.Accepted, first int64, firstState string, lot sesam.Lot) {
+func mustBeHeldAsDuplicateOf(t *testing.T, s *store.Store, a store.Accepted, first int64, firstState string, lot sesam.SampleLot) {
 	t.Helper()
 	m, _, err := s.Get(a.ID)
 	if err != nil {
@@ -76,15 +76,15 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 func TestASecondSendingOfALotUnderANewMessageIDIsHeldNamingTheFirst(t *testing.T) {
 	for _, c := range []struct {
 		state string
-		make  func(t *testing.T, s *store.Store, id int64, lot sesam.Lot)
+		make  func(t *testing.T, s *store.Store, id int64, lot sesam.SampleLot)
 	}{
-		{"queued", func(*testing.T, *store.Store, int64, sesam.Lot) {}},
-		{"deferred", func(t *testing.T, s *store.Store, id int64, _ sesam.Lot) {
+		{"queued", func(*testing.T, *store.Store, int64, sesam.SampleLot) {}},
+		{"deferred", func(t *testing.T, s *store.Store, id int64, _ sesam.SampleLot) {
 			s.MarkDeferred(ctx, id, "451 try later", time.Now().Add(time.Hour))
 		}},
-		{"held", func(t *testing.T, s *store.Store, id int64, _ sesam.Lot) { s.Hold(ctx, id, "checking", "tech") }},
-		{"sent", func(t *testing.T, s *store.Store, id int64, _ sesam.Lot) { deliver(t, s, id) }},
-		{"acknowledged", func(t *testing.T, s *store.Store, id int64, lot sesam.Lot) {
+		{"held", func(t *testing.T, s *store.Store, id int64, _ sesam.SampleLot) { s.Hold(ctx, id, "checking", "tech") }},
+		{"sent", func(t *testing.T, s *store.Store, id int64, _ sesam.SampleLot) { deliver(t, s, id) }},
+		{"acknowledged", func(t *testing.T, s *store.Store, id int64, lot sesam.SampleLot) {
 			deliver(t, s, id)
 			added(s.AddMail(ctx, "dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: 1}, positiveARL(stampOf(lot)), nil))
 		}},
@@ -120,20 +120,20 @@ func TestTheSameStampFromAnotherEmitterOrAccountIsNotADuplicate(t *testing.T) {
 }
 
 func TestASecondSendingGoesOutAfterTheFirstWasRejectedBouncedOrDropped(t *testing.T) {
-	for name, undo := range map[string]func(t *testing.T, s *store.Store, id int64, lot sesam.Lot){
-		"negative ARL": func(t *testing.T, s *store.Store, id int64, lot sesam.Lot) {
+	for name, undo := range map[string]func(t *testing.T, s *store.Store, id int64, lot sesam.SampleLot){
+		"negative ARL": func(t *testing.T, s *store.Store, id int64, lot sesam.SampleLot) {
 			deliver(t, s, id)
 			added(s.AddMail(ctx, "dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: 1}, []byte("Subject: ARL negatif "+stampOf(lot)+"\r\n\r\nrejet\r\n"), nil))
 			if _, st := lotByID(t, s, id); st.State != sesam.LotRejected {
 				t.Fatalf("the negative ARL was not matched: %+v", st)
 			}
 		},
-		"bounced in the queue": func(t *testing.T, s *store.Store, id int64, _ sesam.Lot) {
-			if err := s.Bounce(ctx, id, "550 refused", []byte("Subject: DSN\r\n\r\nx\r\n")); err != nil {
+		"bounced in the queue": func(t *testing.T, s *store.Store, id int64, _ sesam.SampleLot) {
+			if err := s.MarkBounced(ctx, id, "550 refused", []byte("Subject: DSN\r\n\r\nx\r\n")); err != nil {
 				t.Fatal(err)
 			}
 		},
-		"bounce report from the provider": func(t *testing.T, s *store.Store, id int64, _ sesam.Lot) {
+		"bounce report from the provider": func(t *testing.T, s *store.Store, id int64, _ sesam.SampleLot) {
 			deliver(t, s, id)
 			m, _, _ := s.Get(id)
 			dsn := "From: MAILER-DAEMON@laposte.net\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=q\r\n\r\n--q\r\nContent-Type: text/plain\r\n\r\nx\r\n" +
@@ -143,7 +143,7 @@ func TestASecondSendingGoesOutAfterTheFirstWasRejectedBouncedOrDropped(t *testin
 				t.Fatalf("the bounce was not matched: %+v", l)
 			}
 		},
-		"dropped": func(t *testing.T, s *store.Store, id int64, _ sesam.Lot) {
+		"dropped": func(t *testing.T, s *store.Store, id int64, _ sesam.SampleLot) {
 			if err := s.Drop(ctx, id, "tech"); err != nil {
 				t.Fatal(err)
 			}

@@ -165,16 +165,16 @@ const lotCols = `SELECT l.msg_id, l.account, l.fund, l.emitter, l.stamp, l.invoi
 	FROM lots l JOIN messages m ON m.id = l.msg_id `
 
 // Lots lists the ledger, oldest first (account "" for all), each lot with
-// the returns matched to it. The lot rules (sesam.LotRecord.Status) say
+// the returns matched to it. The lot rules (sesam.Lot.Status) say
 // what state that makes.
-func (s *Store) Lots(account string, since time.Time) ([]sesam.LotRecord, error) {
+func (s *Store) Lots(account string, since time.Time) ([]sesam.Lot, error) {
 	rows, err := s.r.Query(lotCols+`WHERE (? = '' OR l.account = ?) AND m.received_at >= ? ORDER BY l.msg_id`, account, account, ms(since))
 	if err != nil {
 		return nil, err
 	}
-	var out []sesam.LotRecord
+	var out []sesam.Lot
 	for rows.Next() {
-		var l sesam.LotRecord
+		var l sesam.Lot
 		var fund, state string
 		var sub, done int64
 		if err := rows.Scan(&l.ID, &l.Account, &fund, &l.Emitter, &l.Stamp, &l.Invoices, &l.Test, &sub, &state, &done, &l.HoldReason); err != nil {

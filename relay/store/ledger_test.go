@@ -13,8 +13,8 @@ import (
 
 const emitter = "12345678901234"
 
-func sendLot(t *testing.T, s *store.Store, at time.Time, seq int) (int64, sesam.Lot) {
-	lot := sesam.Lot{From: "jean.dupont@laposte.net", Fund: "01422@422.01.rss.fr", Emitter: emitter, Invoices: seq, At: at, Seq: seq}
+func sendLot(t *testing.T, s *store.Store, at time.Time, seq int) (int64, sesam.SampleLot) {
+	lot := sesam.SampleLot{From: "jean.dupont@laposte.net", Fund: "01422@422.01.rss.fr", Emitter: emitter, Invoices: seq, At: at, Seq: seq}
 	body := lot.Mail()
 	id, err := enqueue(s, store.Envelope{Account: "dupont", From: lot.From, To: []string{lot.Fund}, MessageID: sesam.ReadHeaders(body).MessageID}, body)
 	if err != nil {
@@ -31,7 +31,7 @@ func positiveARL(stamp string) []byte {
 	return sesam.ARLMail{Subject: "ARL positif " + stamp, Stamp: stamp, Outcome: sesam.ARLPositiveText(stamp)}.Mail()
 }
 
-func lotByID(t *testing.T, s *store.Store, id int64) (sesam.LotRecord, sesam.LotStatus) {
+func lotByID(t *testing.T, s *store.Store, id int64) (sesam.Lot, sesam.LotStatus) {
 	t.Helper()
 	lots, err := s.Lots("dupont", time.Time{})
 	if err != nil {
@@ -43,7 +43,7 @@ func lotByID(t *testing.T, s *store.Store, id int64) (sesam.LotRecord, sesam.Lot
 		}
 	}
 	t.Fatalf("lot %d not in the ledger", id)
-	return sesam.LotRecord{}, sesam.LotStatus{}
+	return sesam.Lot{}, sesam.LotStatus{}
 }
 
 var uid uint32
@@ -91,7 +91,7 @@ func TestReturnsAreMatchedToTheirLots(t *testing.T) {
 	// A NOEMIE refusing one invoice of a lot dated day 2: lot B, probable;
 	// the lot is not rejected, the invoice is.
 	fetchOne(t, s, sesam.NoemieMail{Payload: sesam.NoemieFile{Recipient: emitter, FileDate: "261125",
-		Lots:     []sesam.NoemieLot{{Date: sesam.StampDate(day2), Number: "002"}},
+		Lots:     []sesam.NoemieLotRef{{Date: sesam.StampDate(day2), Number: "002"}},
 		Invoices: []sesam.NoemieInvoice{{Number: "417", Rejects: []sesam.Reject{{Entity: "294", Code: "R042", Label: "ACTE NON REMBOURSABLE"}}, Claimed: -1, Paid: -1}},
 	}.Bytes()}.Mail())
 	l, st = lotByID(t, s, b)
@@ -126,7 +126,7 @@ func TestLotLessReturnsAreNotTiedToLots(t *testing.T) {
 	id, _ := sendLot(t, s, day, 1)
 	for _, rtype := range []string{"02", "03"} {
 		fetchOne(t, s, sesam.NoemieMail{Payload: sesam.NoemieFile{Recipient: emitter, ReturnType: rtype,
-			Lots: []sesam.NoemieLot{{Date: sesam.StampDate(day), Number: "001"}}}.Bytes()}.Mail())
+			Lots: []sesam.NoemieLotRef{{Date: sesam.StampDate(day), Number: "001"}}}.Bytes()}.Mail())
 	}
 	if l, st := lotByID(t, s, id); st.State != sesam.LotDelivered || len(l.Returns) != 0 {
 		t.Fatalf("a paper or lump-sum return was tied to an electronic lot: %+v %+v", l, st)
@@ -154,7 +154,7 @@ func TestBounceFromTheProviderIsMatchedByMessageID(t *testing.T) {
 func TestUndeliveredLotsAreNotMatched(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
-	lot := sesam.Lot{From: "a@b", Fund: "01422@422.01.rss.fr", Emitter: "1", Invoices: 1, At: time.Now(), Seq: 1}
+	lot := sesam.SampleLot{From: "a@b", Fund: "01422@422.01.rss.fr", Emitter: "1", Invoices: 1, At: time.Now(), Seq: 1}
 	id, _ := enqueue(s, store.Envelope{Account: "dupont", To: []string{lot.Fund}}, lot.Mail())
 	added(s.AddMail(ctx, "dupont", store.Origin{Kind: store.Imported}, positiveARL(""), nil))
 	if l, st := lotByID(t, s, id); st.State != sesam.LotQueued || len(l.Returns) != 0 {
@@ -266,7 +266,7 @@ func TestAnInterruptedRebuildLeavesTheLedgerWholeAndIsRedoneAtTheNextStart(t *te
 	var late int64
 	store.SetRebuild(s, 2, func(step int) error {
 		if step == 4 { // after the last batch read: a lot and its ARL stored meanwhile
-			var lot sesam.Lot
+			var lot sesam.SampleLot
 			late, lot = sendLot(t, s, now.Add(time.Hour), 9)
 			fetchOne(t, s, positiveARL(stampOf(lot)))
 		}

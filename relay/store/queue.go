@@ -405,9 +405,9 @@ func (s *Store) MarkUncertain(ctx context.Context, id int64, why string) error {
 	})
 }
 
-// Bounce marks a message refused for good and stores the DSN for the
+// MarkBounced marks a message refused for good and stores the DSN for the
 // sender's account, in one transaction: the bounce is never lost nor doubled.
-func (s *Store) Bounce(ctx context.Context, id int64, why string, dsn []byte) error {
+func (s *Store) MarkBounced(ctx context.Context, id int64, why string, dsn []byte) error {
 	now, m := s.now(), readMail(dsn)
 	return s.writeWait(ctx, func(tx *sql.Tx) error {
 		var account string

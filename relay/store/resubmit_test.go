@@ -157,7 +157,7 @@ func TestABouncedMailOrOtherRecipientsAreQueuedAgain(t *testing.T) {
 	if a, err := s.Submit(ctx, other, body); err != nil || a.Resubmission || a.ID == first.ID {
 		t.Fatalf("the same bytes to another recipient were taken for a resubmission: %+v %v", a, err)
 	}
-	if err := s.Bounce(ctx, first.ID, "550 refused", []byte("Subject: DSN\r\n\r\nx\r\n")); err != nil {
+	if err := s.MarkBounced(ctx, first.ID, "550 refused", []byte("Subject: DSN\r\n\r\nx\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	again, err := s.Submit(ctx, submission("dupont", "<lot-9@billing>", body), body)

@@ -124,10 +124,10 @@ func TestBounceStoresOneDSNInTheSendersMailbox(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	id, _ := enqueue(s, env("dupont"), []byte("x"))
-	if err := s.Bounce(ctx, id, "550 no such user", []byte("Subject: Non remis\r\n\r\ndsn")); err != nil {
+	if err := s.MarkBounced(ctx, id, "550 no such user", []byte("Subject: Non remis\r\n\r\ndsn")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Bounce(ctx, id, "550 again", []byte("Subject: Non remis\r\n\r\ndsn2")); err == nil {
+	if err := s.MarkBounced(ctx, id, "550 again", []byte("Subject: Non remis\r\n\r\ndsn2")); err == nil {
 		t.Fatal("bounced twice")
 	}
 	mb, _ := s.Mailbox("dupont")

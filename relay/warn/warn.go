@@ -23,7 +23,7 @@ import (
 
 // Ledger is what the warner uses of the store.
 type Ledger interface {
-	Lots(account string, since time.Time) ([]sesam.LotRecord, error)
+	Lots(account string, since time.Time) ([]sesam.Lot, error)
 	FetchHealth(account string) (store.FetchHealth, error)
 	GiveNotice(ctx context.Context, n store.PracticeNotice) (bool, error)
 	Given(account, kind string) (bool, error)
@@ -118,7 +118,7 @@ func (w *Warner) Check(ctx context.Context, now time.Time) {
 }
 
 // fresh says whether a due notice is about something recent enough.
-func fresh(l sesam.LotRecord, d sesam.Due, now time.Time) bool {
+func fresh(l sesam.Lot, d sesam.Due, now time.Time) bool {
 	if d.Return != nil {
 		return now.Sub(d.Return.Received) < returnWindow
 	}
@@ -127,7 +127,7 @@ func fresh(l sesam.LotRecord, d sesam.Due, now time.Time) bool {
 
 // LotReader is what Lots reads of the store.
 type LotReader interface {
-	Lots(account string, since time.Time) ([]sesam.LotRecord, error)
+	Lots(account string, since time.Time) ([]sesam.Lot, error)
 	FetchHealth(account string) (store.FetchHealth, error)
 }
 
@@ -135,7 +135,7 @@ type LotReader interface {
 // with the config's stamp zone, and how its collection stands (with the
 // last error, for the words). The warner and the control socket both read
 // lots through it, so that both see the same states and delays.
-func Lots(cfg *config.Config, st LotReader, a config.Account, since time.Time) ([]sesam.LotRecord, sesam.Collection, string, error) {
+func Lots(cfg *config.Config, st LotReader, a config.Account, since time.Time) ([]sesam.Lot, sesam.Collection, string, error) {
 	lots, err := st.Lots(a.Name, since)
 	if err != nil {
 		return nil, sesam.Collection{}, "", err
@@ -241,7 +241,7 @@ func providerName(a config.Account) string {
 }
 
 // english is the notice in the technician's words, for the log and status.
-func english(d sesam.Due, l sesam.LotRecord, st sesam.LotStatus, working bool) string {
+func english(d sesam.Due, l sesam.Lot, st sesam.LotStatus, working bool) string {
 	lot := "lot " + l.Stamp + " (mail " + itoa(l.ID) + ")"
 	switch {
 	case d.Kind == sesam.NoticeUndelivered:

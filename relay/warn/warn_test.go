@@ -35,8 +35,8 @@ func setup(t *testing.T) (*store.Store, *config.Config) {
 	return st, &cfg
 }
 
-func enqueueLot(t *testing.T, st *store.Store, seq int) (int64, sesam.Lot) {
-	lot := sesam.Lot{From: "a@laposte.net", Fund: "01422@422.01.rss.fr", Emitter: "12345678901234", Invoices: 12, At: time.Now(), Seq: seq}
+func enqueueLot(t *testing.T, st *store.Store, seq int) (int64, sesam.SampleLot) {
+	lot := sesam.SampleLot{From: "a@laposte.net", Fund: "01422@422.01.rss.fr", Emitter: "12345678901234", Invoices: 12, At: time.Now(), Seq: seq}
 	id, err := enqueue(st, store.Envelope{Account: "dupont", To: []string{lot.Fund}}, lot.Mail())
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +123,7 @@ func TestAnInvoiceRejectAsksToRebillThatInvoiceOnly(t *testing.T) {
 	id, stamp := sent(t, st, 1)
 	collect(t, st, sesam.ARLMail{Subject: "ARL positif", Stamp: stamp, Outcome: sesam.ARLPositiveText(stamp)}.Mail())
 	collect(t, st, sesam.NoemieMail{Payload: sesam.NoemieFile{Recipient: "12345678901234",
-		Lots:     []sesam.NoemieLot{{Date: stamp[2:8], Number: stamp[16:]}},
+		Lots:     []sesam.NoemieLotRef{{Date: stamp[2:8], Number: stamp[16:]}},
 		Invoices: []sesam.NoemieInvoice{{Number: "000000417", Rejects: []sesam.Reject{{Entity: "294", Code: "R042", Label: "ACTE NON REMBOURSABLE"}}, Claimed: -1, Paid: -1}},
 	}.Bytes()}.Mail())
 	w := warn.New(cfg, st, slog.New(slog.DiscardHandler))
