@@ -40,6 +40,8 @@ type Store struct {
 	w        *sql.DB // the single writer connection, used only by the committer
 	r        *sql.DB // readers
 	reqs     chan *writeReq
+	closeMu  sync.RWMutex // held to send on reqs; Close takes it to close reqs
+	closed   bool
 	done     chan struct{}
 	readOnly bool
 	now      func() time.Time
@@ -273,7 +275,10 @@ func copyFile(src, dst string) error {
 // Close stops the committer after the writes already asked for, and closes the files.
 func (s *Store) Close() error {
 	if !s.readOnly {
+		s.closeMu.Lock()
+		s.closed = true
 		close(s.reqs)
+		s.closeMu.Unlock()
 		<-s.done
 		s.w.Close()
 	}
@@ -346,10 +351,13 @@ func (s *Store) writeAsync(fn func(*sql.Tx) error) *Pending { return s.writeAsyn
 // outcome is known (to wake a reader), whether or not anyone waits.
 func (s *Store) writeAsyncThen(fn func(*sql.Tx) error, after func(error)) *Pending {
 	r := newReq(fn, after)
-	if s.readOnly {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	switch {
+	case s.readOnly, s.closed:
 		r.state.Store(reqTaken)
-		r.finish(errReadOnly)
-	} else {
+		r.finish(s.cannotWrite())
+	default:
 		s.reqs <- r
 	}
 	return &Pending{r}
@@ -378,13 +386,30 @@ func (s *Store) writeWaitThen(ctx context.Context, fn func(*sql.Tx) error, after
 		return err
 	}
 	r := newReq(fn, after)
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return s.cannotWrite()
+	}
 	select {
 	case s.reqs <- r:
+		s.closeMu.RUnlock()
 	case <-ctx.Done():
+		s.closeMu.RUnlock()
 		return ctx.Err() // never queued: nothing can commit
 	}
 	return (&Pending{r}).Wait(ctx)
 }
+
+// cannotWrite is why a write is refused before it is queued.
+func (s *Store) cannotWrite() error {
+	if s.readOnly {
+		return errReadOnly
+	}
+	return errClosed
+}
+
+var errClosed = errors.New("the store is closed")
 
 func (s *Store) committer() {
 	defer close(s.done)

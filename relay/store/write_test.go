@@ -166,3 +166,19 @@ func TestAPendingWriteSaysWhetherItIsDoneWithoutWaiting(t *testing.T) {
 		t.Fatalf("a second sent record: %v", err)
 	}
 }
+
+// A write asked after Close (a late task at shutdown) is refused with an
+// error, not a panic on the closed queue.
+func TestAWriteAfterCloseIsRefused(t *testing.T) {
+	s, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := s.SetHealthAsync(store.Health{Account: "dupont"}).Wait(context.Background()); err == nil {
+		t.Fatal("an async write after Close succeeded")
+	}
+	if _, err := s.Submit(context.Background(), store.Envelope{Account: "dupont", From: "a@b", To: []string{"c@d"}}, []byte("Subject: x\r\n\r\nx\r\n")); err == nil {
+		t.Fatal("a submission after Close succeeded")
+	}
+}
