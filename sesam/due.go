@@ -62,7 +62,16 @@ type Collection struct {
 	LastSuccess  time.Time // the last poll that worked
 	FailingSince time.Time // zero while it works
 	Blocked      bool      // the provider closed access or refused the password
+	// Closed: blocked because the provider shut the service (not a refused
+	// password). Told only after ClosedGrace: the relay tries again at each
+	// poll, and a closure of a few minutes is no news for the practitioner.
+	Closed bool
 }
+
+// ClosedGrace is how long a closed access lasts before the practitioner is
+// told: a refused password is told at once (they must act), a closure
+// once it is more than a blip.
+const ClosedGrace = 10 * time.Minute
 
 // Failing says whether collection is failing now.
 func (c Collection) Failing() bool { return !c.FailingSince.IsZero() }
@@ -124,13 +133,16 @@ func firstReturn(l Lot, f func(LotReturn) bool) *LotReturn {
 
 // OutageDue says whether collection has failed long enough to tell the
 // practitioner, and under which key (one notice per outage): at once when
-// the provider closed access or refused the password, after
-// UndeliveredDelay of working time for any other failure.
+// the provider refused the password, after ClosedGrace when it closed
+// access, after UndeliveredDelay of working time for any other failure.
 func OutageDue(col Collection, now time.Time, set WarnSettings) (NoticeKind, bool) {
 	if !col.Configured || !col.Failing() {
 		return "", false
 	}
-	if !col.Blocked && now.Before(set.after(col.FailingSince, set.UndeliveredDelay)) {
+	switch {
+	case col.Blocked && col.Closed && now.Before(col.FailingSince.Add(ClosedGrace)):
+		return "", false
+	case !col.Blocked && now.Before(set.after(col.FailingSince, set.UndeliveredDelay)):
 		return "", false
 	}
 	return NoticeOutage + NoticeKind(":"+strconv.FormatInt(col.FailingSince.UnixMilli(), 10)), true

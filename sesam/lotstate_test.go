@@ -163,6 +163,14 @@ func TestOutageIsToldOnceAndItsEndToo(t *testing.T) {
 	if !due || sesam.OutageStart(key).UnixMilli() != t0.UnixMilli() {
 		t.Fatalf("blocked: %q %v", key, due)
 	}
+	// A closed access (not a refused password) is told once it lasts.
+	closed := sesam.Collection{Configured: true, FailingSince: t0, Blocked: true, Closed: true}
+	if _, due := sesam.OutageDue(closed, t0.Add(time.Minute), set); due {
+		t.Fatal("a closure of one minute is told")
+	}
+	if _, due := sesam.OutageDue(closed, t0.Add(sesam.ClosedGrace), set); !due {
+		t.Fatal("a closure of ten minutes is not told")
+	}
 	if _, due := sesam.OutageDue(sesam.Collection{Configured: true, FailingSince: t0}, t0.Add(time.Hour), set); due {
 		t.Fatal("a temporary failure of one hour is told")
 	}

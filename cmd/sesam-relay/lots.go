@@ -33,6 +33,10 @@ func lotsCmd(cfg *config.Config, o opts, args []string, stdout, stderr io.Writer
 			fmt.Fprintf(stderr, "sesam-relay lots --rebuild: %v\n", err)
 			return 1
 		}
+		if o.json { // the rebuild's figures only: one JSON document on stdout
+			control.PrintJSON(stdout, map[string]int{"lots": out["lots"], "returns_matched": out["matched"]})
+			return 0
+		}
 		fmt.Fprintf(stdout, "ledger rebuilt from the stored mail: %d lots, %d returns matched\n", out["lots"], out["matched"])
 	}
 	var all control.Lots

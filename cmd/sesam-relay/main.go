@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/sesam-relay/sesam-relay/relay/config"
@@ -33,7 +34,8 @@ COMMANDS
   status                   listeners, each account's provider health, queue counts
   queue [--all] [--account NAME] [--page N]
                            mail waiting (with --all: also sent, bounced, dropped),
-                           500 a page, the newest first; the total is always said
+                           500 a page, the newest page first (in order of arrival
+                           within it); the total is always said
   queue show ID            one mail and its whole history
   queue retry ID           try a deferred mail now
   queue hold ID [--reason TEXT]
@@ -68,6 +70,7 @@ COMMANDS
   passwd                   read a password (prompt, or standard input) and print
                            its hash for password_hash
   version                  print the version
+  help                     this text (also --help)
 
 OPTIONS
   --config FILE  the configuration (default /etc/sesam-relay/config.toml)
@@ -131,8 +134,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			pos, args = append(pos, args[0]), args[1:]
 		}
 	}
+	if o.page < 1 {
+		fmt.Fprintf(stderr, "sesam-relay: --page %d: pages count from 1\n", o.page)
+		return 2
+	}
 	if len(pos) == 0 {
 		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	if noArgs[pos[0]] && len(pos) > 1 {
+		fmt.Fprintf(stderr, "sesam-relay %s takes no argument (got %q)\n", pos[0], strings.Join(pos[1:], " "))
 		return 2
 	}
 	fail := func(err error) int {
@@ -202,7 +213,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case "check":
-		if !control.Check(cfg, stdout) {
+		var ok bool
+		if o.json {
+			var report strings.Builder
+			ok = control.Check(cfg, &report)
+			control.PrintJSON(stdout, map[string]any{"ok": ok, "report": strings.Split(strings.TrimSuffix(report.String(), "\n"), "\n")})
+		} else {
+			ok = control.Check(cfg, stdout) // line by line: a provider login can take its timeout
+		}
+		if !ok {
 			return 1
 		}
 		return 0
@@ -231,6 +250,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // commands are the commands that read the config.
+// noArgs are the commands that take no argument: a stray one is refused,
+// not silently ignored.
+var noArgs = map[string]bool{"help": true, "version": true, "passwd": true, "demo": true, "serve": true, "check": true,
+	"init": true, "reload": true, "status": true}
+
 var commands = map[string]bool{"serve": true, "check": true, "init": true, "reload": true, "status": true,
 	"queue": true, "mail": true, "lots": true, "fetch": true, "import": true}
 

@@ -42,3 +42,12 @@ func TestVersionAndPasswdSpeakJSON(t *testing.T) {
 		t.Fatalf("passwd --json: %d %q", code, out)
 	}
 }
+
+// A stray argument or an impossible page is refused, not silently ignored.
+func TestStrayArgumentsAndPageZeroAreRefused(t *testing.T) {
+	for _, args := range [][]string{{"version", "extra"}, {"--config", "/nonexistent/config.toml", "status", "extra"}, {"queue", "--page", "0"}} {
+		if code, out, errOut := runCLI("", args...); code != 2 || out != "" || errOut == "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+}

@@ -232,7 +232,7 @@ func (p Provider) Password() (string, error) {
 		return "", fmt.Errorf("reading the upstream password: %w (password_file must be readable by the service user)", err)
 	}
 	pw := strings.TrimRight(string(b), "\r\n")
-	if pw == "" {
+	if strings.TrimSpace(pw) == "" {
 		// Sent, an empty password is refused by the provider, and the
 		// relay would pause as if the provider had refused a real one.
 		return "", fmt.Errorf("the upstream password file %s is empty: write the provider password in it", p.PasswordFile)

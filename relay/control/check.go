@@ -55,7 +55,11 @@ func Check(cfg *config.Config, w io.Writer) bool {
 			fmt.Fprintf(w, "%s: FAILED — %v\n", a.Name, err)
 			bad++
 		} else {
-			fmt.Fprintf(w, "%s: OK — logged in to %s as %s\n", a.Name, a.Upstream.SMTP.String(), a.Upstream.Username)
+			if a.Upstream.Username == "" {
+				fmt.Fprintf(w, "%s: OK — %s accepts mail from this relay without a login (no username set)\n", a.Name, a.Upstream.SMTP.String())
+			} else {
+				fmt.Fprintf(w, "%s: OK — logged in to %s as %s\n", a.Name, a.Upstream.SMTP.String(), a.Upstream.Username)
+			}
 		}
 		if a.Upstream.IMAP.Addr == "" {
 			continue

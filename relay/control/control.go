@@ -19,6 +19,7 @@ import (
 
 	"github.com/sesam-relay/sesam-relay/relay/config"
 	"github.com/sesam-relay/sesam-relay/relay/store"
+	"github.com/sesam-relay/sesam-relay/sesam"
 )
 
 // Request is one command.
@@ -52,7 +53,7 @@ type Status struct {
 	// LocalFault, when set, is why nothing is sent: the store could not
 	// write (disk full, I/O error). Only the running daemon knows it.
 	LocalFault *store.Fault `json:"local_fault,omitempty"`
-	Listeners  []string     `json:"listeners"`
+	Listeners  []string     `json:"listeners,omitempty"` // absent when the daemon is down
 	TLSMin     string       `json:"tls_min_version"` // of the local listeners
 	// Weaknesses are the settings that lower the practice's protection
 	// (config.Weaknesses): old TLS, logins without TLS, insecure upstreams.
@@ -115,7 +116,19 @@ func (h *Handler) queue(req Request) (QueuePage, error) {
 	if p.Messages == nil {
 		p.Messages = []store.Message{}
 	}
+	for i := range p.Messages {
+		p.Messages[i] = waitingOnly(p.Messages[i])
+	}
 	return p, err
+}
+
+// waitingOnly leaves out a next attempt that will not happen: a mail sent,
+// bounced, dropped or held has none.
+func waitingOnly(m store.Message) store.Message {
+	if m.State != store.Queued && m.State != store.Deferred {
+		m.NextAttempt = time.Time{}
+	}
+	return m
 }
 
 // Show is the reply to "show": a message and its history.
@@ -160,6 +173,9 @@ func (h *Handler) Handle(ctx context.Context, req Request, caller Caller) (any, 
 
 func (h *Handler) handle(ctx context.Context, req Request, caller Caller) (any, error) {
 	who := caller.String()
+	if req.Account != "" && h.Config.Account(req.Account) == nil {
+		return nil, fmt.Errorf("no account %q in the config", req.Account)
+	}
 	switch req.Cmd {
 	case "status":
 		return h.status()
@@ -172,7 +188,7 @@ func (h *Handler) handle(ctx context.Context, req Request, caller Caller) (any, 
 		return h.queue(req)
 	case "show":
 		m, evs, err := h.Store.Get(req.ID)
-		return Show{m, evs}, err
+		return Show{waitingOnly(m), evs}, err
 	case "lots":
 		return h.lots(req.Account, req.Since)
 	case "mail":
@@ -284,7 +300,8 @@ func (h *Handler) status() (Status, error) {
 			as.Fetch = &fh
 		}
 		as.Mailbox, _ = h.Store.MailboxCount(a.Name)
-		as.Warnings, _ = h.Store.Warnings(a.Name, time.Now().Add(-7*24*time.Hour), 20)
+		ws, _ := h.Store.Warnings(a.Name, time.Now().Add(-7*24*time.Hour), 20)
+		as.Warnings = current(ws)
 		if as.Counts == nil {
 			as.Counts = map[store.State]int{}
 		}
@@ -396,4 +413,22 @@ func Call(path string, req Request, out any) error {
 		return json.Unmarshal(rep.Data, out)
 	}
 	return nil
+}
+
+// current leaves out an outage notice once its "works again" notice was
+// given: status lists what stands, and the recovery line tells the rest.
+func current(ws []store.Warning) []store.Warning {
+	over := map[string]bool{}
+	for _, w := range ws {
+		if strings.HasPrefix(w.Kind, string(sesam.NoticeRecovered)) {
+			over[string(sesam.NoticeOutage)+strings.TrimPrefix(w.Kind, string(sesam.NoticeRecovered))] = true
+		}
+	}
+	out := ws[:0:0]
+	for _, w := range ws {
+		if !over[w.Kind] {
+			out = append(out, w)
+		}
+	}
+	return out
 }

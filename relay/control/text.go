@@ -94,9 +94,13 @@ func PrintStatus(w io.Writer, st Status) {
 		h := a.Health
 		switch {
 		case !h.FailingSince.IsZero():
-			fmt.Fprintf(w, "  provider: FAILING since %s (%s): %s\n", when(h.FailingSince), ago(h.FailingSince), h.LastError)
+			if h.Failure == "local" {
+				fmt.Fprintf(w, "  provider: NOT TRIED since %s (%s), this box's fault: %s\n", when(h.FailingSince), ago(h.FailingSince), h.LastError)
+			} else {
+				fmt.Fprintf(w, "  provider: FAILING since %s (%s): %s\n", when(h.FailingSince), ago(h.FailingSince), h.LastError)
+			}
 			if h.PausedUntil.After(time.Now()) {
-				fmt.Fprintf(w, "  paused until %s so as not to hammer the provider; fix the password, then restart or wait\n", when(h.PausedUntil))
+				fmt.Fprintf(w, "  paused until %s so as not to hammer the provider; fix the password, then `sesam-relay queue retry ID`, restart, or wait\n", when(h.PausedUntil))
 			} else if h.NextTry.After(time.Now()) {
 				fmt.Fprintf(w, "  next try: %s (%s): %s\n", when(h.NextTry), ago(h.NextTry), h.NextReason)
 			}
@@ -111,7 +115,11 @@ func PrintStatus(w io.Writer, st Status) {
 		if f := a.Fetch; f != nil {
 			switch {
 			case !f.FailingSince.IsZero():
-				fmt.Fprintf(w, "  collecting (%s): FAILING since %s (%s): %s\n", a.IMAP, when(f.FailingSince), ago(f.FailingSince), f.LastError)
+				if f.Failure == "local" {
+					fmt.Fprintf(w, "  collecting (%s): NOT TRIED since %s (%s), this box's fault: %s\n", a.IMAP, when(f.FailingSince), ago(f.FailingSince), f.LastError)
+				} else {
+					fmt.Fprintf(w, "  collecting (%s): FAILING since %s (%s): %s\n", a.IMAP, when(f.FailingSince), ago(f.FailingSince), f.LastError)
+				}
 				if f.PausedUntil.After(time.Now()) {
 					fmt.Fprintf(w, "  polling paused until %s so as not to hammer the provider; `sesam-relay fetch %s` tries now\n", when(f.PausedUntil), a.Name)
 				}

@@ -16,6 +16,8 @@ func collected(e store.MailboxEntry) string {
 	var parts []string
 	for _, c := range e.Collections {
 		switch {
+		case !c.Deleted.IsZero() && c.Retrieved.IsZero():
+			parts = append(parts, c.Login+" (deleted unread "+when(c.Deleted)+")")
 		case !c.Deleted.IsZero():
 			parts = append(parts, c.Login+" (deleted "+when(c.Deleted)+")")
 		case !c.Retrieved.IsZero():
@@ -63,13 +65,13 @@ func PrintMailEntry(w io.Writer, e store.MailboxEntry) {
 		fmt.Fprintln(w, "  by no login yet")
 	}
 	for _, c := range e.Collections {
-		line := "  " + c.Login + ":"
+		var what []string
 		if !c.Retrieved.IsZero() {
-			line += " retrieved " + when(c.Retrieved)
+			what = append(what, "retrieved "+when(c.Retrieved))
 		}
 		if !c.Deleted.IsZero() {
-			line += ", deleted " + when(c.Deleted) + fmt.Sprintf(" (undo: sesam-relay mail restore %d --login %s)", e.ID, c.Login)
+			what = append(what, "deleted "+when(c.Deleted)+fmt.Sprintf(" (undo: sesam-relay mail restore %d --login %s)", e.ID, c.Login))
 		}
-		fmt.Fprintln(w, line)
+		fmt.Fprintf(w, "  %s: %s\n", c.Login, strings.Join(what, ", "))
 	}
 }

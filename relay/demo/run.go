@@ -117,8 +117,12 @@ func Run(ctx context.Context, in io.Reader, out io.Writer) error {
 	prov.OnMail = func(m Received) {
 		subject := sesam.ReadHeaders(m.Data).Subject
 		say("  [provider] received %q for %s (%d bytes)", subject, strings.Join(m.To, ", "), len(m.Data))
-		// The fund answers: an acknowledgement lands in the provider mailbox,
+		// The fund answers a lot (and nothing else: a notice or a test mail
+		// gets no ARL): an acknowledgement lands in the provider mailbox,
 		// where the relay collects it for the billing software.
+		if _, err := sesam.ParseLotSubject(subject); err != nil {
+			return
+		}
 		go func() {
 			time.Sleep(time.Second)
 			if err := imapProv.Deliver("INBOX", acknowledgement(subject, m)); err != nil {

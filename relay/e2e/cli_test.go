@@ -255,3 +255,26 @@ func TestCheckProvesThePasswordFileBeforeTheProvider(t *testing.T) {
 		}
 	}
 }
+
+// The review's CLI cases: an unknown account is named as such by every
+// command, and --json gives one JSON document on stdout, also for check
+// and lots --rebuild.
+func TestCLIUnknownAccountsAndWholeJSON(t *testing.T) {
+	r := newRelay(t, newProvider(t), opts{})
+	for _, args := range [][]string{{"fetch", "nosuch"}, {"queue", "--account", "nosuch"}, {"mail", "nosuch"}, {"lots", "nosuch"}} {
+		if out, code := r.cli(args...); code != 1 || !strings.Contains(out, `no account "nosuch" in the config`) {
+			t.Errorf("%v (%d): %s", args, code, out)
+		}
+	}
+	for _, args := range [][]string{{"check", "--json"}, {"lots", "--rebuild", "--json"}, {"status", "--json"}} {
+		cmd := exec.Command(binary, append([]string{"--config", r.cfgPath}, args...)...)
+		out, _ := cmd.Output()
+		var v map[string]any
+		if err := json.Unmarshal(out, &v); err != nil {
+			t.Errorf("%v: stdout is not one JSON document (%v):\n%s", args, err, out)
+		}
+		if args[0] == "check" && v["ok"] != true {
+			t.Errorf("check --json: %s", out)
+		}
+	}
+}

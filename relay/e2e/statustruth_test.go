@@ -142,7 +142,7 @@ func TestClosedAccessIsCollectedAtTheFirstScheduledPollAfterItReopens(t *testing
 func TestALocalFaultNeverPausesTheProvider(t *testing.T) {
 	imapP := imapProvider(t)
 	prov := newProvider(t)
-	r := newRelay(t, prov, opts{provExtra: every10s(imapP.Addr())})
+	r := newRelay(t, prov, opts{provExtra: every10s(imapP.Addr()), delivery: "first_retry = \"12s\"\nmax_retry = \"1h\"\ntimeout = \"3s\""})
 	waitFor(t, 10*time.Second, "the first poll", func() bool { return !r.fetchHealth().LastSuccess.IsZero() })
 	pw := filepath.Join(r.dir, "upstream-pw")
 	os.Rename(pw, pw+".away")
@@ -173,7 +173,16 @@ func TestALocalFaultNeverPausesTheProvider(t *testing.T) {
 	if n, _ := prov.Stats(); n != conns {
 		t.Fatalf("SMTP provider contacted without a password: %d connections", n-conns)
 	}
+	// Local faults in a row do not grow into a long wait (a provider's
+	// backoff would be 12 s × 2⁵ by now): the next poll is the first
+	// scheduled time after first_retry.
+	for i := 0; i < 5; i++ {
+		r.cli("fetch", "dupont")
+	}
+	if f = r.fetchHealth(); f.NextTry.After(time.Now().Add(12*time.Second+10*time.Second+time.Second)) || !strings.Contains(f.NextReason, "this box's fault") {
+		t.Fatalf("after six local faults in a row the next poll is %s (%s)", f.NextTry, f.NextReason)
+	}
 	os.Rename(pw+".away", pw)
-	waitFor(t, 15*time.Second, "delivery once the file is back", func() bool { return len(prov.Mails()) == 1 })
-	waitFor(t, 15*time.Second, "polling once the file is back", func() bool { return r.fetchHealth().FailingSince.IsZero() })
+	waitFor(t, 30*time.Second, "delivery once the file is back", func() bool { return len(prov.Mails()) == 1 })
+	waitFor(t, 30*time.Second, "polling once the file is back", func() bool { return r.fetchHealth().FailingSince.IsZero() })
 }

@@ -184,7 +184,7 @@ func (p *Poller) Health() store.FetchHealth {
 // publishNext records when the next poll really happens, and why then: the
 // first scheduled time at or after the link's hold (a backoff, a pause),
 // which is the time scheduled will not skip.
-func (p *Poller) publishNext(next time.Time) {
+func (p *Poller) publishNext(next time.Time) time.Time {
 	sched := p.acct.Upstream.Poll.Schedule
 	hold := p.link.Hold()
 	reason := "schedule (" + p.acct.Upstream.Poll.Spec + ")"
@@ -201,6 +201,7 @@ func (p *Poller) publishNext(next time.Time) {
 	p.mu.Lock()
 	p.health.NextTry, p.health.NextReason = next, reason
 	p.mu.Unlock()
+	return next
 }
 
 // save records the polling health in the store, without waiting: it is
@@ -265,11 +266,15 @@ func (p *Poller) attempt(ctx context.Context) (Result, error) {
 		if ctx.Err() != nil {
 			pe = upstream.New(upstream.Temporary, "poll", fmt.Sprintf("%s did not answer in time: the poll was stopped after %s", p.acct.Upstream.IMAP.Host, 5*p.opt.Timeout.D()), 0, ctx.Err())
 		}
-		hold := p.link.Failed(pe, now)
+		p.link.Failed(pe, now)
+		next := p.link.Hold()
+		if sched := p.acct.Upstream.Poll.Schedule; sched != nil {
+			next = p.publishNext(sched.Next(time.Now()))
+		}
 		p.save(func(h *store.FetchHealth) {
 			h.Blocked = pe.Kind == upstream.CredentialsRefused || pe.Kind == upstream.AccessClosed
 		})
-		p.log.Warn("imap poll failed; local mail is still served", "error", pe.Text, "kind", pe.Kind.String(), "next_try", hold.Format(time.RFC3339), "stored_before_failure", res.Fetched)
+		p.log.Warn("imap poll failed; local mail is still served", "error", pe.Text, "kind", pe.Kind.String(), "next_poll", next.Format(time.RFC3339), "stored_before_failure", res.Fetched)
 		return res, pe
 	}
 	p.link.Worked(now)

@@ -15,7 +15,7 @@ type Health struct {
 	LastErrorAt  time.Time `json:"last_error_at,omitzero"`
 	FailingSince time.Time `json:"failing_since,omitzero"` // zero while the provider works
 	// Failure is the kind of the last failure while failing (upstream.Kind:
-	// "temporary", "credentials refused", "access closed", "local"). Not persisted.
+	// "temporary", "credentials refused", "access closed", "local").
 	Failure     string    `json:"failure,omitempty"`
 	PausedUntil time.Time `json:"paused_until,omitzero"` // after a refused login
 	// NextTry is the real next attempt while failing (for IMAP, the next
@@ -28,11 +28,12 @@ type Health struct {
 // is advice for the technician, not a promise to a client.
 func (s *Store) SetHealthAsync(h Health) *Pending {
 	return s.writeAsync(func(tx *sql.Tx) error {
-		_, err := tx.Exec(`INSERT INTO upstream(account, last_success, last_error, last_error_at, failing_since, paused_until)
-			VALUES (?, ?, ?, ?, ?, ?)
+		_, err := tx.Exec(`INSERT INTO upstream(account, last_success, last_error, last_error_at, failing_since, paused_until, failure)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT(account) DO UPDATE SET last_success = excluded.last_success, last_error = excluded.last_error,
-			last_error_at = excluded.last_error_at, failing_since = excluded.failing_since, paused_until = excluded.paused_until`,
-			h.Account, ms(h.LastSuccess), h.LastError, ms(h.LastErrorAt), ms(h.FailingSince), ms(h.PausedUntil))
+			last_error_at = excluded.last_error_at, failing_since = excluded.failing_since, paused_until = excluded.paused_until,
+			failure = excluded.failure`,
+			h.Account, ms(h.LastSuccess), h.LastError, ms(h.LastErrorAt), ms(h.FailingSince), ms(h.PausedUntil), h.Failure)
 		return err
 	})
 }
@@ -41,8 +42,8 @@ func (s *Store) SetHealthAsync(h Health) *Pending {
 func (s *Store) Health(account string) (Health, error) {
 	h := Health{Account: account}
 	var ls, lea, fs, pu int64
-	err := s.r.QueryRow("SELECT last_success, last_error, last_error_at, failing_since, paused_until FROM upstream WHERE account = ?", account).
-		Scan(&ls, &h.LastError, &lea, &fs, &pu)
+	err := s.r.QueryRow("SELECT last_success, last_error, last_error_at, failing_since, paused_until, failure FROM upstream WHERE account = ?", account).
+		Scan(&ls, &h.LastError, &lea, &fs, &pu, &h.Failure)
 	if err == sql.ErrNoRows {
 		return h, nil
 	}
@@ -65,12 +66,13 @@ type FetchHealth struct {
 // SetFetchHealthAsync records an account's polling health, without waiting.
 func (s *Store) SetFetchHealthAsync(h FetchHealth) *Pending {
 	return s.writeAsync(func(tx *sql.Tx) error {
-		_, err := tx.Exec(`INSERT INTO imap_health(account, last_success, last_error, last_error_at, failing_since, fetched_total, last_fetched, note, note_at, blocked)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		_, err := tx.Exec(`INSERT INTO imap_health(account, last_success, last_error, last_error_at, failing_since, fetched_total, last_fetched, note, note_at, blocked, failure)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT(account) DO UPDATE SET last_success = excluded.last_success, last_error = excluded.last_error,
 			last_error_at = excluded.last_error_at, failing_since = excluded.failing_since, fetched_total = excluded.fetched_total,
-			last_fetched = excluded.last_fetched, note = excluded.note, note_at = excluded.note_at, blocked = excluded.blocked`,
-			h.Account, ms(h.LastSuccess), h.LastError, ms(h.LastErrorAt), ms(h.FailingSince), h.FetchedTotal, h.LastFetched, h.Note, ms(h.NoteAt), h.Blocked)
+			last_fetched = excluded.last_fetched, note = excluded.note, note_at = excluded.note_at, blocked = excluded.blocked,
+			failure = excluded.failure`,
+			h.Account, ms(h.LastSuccess), h.LastError, ms(h.LastErrorAt), ms(h.FailingSince), h.FetchedTotal, h.LastFetched, h.Note, ms(h.NoteAt), h.Blocked, h.Failure)
 		return err
 	})
 }
@@ -79,8 +81,8 @@ func (s *Store) SetFetchHealthAsync(h FetchHealth) *Pending {
 func (s *Store) FetchHealth(account string) (FetchHealth, error) {
 	h := FetchHealth{Health: Health{Account: account}}
 	var ls, lea, fs, na int64
-	err := s.r.QueryRow("SELECT last_success, last_error, last_error_at, failing_since, fetched_total, last_fetched, note, note_at, blocked FROM imap_health WHERE account = ?", account).
-		Scan(&ls, &h.LastError, &lea, &fs, &h.FetchedTotal, &h.LastFetched, &h.Note, &na, &h.Blocked)
+	err := s.r.QueryRow("SELECT last_success, last_error, last_error_at, failing_since, fetched_total, last_fetched, note, note_at, blocked, failure FROM imap_health WHERE account = ?", account).
+		Scan(&ls, &h.LastError, &lea, &fs, &h.FetchedTotal, &h.LastFetched, &h.Note, &na, &h.Blocked, &h.Failure)
 	if err == sql.ErrNoRows {
 		return h, nil
 	}

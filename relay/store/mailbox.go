@@ -44,7 +44,7 @@ type MailboxEntry struct {
 	UIDL        string       `json:"uidl,omitempty"`
 	Class       string       `json:"class,omitempty"` // arl-positive, noemie-reject… (sesam.Classify)
 	ClassWhy    string       `json:"class_why,omitempty"`
-	Collections []Collection `json:"collections"`
+	Collections []Collection `json:"collections,omitempty"`
 }
 
 // Collection is what one login did with one message.

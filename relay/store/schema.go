@@ -223,8 +223,16 @@ CREATE TABLE IF NOT EXISTS rebuild_returns (
 );
 `
 
+// version8 keeps the kind of each link's last failure (upstream.Kind), so
+// that the warner and a status read with the daemon down know a closed
+// access from a refused password and from this box's own fault.
+const version8 = `
+ALTER TABLE upstream ADD COLUMN failure TEXT NOT NULL DEFAULT '';
+ALTER TABLE imap_health ADD COLUMN failure TEXT NOT NULL DEFAULT '';
+`
+
 // current is the schema version this sesam-relay writes.
-const current = 7
+const current = 8
 
 // migrate brings the store to the current version, one step per version,
 // each in its own transaction: a store from an older sesam-relay opens.
@@ -236,7 +244,7 @@ func migrate(db *sql.DB) error {
 	if v > current {
 		return fmt.Errorf("the queue has schema version %d, newer than this sesam-relay knows (%d): install the newer version again", v, current)
 	}
-	steps := []string{schema, version2, version3, version4, version5, version6, version7}
+	steps := []string{schema, version2, version3, version4, version5, version6, version7, version8}
 	for ; v < current; v++ {
 		if err := step(db, steps[v], v+1); err != nil {
 			return fmt.Errorf("upgrading the queue's schema to version %d: %w", v+1, err)

@@ -64,7 +64,10 @@ func (t *Tracker) Failed(e *Error, now time.Time) time.Time {
 		wait = 0
 		reason = "access closed by the provider: a connection test at each scheduled time, the login only if the server answers"
 	case e.Kind == Local:
-		reason = "this box's fault: fix it; tried again without contacting the provider until then"
+		// Nothing reached the provider: no reason to slow down, and the
+		// first try after the fix must come soon.
+		wait = t.opt.FirstRetry.D()
+		reason = fmt.Sprintf("this box's fault: fix it; tried again every %s, the provider is not contacted until it is fixed", t.opt.FirstRetry.D())
 	}
 	t.h.LastError, t.h.LastErrorAt, t.h.Failure = e.Text, now, e.Kind.String()
 	if t.h.FailingSince.IsZero() {

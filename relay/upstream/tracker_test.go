@@ -49,7 +49,7 @@ func TestTrackerHoldsByKind(t *testing.T) {
 		{upstream.Temporary, 24 * time.Second, 36 * time.Second, false, "1 failure(s) in a row"},
 		{upstream.CredentialsRefused, opt.AuthPause.D(), opt.AuthPause.D(), true, "paused"},
 		{upstream.AccessClosed, 0, 0, false, "connection test"},
-		{upstream.Local, 0, time.Hour, false, "this box"},
+		{upstream.Local, opt.FirstRetry.D(), opt.FirstRetry.D(), false, "this box"},
 	}
 	for _, c := range cases {
 		tr.Worked(now)
@@ -60,6 +60,12 @@ func TestTrackerHoldsByKind(t *testing.T) {
 		}
 		if !h.PausedUntil.IsZero() != c.paused || h.Failure != c.kind.String() || !strings.Contains(h.NextReason, c.reasonHas) || !h.FailingSince.Equal(now) {
 			t.Errorf("%v: recorded %+v", c.kind, h)
+		}
+	}
+	// A local fault does not grow into a long wait: nothing reached the provider.
+	for i := 0; i < 10; i++ {
+		if hold := tr.Failed(&upstream.Error{Kind: upstream.Local, Text: "x"}, now); hold.Sub(now) != opt.FirstRetry.D() {
+			t.Fatalf("local fault %d in a row: hold %v", tr.Fails(), hold.Sub(now))
 		}
 	}
 	tr.Worked(now)

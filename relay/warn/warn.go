@@ -150,7 +150,7 @@ func Lots(cfg *config.Config, st LotReader, a config.Account, since time.Time) (
 	if err != nil {
 		return lots, sesam.Collection{}, "", nil
 	}
-	return lots, sesam.Collection{Configured: true, LastSuccess: h.LastSuccess, FailingSince: h.FailingSince, Blocked: h.Blocked}, h.LastError, nil
+	return lots, sesam.Collection{Configured: true, LastSuccess: h.LastSuccess, FailingSince: h.FailingSince, Blocked: h.Blocked, Closed: h.Failure == "access closed"}, h.LastError, nil
 }
 
 // outage tells once that collection is blocked, and once that it is back.
