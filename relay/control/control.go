@@ -54,7 +54,7 @@ type Status struct {
 	// write (disk full, I/O error). Only the running daemon knows it.
 	LocalFault *store.Fault `json:"local_fault,omitempty"`
 	Listeners  []string     `json:"listeners,omitempty"` // absent when the daemon is down
-	TLSMin     string       `json:"tls_min_version"` // of the local listeners
+	TLSMin     string       `json:"tls_min_version"`     // of the local listeners
 	// Weaknesses are the settings that lower the practice's protection
 	// (config.Weaknesses): old TLS, logins without TLS, insecure upstreams.
 	Weaknesses []string        `json:"weaknesses,omitempty"`
