@@ -11,10 +11,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/sesam-relay/sesam-relay/relay/auth"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/sesam-relay/sesam-relay/relay/auth"
 
 	"github.com/BurntSushi/toml"
 )
@@ -24,8 +26,13 @@ const DefaultPath = "/etc/sesam-relay/config.toml"
 
 // Config is the whole file.
 type Config struct {
-	Hostname       string    `toml:"hostname"`
-	StateDir       string    `toml:"state_dir"`
+	Hostname string `toml:"hostname"`
+	StateDir string `toml:"state_dir"`
+	// StoreKey is the plain file of the key the store's bodies are sealed
+	// to, used when systemd gives no credential (keys.Find). Default:
+	// keys/store-key beside the config (the package makes that folder the
+	// service's, mode 0700).
+	StoreKey       string    `toml:"store_key"`
 	MaxMessageSize Size      `toml:"max_message_size"`
 	MinFreeSpace   Size      `toml:"min_free_space"`
 	Retention      Duration  `toml:"retention"` // local mail is kept this long
@@ -282,6 +289,12 @@ func Load(path string) (*Config, error) {
 	c, err := Parse(src)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if c.StoreKey == "" {
+		c.StoreKey = filepath.Join("keys", "store-key")
+	}
+	if !filepath.IsAbs(c.StoreKey) {
+		c.StoreKey = filepath.Join(filepath.Dir(path), c.StoreKey)
 	}
 	return c, nil
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sesam-relay/sesam-relay/relay/config"
+	"github.com/sesam-relay/sesam-relay/relay/keys"
 	"github.com/sesam-relay/sesam-relay/relay/store"
 	"github.com/sesam-relay/sesam-relay/sesam"
 )
@@ -56,10 +57,14 @@ type Status struct {
 	Listeners  []string     `json:"listeners,omitempty"` // absent when the daemon is down
 	TLSMin     string       `json:"tls_min_version"`     // of the local listeners
 	// Weaknesses are the settings that lower the practice's protection
-	// (config.Weaknesses): old TLS, logins without TLS, insecure upstreams.
-	Weaknesses []string        `json:"weaknesses,omitempty"`
-	Accounts   []AccountStatus `json:"accounts"`
-	Actions    []Action        `json:"technician_actions,omitempty"` // since the daemon started
+	// (config.Weaknesses): old TLS, logins without TLS, insecure upstreams,
+	// and a store key kept in a plain file.
+	Weaknesses []string `json:"weaknesses,omitempty"`
+	// StoreKey says where the key the bodies are encrypted to was read
+	// (only the running daemon knows).
+	StoreKey string          `json:"store_key,omitempty"`
+	Accounts []AccountStatus `json:"accounts"`
+	Actions  []Action        `json:"technician_actions,omitempty"` // since the daemon started
 }
 
 // AccountStatus is one account's line in "status".
@@ -146,6 +151,7 @@ type Live struct {
 	Fetch       func(ctx context.Context, account string) (any, error) // a poll now
 	Reload      func(ctx context.Context) error                        // read the config again and apply it
 	Actions     *Actions                                               // the last technician actions
+	StoreKey    keys.Source                                            // where the store key was read
 }
 
 // Handler answers requests over a store.
@@ -279,6 +285,10 @@ func (h *Handler) status() (Status, error) {
 	if h.Live != nil {
 		st.Running, st.Started, st.Listeners = true, h.Live.Started, h.Live.Listeners
 		st.Actions = h.Live.Actions.List()
+		st.StoreKey = h.Live.StoreKey.String()
+		if !h.Live.StoreKey.Credential {
+			st.Weaknesses = append(st.Weaknesses, "the store key is a plain file ("+h.Live.StoreKey.Path+"): a copy of this disk opens every stored body; seal it with systemd-creds (see README, \"What is encrypted\")")
+		}
 		if f := h.Store.DeliveryFault(); !f.Since.IsZero() {
 			st.LocalFault = &f
 		}

@@ -103,7 +103,7 @@ func (d *daemon) apply(cfg *config.Config) error {
 		d.log.Warn("weakened protection: " + w)
 	}
 	d.handler.Store(&control.Handler{Store: d.st, Config: cfg, Log: d.log, Live: &control.Live{
-		Started: d.started, Listeners: names, Health: d.health, FetchHealth: d.fetchHealth, Fetch: d.fetch, Reload: d.askReload, Actions: d.actions}})
+		Started: d.started, Listeners: names, Health: d.health, FetchHealth: d.fetchHealth, Fetch: d.fetch, Reload: d.askReload, Actions: d.actions, StoreKey: d.keySource}})
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/sesam-relay/sesam-relay/relay/auth"
 	"github.com/sesam-relay/sesam-relay/relay/config"
 	"github.com/sesam-relay/sesam-relay/relay/control"
+	"github.com/sesam-relay/sesam-relay/relay/keys"
 	"github.com/sesam-relay/sesam-relay/relay/pop3d"
 	"github.com/sesam-relay/sesam-relay/relay/store"
 )
@@ -26,7 +27,7 @@ import (
 // makes it read the config again with load and apply it; a config that
 // does not load or apply is refused, and the running one kept.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload <-chan struct{}, load func() (*config.Config, error)) error {
-	st, err := store.Open(cfg.StateDir)
+	st, keySource, err := openStore(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -36,7 +37,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload <-cha
 	} else if n > 0 {
 		log.Warn("mail was being sent when the relay stopped: held as uncertain, not resent; see `sesam-relay queue`", "held", n)
 	}
-	d := &daemon{st: st, log: log, started: time.Now(), listeners: map[string]*shared{},
+	d := &daemon{st: st, keySource: keySource, log: log, started: time.Now(), listeners: map[string]*shared{},
 		workers: map[string]*worker{}, pollers: map[string]*poller{}, locks: pop3d.NewLocks(),
 		conns: auth.NewConnLimit(0, 0),
 		load:  load, reloads: make(chan chan error), actions: &control.Actions{}}
@@ -55,6 +56,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload <-cha
 	sd.SdNotify(false, sd.SdNotifyReady)
 	log.Info("sesam-relay ready", "accounts", len(cfg.Accounts), "state_dir", cfg.StateDir, "control", cfg.Listen.Control)
 	go watchdog(ctx, st, log)
+	go sealOlderBodies(ctx, st, log)
 	for ctx.Err() == nil {
 		select {
 		case <-reload:
@@ -74,9 +76,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload <-cha
 // daemon is the running relay. Only Run's goroutine changes it; the
 // control socket reads the workers and pollers under mu.
 type daemon struct {
-	st      *store.Store
-	log     *slog.Logger
-	started time.Time
+	st        *store.Store
+	keySource keys.Source // where the store key was read, for status
+	log       *slog.Logger
+	started   time.Time
 
 	cfg       *config.Config // the config applied last
 	listeners map[string]*shared

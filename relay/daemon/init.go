@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/sesam-relay/sesam-relay/relay/config"
-	"github.com/sesam-relay/sesam-relay/relay/store"
 )
 
 // Init prepares state_dir before the first start: the store and the
@@ -17,7 +16,7 @@ import (
 // package's postinst runs it as the service user, so the files are the
 // service's.
 func Init(cfg *config.Config, w io.Writer) error {
-	st, err := store.Open(cfg.StateDir)
+	st, src, err := openStore(cfg, nil)
 	if err != nil {
 		return err
 	}
@@ -33,5 +32,6 @@ func Init(cfg *config.Config, w io.Writer) error {
 	sum := sha256.Sum256(leaf.Raw)
 	fmt.Fprintf(w, "state_dir %s ready; TLS certificate for %s, valid until %s\nSHA-256 fingerprint %X\n",
 		cfg.StateDir, strings.Join(leaf.DNSNames, ", "), leaf.NotAfter.Format("2006-01-02"), sum)
+	fmt.Fprintf(w, "bodies are encrypted to the store key in %s\n", src)
 	return nil
 }

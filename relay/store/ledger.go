@@ -295,7 +295,10 @@ func (s *Store) GiveNotice(ctx context.Context, n PracticeNotice) (bool, error) 
 	now := s.now()
 	var m mailRow
 	if n.Mail != nil {
-		m = readMail(n.Mail) // here, not in the transaction
+		var err error
+		if m, err = s.readMail(n.Mail); err != nil { // here, not in the transaction
+			return false, err
+		}
 	}
 	given := false
 	err := s.writeWait(ctx, func(tx *sql.Tx) error {
@@ -346,7 +349,7 @@ func (s *Store) GiveNotice(ctx context.Context, n PracticeNotice) (bool, error) 
 // queueNotice puts a notice in the queue, from the account to its Notify
 // addresses: it leaves through the provider like any mail.
 func queueNotice(tx *sql.Tx, n PracticeNotice, m mailRow, now time.Time) error {
-	bid, err := putBody(tx, m.body)
+	bid, err := putBody(tx, m.body, m.key)
 	if err != nil {
 		return err
 	}

@@ -82,14 +82,20 @@ func uidl(id int64, hash string) string { return fmt.Sprintf("%d.%s", id, hash[:
 // read by readMail, in the caller's goroutine, before the write: nothing
 // parses mail inside the committer's transaction.
 type mailRow struct {
-	body []byte
+	body []byte // as the database keeps it: sealed to the write key (see seal)
+	key  string // the key that sealed body; "" in clear
 	hash string
 	head sesam.Headers
 	wire int64 // the size POP3 announces (pop3wire: what pop3d sends)
 }
 
-func readMail(body []byte) mailRow {
-	return mailRow{body: body, hash: hashOf(body), head: sesam.ReadHeaders(body), wire: pop3wire.Size(body)}
+// readMail reads what the write needs of a message, and seals its body,
+// before the transaction.
+func (s *Store) readMail(body []byte) (mailRow, error) {
+	m := mailRow{hash: hashOf(body), head: sesam.ReadHeaders(body), wire: pop3wire.Size(body)}
+	var err error
+	m.body, m.key, err = s.seal(body)
+	return m, err
 }
 
 // addMail writes a message read by readMail. in is its classification,
@@ -105,7 +111,7 @@ func addMail(tx *sql.Tx, account string, o Origin, m mailRow, now time.Time, in 
 	if !errors.Is(err, sql.ErrNoRows) {
 		return 0, false, err
 	}
-	bid, err := putBody(tx, m.body)
+	bid, err := putBody(tx, m.body, m.key)
 	if err != nil {
 		return 0, false, err
 	}
@@ -184,7 +190,10 @@ func (s *Store) addMailWrite(account string, o Origin, body []byte, in *sesam.In
 		v := s.Classify(body)
 		in = &v
 	}
-	m := readMail(body)
+	m, err := s.readMail(body)
+	if err != nil { // the write reports it; nothing is written
+		return func(*sql.Tx) error { return err }, nil
+	}
 	now := s.now()
 	fn := func(tx *sql.Tx) error {
 		var err error
@@ -296,7 +305,7 @@ func (s *Store) MailboxEntryByID(id int64) (MailboxEntry, error) {
 }
 
 // MailboxBody returns a local message's bytes, exactly as received.
-func (s *Store) MailboxBody(id int64) ([]byte, error) { return readBody(s.r, "mailbox", id) }
+func (s *Store) MailboxBody(id int64) ([]byte, error) { return s.readBody("mailbox", id) }
 
 // ViewEntry is one message of a login's POP3 maildrop.
 type ViewEntry struct {

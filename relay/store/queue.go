@@ -87,21 +87,28 @@ func scanMessage(row interface{ Scan(...any) error }) (Message, error) {
 }
 
 // putBody stores a body and returns its id. Every body goes through here.
-func putBody(tx *sql.Tx, data []byte) (int64, error) {
-	res, err := tx.Exec("INSERT INTO bodies(data) VALUES (?)", data)
+// putBody writes a body already sealed (seal, before the transaction)
+// under key ("" in clear).
+func putBody(tx *sql.Tx, data []byte, key string) (int64, error) {
+	res, err := tx.Exec("INSERT INTO bodies(data, sealed) VALUES (?, ?)", data, key)
 	if err != nil {
 		return 0, err
 	}
 	return res.LastInsertId()
 }
 
-func readBody(db *sql.DB, where string, id int64) ([]byte, error) {
+// readBody reads and opens the body of the row id of table where.
+func (s *Store) readBody(where string, id int64) ([]byte, error) {
 	var data []byte
-	err := db.QueryRow("SELECT b.data FROM bodies b JOIN "+where+" t ON t.body_id = b.id WHERE t.id = ?", id).Scan(&data)
+	var key string
+	err := s.r.QueryRow("SELECT b.data, b.sealed FROM bodies b JOIN "+where+" t ON t.body_id = b.id WHERE t.id = ?", id).Scan(&data, &key)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
-	return data, err
+	if err != nil {
+		return nil, err
+	}
+	return s.unseal(data, key)
 }
 
 func event(tx *sql.Tx, id int64, at time.Time, format string, a ...any) error {
@@ -122,8 +129,12 @@ func (s *Store) Submit(ctx context.Context, env Envelope, body []byte) (Accepted
 		o = &in
 	}
 	since := now.Add(-s.resubmitWindow())
+	sealed, key, err := s.seal(body) // before the transaction, as the parsing
+	if err != nil {
+		return Accepted{}, err
+	}
 	var a Accepted
-	err := s.writeWait(ctx, func(tx *sql.Tx) error {
+	err = s.writeWait(ctx, func(tx *sql.Tx) error {
 		a = Accepted{}
 		first, reused, err := resubmitted(tx, env, since)
 		if err != nil {
@@ -147,7 +158,7 @@ func (s *Store) Submit(ctx context.Context, env Envelope, body []byte) (Accepted
 			st, hold = Held, joinReasons(duplicateReason(o.Subject.Stamp, dup), hold)
 			a.DuplicateOf = dup.id
 		}
-		bid, err := putBody(tx, body)
+		bid, err := putBody(tx, sealed, key)
 		if err != nil {
 			return err
 		}
@@ -189,7 +200,7 @@ func (s *Store) Submit(ctx context.Context, env Envelope, body []byte) (Accepted
 }
 
 // Body returns a queued message's bytes, exactly as accepted.
-func (s *Store) Body(id int64) ([]byte, error) { return readBody(s.r, "messages", id) }
+func (s *Store) Body(id int64) ([]byte, error) { return s.readBody("messages", id) }
 
 // Get returns one message with its history.
 func (s *Store) Get(id int64) (Message, []Event, error) {
@@ -408,7 +419,11 @@ func (s *Store) MarkUncertain(ctx context.Context, id int64, why string) error {
 // MarkBounced marks a message refused for good and stores the DSN for the
 // sender's account, in one transaction: the bounce is never lost nor doubled.
 func (s *Store) MarkBounced(ctx context.Context, id int64, why string, dsn []byte) error {
-	now, m := s.now(), readMail(dsn)
+	now := s.now()
+	m, err := s.readMail(dsn)
+	if err != nil {
+		return err
+	}
 	return s.writeWait(ctx, func(tx *sql.Tx) error {
 		var account string
 		if err := tx.QueryRow("SELECT account FROM messages WHERE id = ?", id).Scan(&account); err != nil {
@@ -424,7 +439,11 @@ func (s *Store) MarkBounced(ctx context.Context, id int64, why string, dsn []byt
 
 // AddDelayNotice stores a "still trying" notice for the sender, once per message.
 func (s *Store) AddDelayNotice(ctx context.Context, id int64, notice []byte) error {
-	now, m := s.now(), readMail(notice)
+	now := s.now()
+	m, err := s.readMail(notice)
+	if err != nil {
+		return err
+	}
 	return s.writeWait(ctx, func(tx *sql.Tx) error {
 		var account string
 		if err := tx.QueryRow("SELECT account FROM messages WHERE id = ? AND notice_sent = 0", id).Scan(&account); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 
 	"github.com/sesam-relay/sesam-relay/sesam"
 )
@@ -163,7 +164,7 @@ type ledgerInput struct {
 // readLots reads and inspects the queued mail after id after, at most n:
 // the lots among them, and the last id read (a lot or not) as the last one.
 func (s *Store) readLots(after int64, n int) ([]ledgerInput, error) {
-	rows, err := s.r.Query("SELECT m.id, m.account, m.rcpts, b.data FROM messages m JOIN bodies b ON b.id = m.body_id WHERE m.id > ? ORDER BY m.id LIMIT ?", after, n)
+	rows, err := s.r.Query("SELECT m.id, m.account, m.rcpts, b.data, b.sealed FROM messages m JOIN bodies b ON b.id = m.body_id WHERE m.id > ? ORDER BY m.id LIMIT ?", after, n)
 	if err != nil {
 		return nil, err
 	}
@@ -173,9 +174,13 @@ func (s *Store) readLots(after int64, n int) ([]ledgerInput, error) {
 		var m ledgerInput
 		var rcpts string
 		var body []byte
+		var key string
 		var to []string
-		if err := rows.Scan(&m.id, &m.account, &rcpts, &body); err != nil {
+		if err := rows.Scan(&m.id, &m.account, &rcpts, &body, &key); err != nil {
 			return nil, err
+		}
+		if body, err = s.unseal(body, key); err != nil {
+			return nil, fmt.Errorf("message %d: %w", m.id, err)
 		}
 		json.Unmarshal([]byte(rcpts), &to)
 		m.out = sesam.InspectOutbound(body, to) // recordLot skips what is no lot
@@ -190,7 +195,7 @@ const lastCollected = "SELECT COALESCE(MAX(id), 0) FROM mailbox WHERE origin IN 
 // readReturns reads and classifies the collected mail after id after, up
 // to id upTo, at most n.
 func (s *Store) readReturns(after, upTo int64, n int, rules []sesam.Rule) ([]ledgerInput, error) {
-	rows, err := s.r.Query("SELECT x.id, x.account, x.message_id, b.data FROM mailbox x JOIN bodies b ON b.id = x.body_id WHERE x.origin IN (?, ?) AND x.id > ? AND x.id <= ? ORDER BY x.id LIMIT ?", Fetched, Imported, after, upTo, n)
+	rows, err := s.r.Query("SELECT x.id, x.account, x.message_id, b.data, b.sealed FROM mailbox x JOIN bodies b ON b.id = x.body_id WHERE x.origin IN (?, ?) AND x.id > ? AND x.id <= ? ORDER BY x.id LIMIT ?", Fetched, Imported, after, upTo, n)
 	if err != nil {
 		return nil, err
 	}
@@ -199,10 +204,16 @@ func (s *Store) readReturns(after, upTo int64, n int, rules []sesam.Rule) ([]led
 	for rows.Next() {
 		var m ledgerInput
 		var body []byte
-		if err := rows.Scan(&m.id, &m.account, &m.messageID, &body); err != nil {
+		var key string
+		if err := rows.Scan(&m.id, &m.account, &m.messageID, &body, &key); err != nil {
 			return nil, err
 		}
-		m.in = sesam.Classify(body, rules)
+		if body, err = s.unseal(body, key); err != nil {
+			// A damaged body is still a return: unknown, to look at.
+			m.in = sesam.Inbound{Class: sesam.Unknown, Why: "the stored body does not open: " + err.Error()}
+		} else {
+			m.in = sesam.Classify(body, rules)
+		}
 		out = append(out, m)
 	}
 	return out, rows.Err()

@@ -231,8 +231,15 @@ ALTER TABLE upstream ADD COLUMN failure TEXT NOT NULL DEFAULT '';
 ALTER TABLE imap_health ADD COLUMN failure TEXT NOT NULL DEFAULT '';
 `
 
+// version9 names, beside each body, the key that sealed it (Keys; "" for
+// a body still in clear, written before encryption: SealPlain seals them).
+const version9 = `
+ALTER TABLE bodies ADD COLUMN sealed TEXT NOT NULL DEFAULT '';
+CREATE INDEX IF NOT EXISTS bodies_sealed ON bodies(sealed);
+`
+
 // current is the schema version this sesam-relay writes.
-const current = 8
+const current = 9
 
 // migrate brings the store to the current version, one step per version,
 // each in its own transaction: a store from an older sesam-relay opens.
@@ -244,7 +251,7 @@ func migrate(db *sql.DB) error {
 	if v > current {
 		return fmt.Errorf("the queue has schema version %d, newer than this sesam-relay knows (%d): install the newer version again", v, current)
 	}
-	steps := []string{schema, version2, version3, version4, version5, version6, version7, version8}
+	steps := []string{schema, version2, version3, version4, version5, version6, version7, version8, version9}
 	for ; v < current; v++ {
 		if err := step(db, steps[v], v+1); err != nil {
 			return fmt.Errorf("upgrading the queue's schema to version %d: %w", v+1, err)

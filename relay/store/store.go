@@ -50,6 +50,7 @@ type Store struct {
 	kick     wakers
 	ledger   wakers
 	tmp      string                       // a copy read by OpenReadOnly, removed at Close
+	keys     *Keys                        // nil: bodies are written in clear (tests; before init)
 	rules    atomic.Pointer[[]sesam.Rule] // classification rules from the config (Configure); a reload swaps them
 	fault    faultState                   // a local write failure that pauses all delivery
 	minFree  atomic.Uint64                // min_free_space; see Configure
@@ -136,13 +137,23 @@ func dsn(path string, readOnly bool) string {
 	} else {
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous(FULL)")
+		// What a write frees (a body sealed in place, a purge) is zeroed,
+		// not left readable in free pages.
+		q.Add("_pragma", "secure_delete(1)")
 		q.Add("_txlock", "immediate")
 	}
 	return "file:" + path + "?" + q.Encode()
 }
 
 // Open opens (creating if needed) the state folder for the daemon.
-func Open(dir string) (*Store, error) {
+func Open(dir string) (*Store, error) { return OpenSealed(dir, nil) }
+
+// OpenSealed is Open with the appliance's keys: every body written is
+// sealed to keys.Write (see seal), and SealPlain seals the bodies an older
+// version left in clear. With nil keys, bodies are written in clear (tests,
+// tools); a store that holds sealed bodies then refuses to open, as it
+// does when a key that sealed some is not in keys.Read: nothing is touched.
+func OpenSealed(dir string, keys *Keys) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating state_dir: %w", err)
 	}
@@ -171,7 +182,12 @@ func Open(dir string) (*Store, error) {
 		return nil, err
 	}
 	r.SetMaxOpenConns(4)
-	s := &Store{dir: dir, w: w, r: r, reqs: make(chan *writeReq, 1024), done: make(chan struct{}), now: time.Now}
+	if err := keysFit(r, keys, dir); err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	s := &Store{dir: dir, w: w, r: r, reqs: make(chan *writeReq, 1024), done: make(chan struct{}), now: time.Now, keys: keys}
 	go s.committer()
 	return s, nil
 }

@@ -1,0 +1,149 @@
+// Package keys is the appliance's key: the OpenPGP key every stored body
+// is sealed to (store.Keys). It makes it, reads it where systemd put it
+// ($CREDENTIALS_DIRECTORY, a credential sealed with systemd-creds) or from
+// a plain file, and keeps older keys for reading after a rotation.
+package keys
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/sesam-relay/sesam-relay/relay/store"
+)
+
+// CredentialName is the name of the systemd credential that holds the
+// keys (LoadCredentialEncrypted=store-key:…).
+const CredentialName = "store-key"
+
+// Source says where the keys were read: a systemd credential (sealed on
+// disk to the host key, or the TPM2) or a plain file (readable by anyone
+// who copies the disk: status warns).
+type Source struct {
+	Path       string
+	Credential bool
+}
+
+func (s Source) String() string {
+	if s.Credential {
+		return "the systemd credential " + s.Path
+	}
+	return "the plain file " + s.Path
+}
+
+// New makes a fresh key: Ed25519 for its identity, with an X25519
+// encryption subkey, as gpg makes them, so that a practice's technician can
+// open a body with standard tools if ever needed.
+func New(hostname string) (*openpgp.Entity, error) {
+	cfg := &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA, Curve: packet.Curve25519, Time: time.Now}
+	e, err := openpgp.NewEntity("sesam-relay store "+hostname, time.Now().UTC().Format("2006-01-02"), "", cfg)
+	if err != nil {
+		return nil, fmt.Errorf("making the store key: %w", err)
+	}
+	return e, nil
+}
+
+// Find reads the keys from the systemd credential when the service was
+// started with one, else from the plain file path. ErrNone: neither exists.
+func Find(path string) (*store.Keys, Source, error) {
+	if dir := os.Getenv("CREDENTIALS_DIRECTORY"); dir != "" {
+		p := filepath.Join(dir, CredentialName)
+		if _, err := os.Stat(p); err == nil {
+			k, err := Load(p)
+			return k, Source{Path: p, Credential: true}, err
+		}
+	}
+	src := Source{Path: path}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, src, fmt.Errorf("%w: looked for the credential %s in $CREDENTIALS_DIRECTORY and for %s", ErrNone, CredentialName, path)
+	}
+	k, err := Load(path)
+	return k, src, err
+}
+
+// ErrNone is Find's answer when there is no key at all.
+var ErrNone = errors.New("no store key")
+
+// Load reads a keyring: the newest key writes, all of them read.
+func Load(path string) (*store.Keys, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the store key: %w", err)
+	}
+	return Parse(b, path)
+}
+
+// Parse reads a keyring's bytes (binary OpenPGP private keys, one after
+// the other); path names it in errors.
+func Parse(b []byte, path string) (*store.Keys, error) {
+	list, err := openpgp.ReadKeyRing(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("reading the store key %s: %w", path, err)
+	}
+	k := &store.Keys{Read: list}
+	for _, e := range list {
+		if e.PrivateKey == nil {
+			return nil, fmt.Errorf("the store key %s holds a public key only", path)
+		}
+		if k.Write == nil || e.PrimaryKey.CreationTime.After(k.Write.PrimaryKey.CreationTime) {
+			k.Write = e
+		}
+	}
+	if k.Write == nil {
+		return nil, fmt.Errorf("the store key %s holds no key", path)
+	}
+	return k, nil
+}
+
+// Bytes serializes a keyring, private keys included, for Save or for
+// systemd-creds.
+func Bytes(list openpgp.EntityList) ([]byte, error) {
+	var b bytes.Buffer
+	for _, e := range list {
+		if err := e.SerializePrivate(&b, nil); err != nil {
+			return nil, fmt.Errorf("writing the store key: %w", err)
+		}
+	}
+	return b.Bytes(), nil
+}
+
+// Save writes a keyring to path, mode 0600, atomically: a kill leaves the
+// old file or the new one, never half of one.
+func Save(path string, list openpgp.EntityList) error {
+	b, err := Bytes(list)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("writing the store key: %w", err)
+	}
+	tmp := path + ".new"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("writing the store key: %w", err)
+	}
+	if _, err := f.Write(b); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing the store key %s: %w", path, err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
