@@ -27,7 +27,6 @@ func sealedBody(i int) []byte {
 	return []byte("From: <cpam@caisse.fr>\r\nSubject: retour " + strconv.Itoa(i) + "\r\n\r\nBeneficiaire " + patient + " NIR " + nir + " ligne " + strconv.Itoa(i) + "\r\n")
 }
 
-
 func newKeys(t *testing.T) *store.Keys {
 	t.Helper()
 	e, err := keys.New("relais.test")
