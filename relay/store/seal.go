@@ -37,6 +37,10 @@ var sealConfig = &packet.Config{DefaultCipher: packet.CipherAES256, DefaultCompr
 // missing after a rotation).
 var ErrSealed = errors.New("the body is encrypted and this process has not the key: ask the running daemon")
 
+// maxOpened bounds what one body may open to: above any mail the relay
+// accepts (max_message_size) or fetches (max_fetch_size).
+const maxOpened = 256 << 20
+
 // ErrCorrupt marks a body whose ciphertext does not open (altered on disk).
 var ErrCorrupt = errors.New("the stored body is damaged: its encryption does not verify")
 
@@ -76,9 +80,16 @@ func (s *Store) unseal(data []byte, key string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (%v)", ErrCorrupt, err)
 	}
-	body, err := io.ReadAll(md.UnverifiedBody) // the integrity check runs at the end
+	// The integrity check runs at the end. A sealed body is never compressed
+	// (sealConfig), so one that opens to more than the ciphertext's size,
+	// or to more than any mail the relay keeps, is damaged or forged.
+	limit := min(int64(len(data)), maxOpened)
+	body, err := io.ReadAll(io.LimitReader(md.UnverifiedBody, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w (%v)", ErrCorrupt, err)
+	}
+	if int64(len(body)) > limit {
+		return nil, fmt.Errorf("%w (it opens to more than it holds)", ErrCorrupt)
 	}
 	return body, nil
 }

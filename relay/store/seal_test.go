@@ -27,7 +27,9 @@ func sealedBody(i int) []byte {
 	return []byte("From: <cpam@caisse.fr>\r\nSubject: retour " + strconv.Itoa(i) + "\r\n\r\nBeneficiaire " + patient + " NIR " + nir + " ligne " + strconv.Itoa(i) + "\r\n")
 }
 
-func newKeys(t *testing.T) *store.Keys {
+func newKeys(t *testing.T) *store.Keys { return newKeysF(t) }
+
+func newKeysF(t testing.TB) *store.Keys {
 	t.Helper()
 	e, err := keys.New("relais.test")
 	if err != nil {

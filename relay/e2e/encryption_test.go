@@ -1,0 +1,207 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sesam-relay/sesam-relay/relay/demo"
+	"github.com/sesam-relay/sesam-relay/relay/store"
+)
+
+// Health data a stolen disk must not give away.
+const (
+	patientName = "LEFEBVRE-ROUSSEAU Marguerite"
+	patientNIR  = "287117512345694"
+)
+
+func patientMail(subject string) []byte {
+	return []byte(fmt.Sprintf("From: <jean.dupont@laposte.net>\r\nTo: <secretariat@cabinet-voisin.test>\r\nSubject: %s\r\nMessage-ID: <%s@billing.test>\r\n\r\nPatiente %s, NIR %s, soins du 03/12.\r\n",
+		subject, strings.ReplaceAll(subject, " ", "-"), patientName, patientNIR))
+}
+
+// filesHolding lists the files under dirs whose bytes hold one of the
+// patient's strings.
+func filesHolding(t *testing.T, dirs ...string) []string {
+	t.Helper()
+	var found []string
+	for _, d := range dirs {
+		filepath.Walk(d, func(p string, fi os.FileInfo, err error) error {
+			if err != nil || fi.IsDir() {
+				return nil
+			}
+			b, _ := os.ReadFile(p)
+			for _, s := range []string{patientName, patientNIR} {
+				if bytes.Contains(b, []byte(s)) {
+					found = append(found, p+" ("+s+")")
+				}
+			}
+			return nil
+		})
+	}
+	return found
+}
+
+// The stolen-disk test: after mail with a patient's name and NIR went
+// through the relay — sent, bounced, fetched — a copy of the state folder
+// and of the config folder without the key holds neither.
+func TestAStolenDiskHoldsNoBodyInClear(t *testing.T) {
+	imapP := imapProvider(t)
+	ret := patientMail("retour NOEMIE")
+	imapP.Deliver("INBOX", ret)
+	prov := newProvider(t)
+	r := newRelay(t, prov, opts{imap: imapP.Addr()})
+	p := filepath.Join(t.TempDir(), "sent.eml")
+	os.WriteFile(p, patientMail("lettre envoyee"), 0o600)
+	if res := r.python(pyArgs{"file": p}); res[0].Code != 250 {
+		t.Fatalf("%+v", res)
+	}
+	waitFor(t, 10*time.Second, "the first mail sent", func() bool { return len(prov.Mails()) == 1 })
+	prov.SetMode(demo.PermFail)
+	os.WriteFile(p, patientMail("lettre refusee"), 0o600)
+	if res := r.python(pyArgs{"file": p}); res[0].Code != 250 {
+		t.Fatalf("%+v", res)
+	}
+	waitFor(t, 10*time.Second, "the bounce", func() bool { return r.states()[store.Bounced] == 1 })
+	waitFor(t, 10*time.Second, "the return fetched", func() bool { return r.holds("<retour-NOEMIE@billing.test>") })
+	// The billing software gets the return as it was.
+	pop := r.poplib(pyArgs{"mode": "stls"})
+	found := false
+	for _, m := range pop.Messages {
+		found = found || bytes.Equal(m.Raw, ret)
+	}
+	if !found {
+		t.Fatalf("the return is not served byte for byte: %d messages", len(pop.Messages))
+	}
+	r.stop()
+	// The thief's copy: the state folder and the config folder, less the key.
+	copyDir := t.TempDir()
+	for _, d := range []string{r.stateDir, r.dir} {
+		filepath.Walk(d, func(p string, fi os.FileInfo, err error) error {
+			if err != nil || fi.IsDir() || strings.Contains(p, string(filepath.Separator)+"keys"+string(filepath.Separator)) {
+				return nil
+			}
+			b, _ := os.ReadFile(p)
+			os.WriteFile(filepath.Join(copyDir, strings.ReplaceAll(p, string(filepath.Separator), "_")), b, 0o600)
+			return nil
+		})
+	}
+	if got := filesHolding(t, copyDir); len(got) > 0 {
+		t.Fatalf("the stolen copy holds the patient's data in clear: %v", got)
+	}
+	if _, err := os.Stat(filepath.Join(r.dir, "keys", "store-key")); err != nil {
+		t.Fatalf("no store key where the config says: %v", err)
+	}
+	// With its key the relay serves everything again.
+	r.start()
+	found = false
+	for _, m := range r.poplib(pyArgs{"mode": "stls"}).Messages {
+		found = found || bytes.Equal(m.Raw, ret)
+	}
+	if !found {
+		t.Fatal("after a restart the return is not served")
+	}
+}
+
+// A relay whose store key is gone does not start, says which key and
+// where it looked, and touches nothing.
+func TestAMissingStoreKeyStopsTheRelayAndTouchesNothing(t *testing.T) {
+	prov := newProvider(t)
+	r := newRelay(t, prov, opts{})
+	submitOne(t, r)
+	waitFor(t, 10*time.Second, "a delivery", func() bool { return len(prov.Mails()) == 1 })
+	r.stop()
+	key := filepath.Join(r.dir, "keys", "store-key")
+	os.Rename(key, key+".away")
+	before := onDiskSum(t, r.stateDir)
+	out, err := runBinary(r, "serve")
+	if err == nil || !strings.Contains(out, "encrypted") || !strings.Contains(out, key) {
+		t.Fatalf("serve without its key: %v\n%s", err, out)
+	}
+	if onDiskSum(t, r.stateDir) != before {
+		t.Fatal("the store changed though the relay did not start")
+	}
+	if _, err := os.Stat(key); err == nil {
+		t.Fatal("a new key was made over an encrypted store")
+	}
+}
+
+// runBinary runs the relay's binary with its config and args, bounded.
+func runBinary(r *relay, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, append([]string{"--config", r.cfgPath}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// onDiskSum is a digest of every file under dir, names and bytes.
+func onDiskSum(t *testing.T, dir string) string {
+	t.Helper()
+	h := sha256.New()
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			b, _ := os.ReadFile(p)
+			fmt.Fprintf(h, "%s %d\n", p, len(b))
+			h.Write(b)
+		}
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// A store written in clear by an older version is sealed in place at the
+// first start; killed half-way, the next start goes on; every message is
+// then served as it was, and nothing is left in clear on disk.
+func TestAnOlderStoreIsSealedInPlaceAcrossAKill(t *testing.T) {
+	r := newRelay(t, newProvider(t), opts{})
+	r.stop()
+	os.RemoveAll(r.stateDir)
+	st, err := store.Open(r.stateDir) // as 0.1.0 wrote it: no key, bodies in clear
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want [][]byte
+	for i := 0; i < 120; i++ {
+		m := patientMail(fmt.Sprintf("retour %03d", i))
+		if _, err := st.AddMail(context.Background(), "dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 7, UID: uint32(i + 1)}, m, nil); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, m)
+	}
+	st.Close()
+	if len(filesHolding(t, r.stateDir)) == 0 {
+		t.Fatal("the plain store holds no patient data: the test proves nothing")
+	}
+	cmd := exec.Command(binary, "--config", r.cfgPath, "serve")
+	cmd.Env = append(os.Environ(), "SESAM_RELAY_TEST_DIE_SEALING=1")
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
+		t.Fatalf("the relay was not stopped half-way through sealing: %v\n%s", err, out)
+	}
+	r.start()
+	waitFor(t, 15*time.Second, "the rest sealed", func() bool { return strings.Contains(r.Log(), "are now encrypted") })
+	if !strings.Contains(r.Log(), "sealed=70") {
+		t.Fatalf("want the 70 left after the kill sealed by the second start:\n%s", r.Log())
+	}
+	got := r.poplib(pyArgs{"mode": "stls"})
+	if len(got.Messages) != len(want) {
+		t.Fatalf("POP3 serves %d messages, want %d", len(got.Messages), len(want))
+	}
+	for i, m := range got.Messages {
+		if !bytes.Equal(m.Raw, want[i]) {
+			t.Fatalf("message %d changed by the sealing:\n%q\nwant\n%q", i+1, m.Raw, want[i])
+		}
+	}
+	r.stop()
+	if files := filesHolding(t, r.stateDir); len(files) > 0 {
+		t.Fatalf("left in clear after sealing: %v", files)
+	}
+}
