@@ -139,6 +139,8 @@ func TestInstallUpgradeRemovePurgeOnAFreshDebian(t *testing.T) {
 	for path, want := range map[string]string{
 		"/etc/sesam-relay/config.toml":            "0640 root:sesam-relay",
 		"/etc/sesam-relay/secrets":                "0750 root:sesam-relay",
+		"/etc/sesam-relay/keys":                   "0700 sesam-relay:sesam-relay",
+		"/etc/sesam-relay/keys/store-key":         "0600 sesam-relay:sesam-relay", // no systemd here: a plain file
 		"/var/lib/sesam-relay":                    "0750 sesam-relay:sesam-relay",
 		"/var/lib/sesam-relay/tls/selfsigned.pem": "0600 sesam-relay:sesam-relay",
 		"/var/lib/sesam-relay/sesam-relay.db":     "0640 sesam-relay:sesam-relay",

@@ -104,6 +104,11 @@ func TestServiceStartsReloadsAndStopsUnderSystemd(t *testing.T) {
 	b.must("useradd", "--no-create-home", "--groups", "sesam-relay", "tech")
 	if out, err := b.in("runuser", "-u", "tech", "--", "sesam-relay", "status"); err != nil || !strings.Contains(out, "running since") {
 		t.Errorf("status as tech: %v\n%s", err, out)
+	} else if !strings.Contains(out, "store key:  the systemd credential") || strings.Contains(out, "plain file") {
+		t.Errorf("the store key should be a systemd credential where systemd runs:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(b.root, "etc/sesam-relay/keys/store-key")); err == nil {
+		t.Errorf("the plain store key is still there beside its credential")
 	}
 
 	// systemctl reload: a good config is applied, a broken one refused

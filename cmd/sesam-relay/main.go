@@ -67,6 +67,9 @@ COMMANDS
                            mail in flight is finished first; a bad config is refused and kept
   init                     create the store and the self-signed certificate if missing,
                            and print the certificate's fingerprint (the package runs it)
+  keys seal                move the store key (every stored body is encrypted to it) from
+                           its plain file into a systemd credential sealed to this machine
+                           (its TPM2 where it has one); run as root (the package does)
   passwd                   read a password (prompt, or standard input) and print
                            its hash for password_hash
   version                  print the version
@@ -212,6 +215,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case "keys":
+		return control.Keys(cfg, pos[1:], o.json, stdout, stderr)
 	case "check":
 		var ok bool
 		if o.json {
@@ -255,7 +260,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 var noArgs = map[string]bool{"help": true, "version": true, "passwd": true, "demo": true, "serve": true, "check": true,
 	"init": true, "reload": true, "status": true}
 
-var commands = map[string]bool{"serve": true, "check": true, "init": true, "reload": true, "status": true,
+var commands = map[string]bool{"keys": true, "serve": true, "check": true, "init": true, "reload": true, "status": true,
 	"queue": true, "mail": true, "lots": true, "fetch": true, "import": true}
 
 // call asks the daemon (see control.Ask).

@@ -205,3 +205,58 @@ func TestAnOlderStoreIsSealedInPlaceAcrossAKill(t *testing.T) {
 		t.Fatalf("left in clear after sealing: %v", files)
 	}
 }
+
+// keys seal moves the store key into a systemd credential (real
+// systemd-creds); run by hand the relay then refuses to start rather than
+// make a second key; given the credential as systemd gives it
+// ($CREDENTIALS_DIRECTORY), it serves what it stored before.
+func TestKeysSealMakesTheKeyASystemdCredential(t *testing.T) {
+	need(t, "systemd-creds")
+	imapP := imapProvider(t)
+	ret := patientMail("retour avant scellement")
+	imapP.Deliver("INBOX", ret)
+	r := newRelay(t, newProvider(t), opts{imap: imapP.Addr()})
+	waitFor(t, 10*time.Second, "the return fetched", func() bool { return r.holds("<retour-avant-scellement@billing.test>") })
+	if st := r.status(); !strings.Contains(st.StoreKey, "plain file") || !strings.Contains(strings.Join(st.Weaknesses, "\n"), "store key is a plain file") {
+		t.Fatalf("status with a plain key file: %q %q", st.StoreKey, st.Weaknesses)
+	}
+	r.stop()
+	units := t.TempDir()
+	os.Setenv("SESAM_RELAY_UNIT_DIR", units)
+	defer os.Unsetenv("SESAM_RELAY_UNIT_DIR")
+	out, err := runBinary(r, "keys", "seal")
+	key := filepath.Join(r.dir, "keys", "store-key")
+	if err != nil || !strings.Contains(out, "systemd credential") {
+		t.Fatalf("keys seal: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(key); err == nil {
+		t.Fatal("the plain key file is still there")
+	}
+	dropIn, _ := os.ReadFile(filepath.Join(units, "sesam-relay.service.d", "50-store-key.conf"))
+	if !strings.Contains(string(dropIn), "LoadCredentialEncrypted=store-key:"+key+".cred") {
+		t.Fatalf("the drop-in: %q", dropIn)
+	}
+	if out, err := runBinary(r, "serve"); err == nil || !strings.Contains(out, "systemd credential") {
+		t.Fatalf("serve by hand with a sealed key: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(key); err == nil {
+		t.Fatal("serve made a second key beside the sealed one")
+	}
+	// What systemd does for LoadCredentialEncrypted=.
+	creds := t.TempDir()
+	if out, err := exec.Command("systemd-creds", "decrypt", "--name=store-key", key+".cred", filepath.Join(creds, "store-key")).CombinedOutput(); err != nil {
+		t.Fatalf("systemd-creds decrypt: %v %s", err, out)
+	}
+	r.env = append(r.env, "CREDENTIALS_DIRECTORY="+creds)
+	r.start()
+	if st := r.status(); !strings.Contains(st.StoreKey, "systemd credential") || strings.Contains(strings.Join(st.Weaknesses, "\n"), "store key") {
+		t.Fatalf("status with the credential: %q %q", st.StoreKey, st.Weaknesses)
+	}
+	found := false
+	for _, m := range r.poplib(pyArgs{"mode": "stls"}).Messages {
+		found = found || bytes.Equal(m.Raw, ret)
+	}
+	if !found {
+		t.Fatal("the return stored before sealing is not served")
+	}
+}

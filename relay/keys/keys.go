@@ -61,6 +61,11 @@ func Find(path string) (*store.Keys, Source, error) {
 	}
 	src := Source{Path: path}
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(CredentialFile(path)); err == nil {
+			// Never a new key beside a sealed one: what it sealed would be
+			// unreadable to the service.
+			return nil, Source{Path: CredentialFile(path), Credential: true}, fmt.Errorf("%w (%s): start it with systemctl", ErrCredentialOnly, CredentialFile(path))
+		}
 		return nil, src, fmt.Errorf("%w: looked for the credential %s in $CREDENTIALS_DIRECTORY and for %s", ErrNone, CredentialName, path)
 	}
 	k, err := Load(path)

@@ -1,0 +1,91 @@
+package keys
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// CredentialFile is where Seal puts the sealed key: beside the plain file.
+func CredentialFile(plain string) string { return plain + ".cred" }
+
+// ErrCredentialOnly: the key exists only as a systemd credential, which
+// systemd decrypts for the service alone.
+var ErrCredentialOnly = errors.New("the store key is sealed as a systemd credential, which systemd gives to the service only")
+
+// unitDir is where Seal writes the service's drop-in. TEST-ONLY override:
+// SESAM_RELAY_UNIT_DIR, so that tests do not write to /etc/systemd.
+func unitDir() string {
+	if d := os.Getenv("SESAM_RELAY_UNIT_DIR"); d != "" {
+		return d
+	}
+	return "/etc/systemd/system"
+}
+
+// DropIn is the drop-in that makes systemd give the credential to the
+// service.
+func DropIn() string {
+	return filepath.Join(unitDir(), "sesam-relay.service.d", "50-store-key.conf")
+}
+
+// Seal turns the plain key file into a systemd credential: encrypted with
+// systemd-creds to this machine's host key, and to its TPM2 when it has
+// one (--with-key=auto), checked by decrypting it again; then it writes
+// the drop-in that gives it to the service (LoadCredentialEncrypted=) and
+// overwrites and removes the plain file. It says what protects the key.
+func Seal(plain string) (string, error) {
+	b, err := os.ReadFile(plain)
+	if err != nil {
+		if _, cerr := os.Stat(CredentialFile(plain)); cerr == nil {
+			return "", fmt.Errorf("%s is already sealed (%s)", plain, CredentialFile(plain))
+		}
+		return "", fmt.Errorf("reading the store key: %w", err)
+	}
+	if _, err := Parse(b, plain); err != nil {
+		return "", err
+	}
+	if _, err := exec.LookPath("systemd-creds"); err != nil {
+		return "", fmt.Errorf("systemd-creds is not installed: the key stays in the plain file %s", plain)
+	}
+	cred := CredentialFile(plain)
+	tmp := cred + ".new"
+	if out, err := exec.Command("systemd-creds", "encrypt", "--name="+CredentialName, "--with-key=auto", plain, tmp).CombinedOutput(); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("systemd-creds encrypt: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	back, err := exec.Command("systemd-creds", "decrypt", "--name="+CredentialName, tmp, "-").Output()
+	if err != nil || !bytes.Equal(back, b) {
+		os.Remove(tmp)
+		return "", fmt.Errorf("the sealed key does not decrypt to the key (%v): the plain file is kept", err)
+	}
+	if err := os.Rename(tmp, cred); err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	dropIn := DropIn()
+	if err := os.MkdirAll(filepath.Dir(dropIn), 0o755); err != nil {
+		return "", err
+	}
+	unit := fmt.Sprintf("# Written by `sesam-relay keys seal`: the store key, decrypted by systemd for the service.\n[Service]\nLoadCredentialEncrypted=%s:%s\n", CredentialName, cred)
+	if err := os.WriteFile(dropIn, []byte(unit), 0o644); err != nil {
+		return "", err
+	}
+	// Overwrite before removing: on a flash card this is a best effort.
+	if f, err := os.OpenFile(plain, os.O_WRONLY, 0); err == nil {
+		f.Write(make([]byte, len(b)))
+		f.Sync()
+		f.Close()
+	}
+	if err := os.Remove(plain); err != nil {
+		return "", err
+	}
+	with := "this machine's host key (/var/lib/systemd/credential.secret)"
+	if out, _ := exec.Command("systemd-creds", "has-tpm2").Output(); bytes.HasPrefix(bytes.TrimSpace(out), []byte("yes")) {
+		with = "this machine's TPM2 and its host key"
+	}
+	return fmt.Sprintf("the store key is now the systemd credential %s, sealed to %s; the service gets it through %s (systemctl daemon-reload, then restart the service)", cred, with, dropIn), nil
+}
