@@ -70,6 +70,8 @@ COMMANDS
   keys seal                move the store key (every stored body is encrypted to it) from
                            its plain file into a systemd credential sealed to this machine
                            (its TPM2 where it has one); run as root (the package does)
+  keys rotate              add a new store key for writing, keep the old ones for reading;
+                           after a restart the stored mail is re-encrypted in the background
   passwd                   read a password (prompt, or standard input) and print
                            its hash for password_hash
   version                  print the version

@@ -48,14 +48,18 @@ func openStore(cfg *config.Config, log *slog.Logger) (*store.Store, keys.Source,
 	return st, src, nil
 }
 
-// sealOlderBodies seals what an older version stored in clear, in the
-// background; a kill leaves the rest for the next start.
+// sealOlderBodies seals to the current key, in the background, what an
+// older version stored in clear and what an older key sealed (after `keys
+// rotate`); a kill leaves the rest for the next start.
 func sealOlderBodies(ctx context.Context, st *store.Store, log *slog.Logger) {
-	n, err := st.SealPlain(ctx)
+	n, damaged, err := st.Reseal(ctx)
 	switch {
 	case err != nil && ctx.Err() == nil:
-		log.Error("sealing the bodies stored in clear", "sealed", n, "error", err.Error())
+		log.Error("encrypting the stored bodies to the current key", "sealed", n, "error", err.Error())
 	case n > 0:
-		log.Info("bodies stored in clear by an older version are now encrypted", "sealed", n)
+		log.Info("stored bodies are now encrypted to the current store key", "sealed", n)
+	}
+	if damaged > 0 {
+		log.Error("stored bodies that do not open were left as they are: `sesam-relay mail show ID --raw` names each", "damaged", damaged)
 	}
 }

@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
+
 	"github.com/sesam-relay/sesam-relay/relay/demo"
+	"github.com/sesam-relay/sesam-relay/relay/keys"
 	"github.com/sesam-relay/sesam-relay/relay/store"
 )
 
@@ -187,7 +190,7 @@ func TestAnOlderStoreIsSealedInPlaceAcrossAKill(t *testing.T) {
 		t.Fatalf("the relay was not stopped half-way through sealing: %v\n%s", err, out)
 	}
 	r.start()
-	waitFor(t, 15*time.Second, "the rest sealed", func() bool { return strings.Contains(r.Log(), "are now encrypted") })
+	waitFor(t, 15*time.Second, "the rest sealed", func() bool { return strings.Contains(r.Log(), "are now encrypted to the current store key") })
 	if !strings.Contains(r.Log(), "sealed=70") {
 		t.Fatalf("want the 70 left after the kill sealed by the second start:\n%s", r.Log())
 	}
@@ -242,6 +245,14 @@ func TestKeysSealMakesTheKeyASystemdCredential(t *testing.T) {
 	if _, err := os.Stat(key); err == nil {
 		t.Fatal("serve made a second key beside the sealed one")
 	}
+	// Rotating inside the credential: decrypted and sealed again, never
+	// written in clear.
+	if out, err := runBinary(r, "keys", "rotate"); err != nil || !strings.Contains(out, "1 kept for reading") {
+		t.Fatalf("keys rotate on the credential: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(key); err == nil {
+		t.Fatal("rotating the credential wrote the keys in clear")
+	}
 	// What systemd does for LoadCredentialEncrypted=.
 	creds := t.TempDir()
 	if out, err := exec.Command("systemd-creds", "decrypt", "--name=store-key", key+".cred", filepath.Join(creds, "store-key")).CombinedOutput(); err != nil {
@@ -259,4 +270,66 @@ func TestKeysSealMakesTheKeyASystemdCredential(t *testing.T) {
 	if !found {
 		t.Fatal("the return stored before sealing is not served")
 	}
+}
+
+// keys rotate: a new key writes, the old one still reads; the stored mail
+// is re-encrypted to the new key in the background, going on after a
+// kill, and every message is then served as it was.
+func TestKeysRotateReencryptsAcrossAKill(t *testing.T) {
+	r := newRelay(t, newProvider(t), opts{})
+	r.stop()
+	keyFile := filepath.Join(r.dir, "keys", "store-key")
+	k, err := keys.Load(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := store.KeyName(k.Write)
+	st, err := store.OpenSealed(r.stateDir, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want [][]byte
+	for i := 0; i < 120; i++ {
+		m := patientMail(fmt.Sprintf("retour %03d", i))
+		if _, err := st.AddMail(context.Background(), "dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 7, UID: uint32(i + 1)}, m, nil); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, m)
+	}
+	st.Close()
+	out, err := runBinary(r, "keys", "rotate")
+	if err != nil || !strings.Contains(out, "new store key") {
+		t.Fatalf("keys rotate: %v\n%s", err, out)
+	}
+	k2, err := keys.Load(keyFile)
+	if err != nil || len(k2.Read) != 2 || store.KeyName(k2.Write) == old {
+		t.Fatalf("after rotate: %v, %d keys, write key %s (old %s)", err, len(k2.Read), store.KeyName(k2.Write), old)
+	}
+	cmd := exec.Command(binary, "--config", r.cfgPath, "serve")
+	cmd.Env = append(os.Environ(), "SESAM_RELAY_TEST_DIE_SEALING=1")
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Fatalf("the relay was not stopped half-way through re-encrypting:\n%s", out)
+	}
+	r.start()
+	waitFor(t, 15*time.Second, "the rest re-encrypted", func() bool { return strings.Contains(r.Log(), "now encrypted to the current store key") })
+	if !strings.Contains(r.Log(), "sealed=70") {
+		t.Fatalf("want the 70 left after the kill re-encrypted by the second start:\n%s", r.Log())
+	}
+	got := r.poplib(pyArgs{"mode": "stls"})
+	if len(got.Messages) != len(want) {
+		t.Fatalf("POP3 serves %d messages, want %d", len(got.Messages), len(want))
+	}
+	for i, m := range got.Messages {
+		if !bytes.Equal(m.Raw, want[i]) {
+			t.Fatalf("message %d changed by the rotation", i+1)
+		}
+	}
+	r.stop()
+	// Every body is the new key's: the store opens with it alone.
+	only := &store.Keys{Write: k2.Write, Read: openpgp.EntityList{k2.Write}}
+	st, err = store.OpenSealed(r.stateDir, only)
+	if err != nil {
+		t.Fatalf("a body is still sealed to the old key: %v", err)
+	}
+	st.Close()
 }

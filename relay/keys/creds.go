@@ -8,6 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/sesam-relay/sesam-relay/relay/store"
 )
 
 // CredentialFile is where Seal puts the sealed key: beside the plain file.
@@ -88,4 +91,69 @@ func Seal(plain string) (string, error) {
 		with = "this machine's TPM2 and its host key"
 	}
 	return fmt.Sprintf("the store key is now the systemd credential %s, sealed to %s; the service gets it through %s (systemctl daemon-reload, then restart the service)", cred, with, dropIn), nil
+}
+
+// Rotate adds a new key, which writes from the next start on, and keeps
+// the old ones for reading (the service then re-encrypts the stored bodies
+// to the new one, in the background: store.Reseal). It works on the plain
+// file, or inside the systemd credential: decrypted and sealed again with
+// systemd-creds through pipes, never written in clear (as root).
+func Rotate(plain, hostname string) (string, error) {
+	cred := CredentialFile(plain)
+	_, perr := os.Stat(plain)
+	_, cerr := os.Stat(cred)
+	var b []byte
+	var err error
+	switch {
+	case perr == nil:
+		b, err = os.ReadFile(plain)
+	case cerr == nil:
+		b, err = exec.Command("systemd-creds", "decrypt", "--name="+CredentialName, cred, "-").Output()
+		if err != nil {
+			err = fmt.Errorf("systemd-creds decrypt %s: %v (run as root)", cred, err)
+		}
+	default:
+		return "", fmt.Errorf("%w: no %s nor %s", ErrNone, plain, cred)
+	}
+	if err != nil {
+		return "", err
+	}
+	old, err := Parse(b, plain)
+	if err != nil {
+		return "", err
+	}
+	e, err := New(hostname)
+	if err != nil {
+		return "", err
+	}
+	// The new key first: on a creation time tie (the same second), the
+	// first in the file writes.
+	list := append([]*openpgp.Entity{e}, old.Read...)
+	if perr == nil {
+		if err := Save(plain, list); err != nil {
+			return "", err
+		}
+	} else {
+		nb, err := Bytes(list)
+		if err != nil {
+			return "", err
+		}
+		tmp := cred + ".new"
+		enc := exec.Command("systemd-creds", "encrypt", "--name="+CredentialName, "--with-key=auto", "-", tmp)
+		enc.Stdin = bytes.NewReader(nb)
+		if out, err := enc.CombinedOutput(); err != nil {
+			os.Remove(tmp)
+			return "", fmt.Errorf("systemd-creds encrypt: %v: %s", err, strings.TrimSpace(string(out)))
+		}
+		back, err := exec.Command("systemd-creds", "decrypt", "--name="+CredentialName, tmp, "-").Output()
+		if err != nil || !bytes.Equal(back, nb) {
+			os.Remove(tmp)
+			return "", fmt.Errorf("the new credential does not decrypt to the keys (%v): the old one is kept", err)
+		}
+		if err := os.Rename(tmp, cred); err != nil {
+			os.Remove(tmp)
+			return "", err
+		}
+	}
+	return fmt.Sprintf("new store key %s added (%d kept for reading); restart the service: new mail is then encrypted to it, and the stored mail re-encrypted in the background", store.KeyName(e), len(old.Read)), nil
 }

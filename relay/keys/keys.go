@@ -96,6 +96,8 @@ func Parse(b []byte, path string) (*store.Keys, error) {
 		if e.PrivateKey == nil {
 			return nil, fmt.Errorf("the store key %s holds a public key only", path)
 		}
+		// The newest writes; on a tie (keys made the same second), the
+		// first in the file, where Rotate puts the new one.
 		if k.Write == nil || e.PrimaryKey.CreationTime.After(k.Write.PrimaryKey.CreationTime) {
 			k.Write = e
 		}

@@ -232,7 +232,7 @@ ALTER TABLE imap_health ADD COLUMN failure TEXT NOT NULL DEFAULT '';
 `
 
 // version9 names, beside each body, the key that sealed it (Keys; "" for
-// a body still in clear, written before encryption: SealPlain seals them).
+// a body still in clear, written before encryption: Reseal seals them).
 const version9 = `
 ALTER TABLE bodies ADD COLUMN sealed TEXT NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS bodies_sealed ON bodies(sealed);

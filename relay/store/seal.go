@@ -133,74 +133,88 @@ func (k *Keys) names() string {
 	return strings.Join(n, ", ")
 }
 
-// sealBatch is how many bodies in clear SealPlain seals per write.
+// sealBatch is how many bodies Reseal seals per write.
 const sealBatch = 50
 
-// SealPlain seals, in place, the bodies written in clear (by a version
-// before encryption, or before the keys were given), a batch per write so
-// that submissions go on meanwhile; each batch is read and sealed outside
-// the transaction, and written only where the row is still in clear. A
-// kill leaves some sealed and some not: the next start goes on. When it
-// sealed any, the write-ahead log is checkpointed and truncated, so that
-// no old page in clear stays in it (freed pages are zeroed: secure_delete).
-// It returns how many bodies it sealed.
-func (s *Store) SealPlain(ctx context.Context) (int, error) {
+// Reseal seals to the write key, in place, every body that is not sealed
+// to it: those written in clear (by a version before encryption, or
+// before the keys were given) and those sealed to an older key (after
+// `keys rotate`). It goes a batch per write so that submissions go on
+// meanwhile; each batch is read, opened and sealed outside the
+// transaction, and written only where the row is still as it was read. A
+// kill leaves some done and some not: the next start goes on. When it
+// changed any, the write-ahead log is checkpointed and truncated, so that
+// no old page stays in it (freed pages are zeroed: secure_delete). It
+// returns how many bodies it sealed; a body that does not open is left as
+// it is and counted in damaged.
+func (s *Store) Reseal(ctx context.Context) (sealed, damaged int, err error) {
 	if s.keys == nil {
-		return 0, nil
+		return 0, 0, nil
 	}
-	total := 0
+	current := KeyName(s.keys.Write)
+	var after int64
 	for ctx.Err() == nil {
-		rows, err := s.r.QueryContext(ctx, "SELECT id, data FROM bodies WHERE sealed = '' ORDER BY id LIMIT ?", sealBatch)
+		rows, err := s.r.QueryContext(ctx, "SELECT id, data, sealed FROM bodies WHERE sealed != ? AND id > ? ORDER BY id LIMIT ?", current, after, sealBatch)
 		if err != nil {
-			return total, err
+			return sealed, damaged, err
 		}
-		type sealed struct {
-			id   int64
-			data []byte
-			key  string
+		type row struct {
+			id        int64
+			data, was string
+			key       string
 		}
-		var batch []sealed
+		var batch []row
+		n := 0
 		for rows.Next() {
-			var b sealed
-			var plain []byte
-			if err := rows.Scan(&b.id, &plain); err != nil {
+			var id int64
+			var data []byte
+			var was string
+			if err := rows.Scan(&id, &data, &was); err != nil {
 				rows.Close()
-				return total, err
+				return sealed, damaged, err
 			}
-			if b.data, b.key, err = s.seal(plain); err != nil {
+			n++
+			after = id
+			plain, err := s.unseal(data, was)
+			if err != nil {
+				damaged++ // left as it is: mail show says so, the rest goes on
+				continue
+			}
+			out, key, err := s.seal(plain)
+			if err != nil {
 				rows.Close()
-				return total, err
+				return sealed, damaged, err
 			}
-			batch = append(batch, b)
+			batch = append(batch, row{id: id, data: string(out), was: was, key: key})
 		}
 		rows.Close()
-		if len(batch) == 0 {
+		if n == 0 {
 			break
 		}
 		err = s.writeWait(ctx, func(tx *sql.Tx) error {
 			for _, b := range batch {
-				if _, err := tx.Exec("UPDATE bodies SET data = ?, sealed = ? WHERE id = ? AND sealed = ''", b.data, b.key, b.id); err != nil {
+				if _, err := tx.Exec("UPDATE bodies SET data = ?, sealed = ? WHERE id = ? AND sealed = ?", []byte(b.data), b.key, b.id, b.was); err != nil {
 					return err
 				}
 			}
 			return nil
 		})
 		if err != nil {
-			return total, err
+			return sealed, damaged, err
 		}
-		total += len(batch)
-		if dieSealing != "" && total >= sealBatch {
+		sealed += len(batch)
+		if dieSealing != "" && sealed >= sealBatch {
 			os.Exit(3) // TEST-ONLY: a kill half-way (relay/e2e)
 		}
 	}
-	if total > 0 {
+	if sealed > 0 {
 		if _, err := s.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
-			return total, fmt.Errorf("checkpointing after sealing: %w", err)
+			return sealed, damaged, fmt.Errorf("checkpointing after sealing: %w", err)
 		}
 	}
-	return total, ctx.Err()
+	return sealed, damaged, ctx.Err()
 }
 
 // dieSealing is a TEST-ONLY hook for relay/e2e, never set in production:
-// the process exits after the first batch SealPlain wrote, as a kill would.
+// the process exits after the first batch Reseal wrote, as a kill would.
 var dieSealing = os.Getenv("SESAM_RELAY_TEST_DIE_SEALING")

@@ -134,11 +134,11 @@ func TestSealPlainSealsAnOlderStoreInPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.SealPlain(ctx)
-	if err != nil || n != 120 {
-		t.Fatalf("sealed %d: %v", n, err)
+	n, damaged, err := s.Reseal(ctx)
+	if err != nil || n != 120 || damaged != 0 {
+		t.Fatalf("sealed %d (%d damaged): %v", n, damaged, err)
 	}
-	if n, _ := s.SealPlain(ctx); n != 0 {
+	if n, _, _ := s.Reseal(ctx); n != 0 {
 		t.Fatalf("sealed %d again", n)
 	}
 	for i, id := range ids {

@@ -149,7 +149,7 @@ func dsn(path string, readOnly bool) string {
 func Open(dir string) (*Store, error) { return OpenSealed(dir, nil) }
 
 // OpenSealed is Open with the appliance's keys: every body written is
-// sealed to keys.Write (see seal), and SealPlain seals the bodies an older
+// sealed to keys.Write (see seal), and Reseal seals the bodies an older
 // version left in clear. With nil keys, bodies are written in clear (tests,
 // tools); a store that holds sealed bodies then refuses to open, as it
 // does when a key that sealed some is not in keys.Read: nothing is touched.
