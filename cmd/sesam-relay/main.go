@@ -70,6 +70,13 @@ COMMANDS
   keys seal                move the store key (every stored body is encrypted to it) from
                            its plain file into a systemd credential sealed to this machine
                            (its TPM2 where it has one); run as root (the package does)
+  keys recovery --out FILE make the practice's recovery key: its private half to FILE (print
+                           it or keep it on a USB stick, off the box); backups are encrypted to it
+  backup [--to FILE]       a consistent, encrypted snapshot while the relay runs (default: into
+                           [backup] folder, keeping the newest [backup] keep); run as root
+  restore FILE --recovery-key KEY [--force]
+                           on a fresh install, the relay stopped: bring back the queue, the
+                           mailboxes, the views, the UIDLs and the ledger of a backup
   keys rotate              add a new store key for writing, keep the old ones for reading;
                            after a restart the stored mail is re-encrypted in the background
   passwd                   read a password (prompt, or standard input) and print
@@ -102,6 +109,10 @@ type opts struct {
 	rebuild bool
 	confirm bool
 	page    int
+	to, out string // backup --to, keys recovery --out
+	force   bool   // restore over a store that holds mail
+	// recoveryKey is restore's --recovery-key.
+	recoveryKey string
 }
 
 func main() {
@@ -123,6 +134,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.rebuild, "rebuild", false, "")
 	fs.BoolVar(&o.confirm, "confirm", false, "")
 	fs.IntVar(&o.page, "page", 1, "")
+	fs.StringVar(&o.to, "to", "", "")
+	fs.StringVar(&o.out, "out", "", "")
+	fs.StringVar(&o.recoveryKey, "recovery-key", "", "")
+	fs.BoolVar(&o.force, "force", false, "")
 	// Flags may stand anywhere: "queue show 5 --json" as well as "--json queue show 5".
 	var pos []string
 	for len(args) > 0 {
@@ -218,7 +233,22 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case "keys":
+		if len(pos) == 2 && pos[1] == "recovery" {
+			return control.KeysRecovery(cfg, o.out, stdout, stderr)
+		}
 		return control.Keys(cfg, pos[1:], o.json, stdout, stderr)
+	case "backup":
+		if len(pos) != 1 {
+			fmt.Fprintln(stderr, "sesam-relay backup: usage: backup [--to FILE]")
+			return 2
+		}
+		return control.Backup(cfg, o.to, version, o.json, stdout, stderr)
+	case "restore":
+		if len(pos) != 2 {
+			fmt.Fprintln(stderr, "sesam-relay restore: usage: restore FILE --recovery-key KEY [--force]")
+			return 2
+		}
+		return control.Restore(cfg, pos[1], o.recoveryKey, o.force, o.json, stdout, stderr)
 	case "check":
 		var ok bool
 		if o.json {
@@ -262,7 +292,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 var noArgs = map[string]bool{"help": true, "version": true, "passwd": true, "demo": true, "serve": true, "check": true,
 	"init": true, "reload": true, "status": true}
 
-var commands = map[string]bool{"keys": true, "serve": true, "check": true, "init": true, "reload": true, "status": true,
+var commands = map[string]bool{"keys": true, "backup": true, "restore": true, "serve": true, "check": true, "init": true, "reload": true, "status": true,
 	"queue": true, "mail": true, "lots": true, "fetch": true, "import": true}
 
 // call asks the daemon (see control.Ask).

@@ -41,7 +41,22 @@ type Config struct {
 	Delivery       Delivery  `toml:"delivery"`
 	LocalAuth      LocalAuth `toml:"local_auth"`
 	Sesam          Sesam     `toml:"sesam"`
+	Backup         Backup    `toml:"backup"`
 	Accounts       []Account `toml:"account"`
+}
+
+// Backup is where `sesam-relay backup` (its daily timer) writes, and to
+// which key.
+type Backup struct {
+	// Folder receives the backups (a USB stick, a NAS share); empty: only
+	// `backup --to FILE` writes one.
+	Folder string `toml:"folder"`
+	// Keep is how many backups stay in Folder, the newest.
+	Keep int `toml:"keep"`
+	// RecoveryKey is the public half of the practice's recovery key
+	// (`sesam-relay keys recovery` makes it). Default: keys/recovery.pub
+	// beside the config.
+	RecoveryKey string `toml:"recovery_key"`
 }
 
 // Sesam holds what the relay does with what it knows of SESAM-Vitale mail.
@@ -256,6 +271,7 @@ func Defaults() Config {
 		MaxMessageSize: 25 << 20,
 		MinFreeSpace:   64 << 20,
 		Retention:      Duration(90 * 24 * time.Hour),
+		Backup:         Backup{Keep: 7},
 		Listen: Listen{
 			Control:                  "/run/sesam-relay/control.sock",
 			MaxConnections:           64,
@@ -293,8 +309,13 @@ func Load(path string) (*Config, error) {
 	if c.StoreKey == "" {
 		c.StoreKey = filepath.Join("keys", "store-key")
 	}
-	if !filepath.IsAbs(c.StoreKey) {
-		c.StoreKey = filepath.Join(filepath.Dir(path), c.StoreKey)
+	if c.Backup.RecoveryKey == "" {
+		c.Backup.RecoveryKey = filepath.Join("keys", "recovery.pub")
+	}
+	for _, p := range []*string{&c.StoreKey, &c.Backup.RecoveryKey} {
+		if !filepath.IsAbs(*p) {
+			*p = filepath.Join(filepath.Dir(path), *p)
+		}
 	}
 	return c, nil
 }

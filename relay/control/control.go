@@ -44,6 +44,9 @@ type Reply struct {
 	Data  json.RawMessage `json:"data,omitempty"`
 }
 
+// BackupWarnAge is how old the last backup may be before status warns.
+const BackupWarnAge = 48 * time.Hour
+
 // Status is the reply to "status".
 type Status struct {
 	Running   bool      `json:"running"` // false: read from the store, daemon down
@@ -62,9 +65,11 @@ type Status struct {
 	Weaknesses []string `json:"weaknesses,omitempty"`
 	// StoreKey says where the key the bodies are encrypted to was read
 	// (only the running daemon knows).
-	StoreKey string          `json:"store_key,omitempty"`
-	Accounts []AccountStatus `json:"accounts"`
-	Actions  []Action        `json:"technician_actions,omitempty"` // since the daemon started
+	StoreKey string `json:"store_key,omitempty"`
+	// LastBackup is the last good `sesam-relay backup`; absent: none yet.
+	LastBackup *store.BackupRecord `json:"last_backup,omitempty"`
+	Accounts   []AccountStatus     `json:"accounts"`
+	Actions    []Action            `json:"technician_actions,omitempty"` // since the daemon started
 }
 
 // AccountStatus is one account's line in "status".
@@ -282,6 +287,12 @@ func (h *Handler) handle(ctx context.Context, req Request, caller Caller) (any, 
 func (h *Handler) status() (Status, error) {
 	st := Status{Hostname: h.Config.Hostname, StateDir: h.Config.StateDir, TLSMin: h.Config.TLS.MinVersion.String(), Weaknesses: h.Config.Weaknesses()}
 	st.FreeBytes, _ = h.Store.FreeSpace()
+	if b, ok, _ := store.LastBackup(h.Config.StateDir); ok {
+		st.LastBackup = &b
+	}
+	if st.LastBackup == nil || time.Since(st.LastBackup.At) > BackupWarnAge {
+		st.Weaknesses = append(st.Weaknesses, "no backup in the last 2 days: a dead SD card would take the queue, the mailboxes and the ledger with it (`sesam-relay backup`, see README, \"Backups\")")
+	}
 	if h.Live != nil {
 		st.Running, st.Started, st.Listeners = true, h.Live.Started, h.Live.Listeners
 		st.Actions = h.Live.Actions.List()

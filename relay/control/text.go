@@ -73,6 +73,9 @@ func PrintStatus(w io.Writer, st Status) {
 		fmt.Fprintf(w, "  the providers are not at fault; next write test: %s (%s)\n", when(f.NextTry), ago(f.NextTry))
 	}
 	fmt.Fprintf(w, "local TLS:  %s and later\n", st.TLSMin)
+	if b := st.LastBackup; b != nil {
+		fmt.Fprintf(w, "backup:     %s (%s), %s\n", when(b.At), ago(b.At), b.File)
+	}
 	if st.StoreKey != "" {
 		fmt.Fprintf(w, "store key:  %s (every stored body is encrypted to it)\n", st.StoreKey)
 	}

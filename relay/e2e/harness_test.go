@@ -20,6 +20,7 @@ import (
 	"github.com/sesam-relay/sesam-relay/relay/auth"
 	"github.com/sesam-relay/sesam-relay/relay/control"
 	"github.com/sesam-relay/sesam-relay/relay/demo"
+	"github.com/sesam-relay/sesam-relay/relay/keys"
 	"github.com/sesam-relay/sesam-relay/relay/store"
 )
 
@@ -297,7 +298,11 @@ func (r *relay) states() map[store.State]int {
 // to read the account's local mailbox.
 func (r *relay) mailbox() ([]store.MailboxEntry, func(int64) []byte) {
 	r.t.Helper()
-	st, err := store.OpenReadOnly(r.stateDir)
+	k, err := keys.Load(filepath.Join(r.dir, "keys", "store-key")) // the bodies are sealed to it
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	st, err := store.OpenReadOnlySealed(r.stateDir, k)
 	if err != nil {
 		r.t.Fatal(err)
 	}

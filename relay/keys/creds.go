@@ -157,3 +157,20 @@ func Rotate(plain, hostname string) (string, error) {
 	}
 	return fmt.Sprintf("new store key %s added (%d kept for reading); restart the service: new mail is then encrypted to it, and the stored mail re-encrypted in the background", store.KeyName(e), len(old.Read)), nil
 }
+
+// ReadAny reads the keys wherever they are, for the root CLI (backup): the
+// plain file, or the credential decrypted with systemd-creds.
+func ReadAny(plain string) ([]byte, error) {
+	if b, err := os.ReadFile(plain); err == nil {
+		return b, nil
+	}
+	cred := CredentialFile(plain)
+	if _, err := os.Stat(cred); err != nil {
+		return nil, fmt.Errorf("%w: no %s nor %s", ErrNone, plain, cred)
+	}
+	b, err := exec.Command("systemd-creds", "decrypt", "--name="+CredentialName, cred, "-").Output()
+	if err != nil {
+		return nil, fmt.Errorf("systemd-creds decrypt %s: %v (run as root)", cred, err)
+	}
+	return b, nil
+}

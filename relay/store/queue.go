@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -98,15 +99,28 @@ func putBody(tx *sql.Tx, data []byte, key string) (int64, error) {
 }
 
 // readBody reads and opens the body of the row id of table where.
+//
+// The ciphertext is opened straight from the driver's buffer (RawBytes),
+// not from a copy of it: a large return costs its size once less.
 func (s *Store) readBody(where string, id int64) ([]byte, error) {
-	var data []byte
-	var key string
-	err := s.r.QueryRow("SELECT b.data, b.sealed FROM bodies b JOIN "+where+" t ON t.body_id = b.id WHERE t.id = ?", id).Scan(&data, &key)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
+	rows, err := s.r.Query("SELECT b.data, b.sealed FROM bodies b JOIN "+where+" t ON t.body_id = b.id WHERE t.id = ?", id)
 	if err != nil {
 		return nil, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		return nil, ErrNotFound
+	}
+	var data sql.RawBytes
+	var key string
+	if err := rows.Scan(&data, &key); err != nil {
+		return nil, err
+	}
+	if key == "" {
+		return bytes.Clone(data), nil // in clear (before encryption): RawBytes is the driver's
 	}
 	return s.unseal(data, key)
 }

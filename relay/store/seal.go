@@ -52,19 +52,35 @@ func (s *Store) seal(body []byte) (sealed []byte, key string, err error) {
 	if k == nil {
 		return body, "", nil
 	}
-	var b bytes.Buffer
-	b.Grow(len(body) + 512)
-	w, err := openpgp.Encrypt(&b, []*openpgp.Entity{k.Write}, nil, &openpgp.FileHints{IsBinary: true}, sealConfig)
+	// One allocation of the ciphertext's size (the packets' headers
+	// included): bytes.Buffer's Grow would take twice that.
+	b := &sliceWriter{buf: make([]byte, 0, len(body)+len(body)/1024+4096)}
+	w, err := openpgp.Encrypt(b, []*openpgp.Entity{k.Write}, nil, &openpgp.FileHints{IsBinary: true}, sealConfig)
 	if err != nil {
 		return nil, "", fmt.Errorf("encrypting a body: %w", err)
 	}
-	if _, err := w.Write(body); err != nil {
-		return nil, "", fmt.Errorf("encrypting a body: %w", err)
+	// In small writes: go-crypto's packet writers buffer what one Write
+	// gives them, and a 17 MB return in one Write would cost its size
+	// three times over.
+	for rest := body; len(rest) > 0; {
+		n := min(len(rest), 64<<10)
+		if _, err := w.Write(rest[:n]); err != nil {
+			return nil, "", fmt.Errorf("encrypting a body: %w", err)
+		}
+		rest = rest[n:]
 	}
 	if err := w.Close(); err != nil {
 		return nil, "", fmt.Errorf("encrypting a body: %w", err)
 	}
-	return b.Bytes(), KeyName(k.Write), nil
+	return b.buf, KeyName(k.Write), nil
+}
+
+// sliceWriter appends to a slice made the right size beforehand.
+type sliceWriter struct{ buf []byte }
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	return len(p), nil
 }
 
 // unseal opens a body read from the database; key is the name stored
@@ -83,13 +99,23 @@ func (s *Store) unseal(data []byte, key string) ([]byte, error) {
 	// The integrity check runs at the end. A sealed body is never compressed
 	// (sealConfig), so one that opens to more than the ciphertext's size,
 	// or to more than any mail the relay keeps, is damaged or forged.
+	// One allocation of the ciphertext's size, which the body never
+	// exceeds: no doubling growth for a large return.
 	limit := min(int64(len(data)), maxOpened)
-	body, err := io.ReadAll(io.LimitReader(md.UnverifiedBody, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w (%v)", ErrCorrupt, err)
-	}
-	if int64(len(body)) > limit {
-		return nil, fmt.Errorf("%w (it opens to more than it holds)", ErrCorrupt)
+	body := make([]byte, 0, limit+1)
+	r := io.LimitReader(md.UnverifiedBody, limit+1)
+	for {
+		n, err := r.Read(body[len(body):cap(body)])
+		body = body[:len(body)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w (%v)", ErrCorrupt, err)
+		}
+		if len(body) == cap(body) {
+			return nil, fmt.Errorf("%w (it opens to more than it holds)", ErrCorrupt)
+		}
 	}
 	return body, nil
 }

@@ -215,8 +215,18 @@ func private(path string) error {
 	return nil
 }
 
+// OpenReadOnlySealed is OpenReadOnly with the keys that open the bodies.
+func OpenReadOnlySealed(dir string, keys *Keys) (*Store, error) {
+	s, err := OpenReadOnly(dir)
+	if err == nil {
+		s.keys = keys
+	}
+	return s, err
+}
+
 // OpenReadOnly opens the state folder for reading only: the CLI uses it when
-// the daemon is down. It never creates anything in the folder.
+// the daemon is down. It never creates anything in the folder; a sealed
+// body reads as ErrSealed.
 func OpenReadOnly(dir string) (*Store, error) {
 	path := filepath.Join(dir, dbFile)
 	if _, err := os.Stat(path); err != nil {

@@ -1,0 +1,126 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Snapshot writes a consistent copy of the store's database to dest, a
+// file that must not exist, while the daemon runs and writes (VACUUM INTO
+// through a read-only connection: one read transaction, so the copy is
+// the store at one instant). Its bodies are sealed as in the store.
+func Snapshot(dir, dest string) error {
+	db, err := ping(dsn(filepath.Join(dir, dbFile), true))
+	if err != nil {
+		return fmt.Errorf("reading the store in %s: %w", dir, err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("VACUUM INTO ?", dest); err != nil {
+		os.Remove(dest)
+		return fmt.Errorf("copying the store: %w", err)
+	}
+	return nil
+}
+
+// SnapshotCounts says what a snapshot (or a store's database file) holds.
+type SnapshotCounts struct {
+	Messages int `json:"messages"`
+	Mailbox  int `json:"mailbox"`
+	Lots     int `json:"lots"`
+}
+
+// CountSnapshot counts a database file's queued mail, mailbox and lots.
+func CountSnapshot(path string) (SnapshotCounts, error) {
+	var c SnapshotCounts
+	db, err := ping(dsn(path, true))
+	if err != nil {
+		return c, err
+	}
+	defer db.Close()
+	for q, n := range map[string]*int{"SELECT COUNT(*) FROM messages": &c.Messages, "SELECT COUNT(*) FROM mailbox": &c.Mailbox, "SELECT COUNT(*) FROM lots": &c.Lots} {
+		if err := db.QueryRow(q).Scan(n); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// ErrNotEmpty: a restore would replace mail the store already holds.
+var ErrNotEmpty = errors.New("the store already holds mail")
+
+// Restore puts the database file src in place as the store of dir (the
+// daemon stopped). A store that already holds mail is kept unless force:
+// a restore must not silently replace the mail that came since.
+func Restore(dir, src string, force bool) error {
+	path := filepath.Join(dir, dbFile)
+	if _, err := os.Stat(path); err == nil && !force {
+		c, err := CountSnapshot(path)
+		if err != nil || c.Messages+c.Mailbox > 0 {
+			return fmt.Errorf("%w in %s (%d queued, %d in the mailboxes): restore into a fresh install, or give --force to replace it", ErrNotEmpty, dir, c.Messages, c.Mailbox)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".restore"
+	if err := os.WriteFile(tmp, b, fileMode); err != nil {
+		return err
+	}
+	f, err := os.Open(tmp)
+	if err == nil {
+		err = f.Sync()
+		f.Close()
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	for _, suffix := range []string{"-wal", "-shm"} { // the old store's log must not be replayed on the new file
+		os.Remove(path + suffix)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(dir)
+}
+
+// BackupRecord is the last good backup, for status.
+type BackupRecord struct {
+	At   time.Time `json:"at"`
+	File string    `json:"file"`
+	Size int64     `json:"size"`
+}
+
+const backupFile = "last-backup.json"
+
+// RecordBackup notes a good backup in the state folder.
+func RecordBackup(dir string, r BackupRecord) error {
+	b, _ := json.Marshal(r)
+	tmp := filepath.Join(dir, backupFile+".new")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, backupFile))
+}
+
+// LastBackup reads what RecordBackup noted; ok is false when no backup was
+// ever made.
+func LastBackup(dir string) (r BackupRecord, ok bool, err error) {
+	b, err := os.ReadFile(filepath.Join(dir, backupFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return r, false, nil
+	}
+	if err != nil {
+		return r, false, err
+	}
+	return r, true, json.Unmarshal(b, &r)
+}
