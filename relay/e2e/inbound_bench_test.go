@@ -15,9 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
+
 	"github.com/sesam-relay/sesam-relay/relay/auth"
 	"github.com/sesam-relay/sesam-relay/relay/config"
 	"github.com/sesam-relay/sesam-relay/relay/fetch"
+	"github.com/sesam-relay/sesam-relay/relay/keys"
 	"github.com/sesam-relay/sesam-relay/relay/pop3d"
 	"github.com/sesam-relay/sesam-relay/relay/store"
 )
@@ -42,8 +45,12 @@ func BenchmarkInbound(b *testing.B) {
 
 	b.Run("fetch/sesam-relay", func(b *testing.B) {
 		dir := benchDir(b)
-		var err error
-		if st, err = store.Open(filepath.Join(dir, "state")); err != nil {
+		// Sealed to a key, as the daemon's store is (issue 13).
+		e, err := keys.New("bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st, err = store.OpenSealed(filepath.Join(dir, "state"), &store.Keys{Write: e, Read: openpgp.EntityList{e}}); err != nil {
 			b.Fatal(err)
 		}
 		pw := filepath.Join(dir, "pw")
