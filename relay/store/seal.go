@@ -3,84 +3,109 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
-	"github.com/ProtonMail/go-crypto/openpgp/packet"
 )
 
-// Keys are the appliance's OpenPGP keys. Every body is sealed to Write
+// Keys are the appliance's OpenPGP keys. Every body is sealed under Write
 // before it reaches the database, and opened with whichever of Read sealed
 // it (Write is among them; the others are the keys before a rotation).
 // The store never holds a body in clear on disk once it has keys.
+//
+// A body is not an OpenPGP message of its own: that costs an X25519
+// operation per body (95 µs to seal, 71 µs to open 20 KB here, a third of
+// the relay's throughput). Each key gives instead a body key, derived from
+// its private half (HKDF-SHA256), and bodies are AES-256-GCM under it. The
+// OpenPGP key stays the one secret to keep, seal and back up.
 type Keys struct {
 	Write *openpgp.Entity
 	Read  openpgp.EntityList
+
+	once  sync.Once
+	aeads map[string]cipher.AEAD // by KeyName
+	err   error
 }
 
 // KeyName names a key as the store records it beside each body it
 // sealed: the hex of the primary key's fingerprint.
 func KeyName(e *openpgp.Entity) string { return hex.EncodeToString(e.PrimaryKey.Fingerprint) }
 
-// sealConfig: AES-256, no compression (it would leak the size of what
-// repeats, and costs time), the integrity check of SEIPD.
-var sealConfig = &packet.Config{DefaultCipher: packet.CipherAES256, DefaultCompressionAlgo: packet.CompressionNone}
+// bodyKeyInfo binds the derived key to its use and to this format.
+const bodyKeyInfo = "sesam-relay store body key, AES-256-GCM, format 1"
+
+// bodyMagic starts every sealed body: the format, for the day it changes.
+var bodyMagic = []byte("SRB1")
+
+// aead is the body cipher of the key named name.
+func (k *Keys) aead(name string) (cipher.AEAD, bool, error) {
+	k.once.Do(func() {
+		k.aeads = map[string]cipher.AEAD{}
+		for _, e := range k.Read {
+			if e.PrivateKey == nil {
+				k.err = fmt.Errorf("store key %s has no private half", KeyName(e))
+				return
+			}
+			var secret bytes.Buffer
+			if err := e.PrivateKey.Serialize(&secret); err != nil {
+				k.err = fmt.Errorf("reading store key %s: %w", KeyName(e), err)
+				return
+			}
+			key, err := hkdf.Key(sha256.New, secret.Bytes(), nil, bodyKeyInfo, 32)
+			if err != nil {
+				k.err = err
+				return
+			}
+			block, _ := aes.NewCipher(key)
+			g, _ := cipher.NewGCM(block)
+			k.aeads[KeyName(e)] = g
+		}
+	})
+	g, ok := k.aeads[strings.ToLower(name)]
+	return g, ok, k.err
+}
 
 // ErrSealed is returned for a body sealed to a key this store was not
 // given (the CLI reading the store while the daemon is down, or a key
 // missing after a rotation).
 var ErrSealed = errors.New("the body is encrypted and this process has not the key: ask the running daemon")
 
-// maxOpened bounds what one body may open to: above any mail the relay
-// accepts (max_message_size) or fetches (max_fetch_size).
-const maxOpened = 256 << 20
-
 // ErrCorrupt marks a body whose ciphertext does not open (altered on disk).
 var ErrCorrupt = errors.New("the stored body is damaged: its encryption does not verify")
 
-// seal encrypts a body to the write key, before the write transaction (it
-// parses nothing, but costs time). Without keys it returns the body as is,
-// with an empty key name: a store made for tests, or before `init`.
+// seal encrypts a body under the write key, before the write transaction
+// (it parses nothing, but costs time): the magic, a random nonce, the
+// ciphertext and its tag, in one allocation. The key's name is bound to it
+// (additional data): a body moved beside another key's name does not open.
+// Without keys it returns the body as is, with an empty key name: a store
+// made for tests, or before `init`.
 func (s *Store) seal(body []byte) (sealed []byte, key string, err error) {
 	k := s.keys
 	if k == nil {
 		return body, "", nil
 	}
-	// One allocation of the ciphertext's size (the packets' headers
-	// included): bytes.Buffer's Grow would take twice that.
-	b := &sliceWriter{buf: make([]byte, 0, len(body)+len(body)/1024+4096)}
-	w, err := openpgp.Encrypt(b, []*openpgp.Entity{k.Write}, nil, &openpgp.FileHints{IsBinary: true}, sealConfig)
+	name := KeyName(k.Write)
+	g, _, err := k.aead(name)
 	if err != nil {
-		return nil, "", fmt.Errorf("encrypting a body: %w", err)
+		return nil, "", err
 	}
-	// In small writes: go-crypto's packet writers buffer what one Write
-	// gives them, and a 17 MB return in one Write would cost its size
-	// three times over.
-	for rest := body; len(rest) > 0; {
-		n := min(len(rest), 64<<10)
-		if _, err := w.Write(rest[:n]); err != nil {
-			return nil, "", fmt.Errorf("encrypting a body: %w", err)
-		}
-		rest = rest[n:]
+	out := make([]byte, len(bodyMagic)+g.NonceSize(), len(bodyMagic)+g.NonceSize()+len(body)+g.Overhead())
+	copy(out, bodyMagic)
+	if _, err := rand.Read(out[len(bodyMagic):]); err != nil {
+		return nil, "", err
 	}
-	if err := w.Close(); err != nil {
-		return nil, "", fmt.Errorf("encrypting a body: %w", err)
-	}
-	return b.buf, KeyName(k.Write), nil
-}
-
-// sliceWriter appends to a slice made the right size beforehand.
-type sliceWriter struct{ buf []byte }
-
-func (w *sliceWriter) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	return len(p), nil
+	return g.Seal(out, out[len(bodyMagic):], body, []byte(name)), name, nil
 }
 
 // unseal opens a body read from the database; key is the name stored
@@ -89,33 +114,23 @@ func (s *Store) unseal(data []byte, key string) ([]byte, error) {
 	if key == "" {
 		return data, nil
 	}
-	if s.keys == nil || !s.keys.has(key) {
+	if s.keys == nil {
 		return nil, ErrSealed
 	}
-	md, err := openpgp.ReadMessage(bytes.NewReader(data), s.keys.Read, nil, sealConfig)
+	g, ok, err := s.keys.aead(key)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrSealed
+	}
+	head := len(bodyMagic) + g.NonceSize()
+	if len(data) < head+g.Overhead() || !bytes.Equal(data[:len(bodyMagic)], bodyMagic) {
+		return nil, fmt.Errorf("%w (not a sealed body)", ErrCorrupt)
+	}
+	body, err := g.Open(make([]byte, 0, len(data)-head-g.Overhead()), data[len(bodyMagic):head], data[head:], []byte(strings.ToLower(key)))
 	if err != nil {
 		return nil, fmt.Errorf("%w (%v)", ErrCorrupt, err)
-	}
-	// The integrity check runs at the end. A sealed body is never compressed
-	// (sealConfig), so one that opens to more than the ciphertext's size,
-	// or to more than any mail the relay keeps, is damaged or forged.
-	// One allocation of the ciphertext's size, which the body never
-	// exceeds: no doubling growth for a large return.
-	limit := min(int64(len(data)), maxOpened)
-	body := make([]byte, 0, limit+1)
-	r := io.LimitReader(md.UnverifiedBody, limit+1)
-	for {
-		n, err := r.Read(body[len(body):cap(body)])
-		body = body[:len(body)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w (%v)", ErrCorrupt, err)
-		}
-		if len(body) == cap(body) {
-			return nil, fmt.Errorf("%w (it opens to more than it holds)", ErrCorrupt)
-		}
 	}
 	return body, nil
 }

@@ -181,3 +181,42 @@ func TestADamagedBodyIsReportedAlone(t *testing.T) {
 		t.Fatalf("the other body: %v", err)
 	}
 }
+
+// The body key is derived from the OpenPGP key: the same after the key is
+// written to its file and read back (the next start), not after another
+// key, and a body moved beside another key's name does not open.
+func TestTheBodyKeyIsTheSameAfterTheKeyFileIsReadBack(t *testing.T) {
+	k := newKeys(t)
+	s, err := store.OpenSealed(t.TempDir(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	sealed, name, err := store.Seal(s, sealedBody(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := keys.Bytes(k.Read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := keys.Parse(b, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := store.OpenSealed(t.TempDir(), back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if got, err := store.Unseal(s2, sealed, name); err != nil || !bytes.Equal(got, sealedBody(1)) {
+		t.Fatalf("with the key read back: %v", err)
+	}
+	other := newKeys(t)
+	both := &store.Keys{Write: other.Write, Read: openpgp.EntityList{other.Write, k.Write}}
+	s3, _ := store.OpenSealed(t.TempDir(), both)
+	defer s3.Close()
+	if _, err := store.Unseal(s3, sealed, store.KeyName(other.Write)); !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("a body under another key's name: %v", err)
+	}
+}
