@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/eddsa"
 )
 
 // Keys are the appliance's OpenPGP keys. Every body is sealed under Write
@@ -57,12 +58,15 @@ func (k *Keys) aead(name string) (cipher.AEAD, bool, error) {
 				k.err = fmt.Errorf("store key %s has no private half", KeyName(e))
 				return
 			}
-			var secret bytes.Buffer
-			if err := e.PrivateKey.Serialize(&secret); err != nil {
-				k.err = fmt.Errorf("reading store key %s: %w", KeyName(e), err)
+			// The secret itself (the Ed25519 seed), not a serialization of
+			// it that a library version could change: the body key must be
+			// the same for as long as the store lives.
+			sk, ok := e.PrivateKey.PrivateKey.(*eddsa.PrivateKey)
+			if !ok || len(sk.D) < 32 {
+				k.err = fmt.Errorf("store key %s is not an Ed25519 key as sesam-relay makes them", KeyName(e))
 				return
 			}
-			key, err := hkdf.Key(sha256.New, secret.Bytes(), nil, bodyKeyInfo, 32)
+			key, err := hkdf.Key(sha256.New, sk.D, []byte(KeyName(e)), bodyKeyInfo, 32)
 			if err != nil {
 				k.err = err
 				return
@@ -146,6 +150,11 @@ func (k *Keys) has(name string) bool {
 
 // keysFit says whether the keys given open every sealed body of the store.
 func keysFit(r *sql.DB, keys *Keys, dir string) error {
+	if keys != nil {
+		if _, _, err := keys.aead(""); err != nil { // each key gives its body key, or none is used
+			return err
+		}
+	}
 	rows, err := r.Query("SELECT DISTINCT sealed FROM bodies WHERE sealed != ''")
 	if err != nil {
 		return err

@@ -220,3 +220,27 @@ func TestTheBodyKeyIsTheSameAfterTheKeyFileIsReadBack(t *testing.T) {
 		t.Fatalf("a body under another key's name: %v", err)
 	}
 }
+
+// A body sealed by this version, committed with its key, still opens: the
+// body key's derivation and the format may not change under a store.
+func TestABodySealedByFormat1StillOpens(t *testing.T) {
+	b, err := os.ReadFile("testdata/sealed-v1/store-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := keys.Parse(b, "testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := os.ReadFile("testdata/sealed-v1/body")
+	name, _ := os.ReadFile("testdata/sealed-v1/key-name")
+	s, err := store.OpenSealed(t.TempDir(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := store.Unseal(s, body, string(name))
+	if err != nil || string(got) != "Subject: fixture\r\n\r\nNIR 284057512345678\r\n" {
+		t.Fatalf("%v %q", err, got)
+	}
+}
