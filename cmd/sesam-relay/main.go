@@ -234,7 +234,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	case "keys":
 		if len(pos) == 2 && pos[1] == "recovery" {
-			return control.KeysRecovery(cfg, o.out, stdout, stderr)
+			return control.KeysRecovery(cfg, o.out, o.force, stdout, stderr)
 		}
 		return control.Keys(cfg, pos[1:], o.json, stdout, stderr)
 	case "backup":

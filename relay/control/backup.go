@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -39,11 +40,28 @@ func Backup(cfg *config.Config, to string, version string, asJSON bool, stdout, 
 	if err != nil {
 		return fail(err)
 	}
+	// A backup whose keys do not open its own mail would restore nothing.
+	if err := store.CheckKeys(cfg.StateDir, k); err != nil {
+		return fail(fmt.Errorf("the keys read from %s do not open this store, so a backup with them could not be restored: %w", cfg.StoreKey, err))
+	}
 	if to == "" {
 		if cfg.Backup.Folder == "" {
 			return fail(fmt.Errorf("say where: --to FILE, or [backup] folder in the config"))
 		}
 		to = filepath.Join(cfg.Backup.Folder, backupPrefix+cfg.Hostname+"-"+time.Now().UTC().Format("20060102-150405")+".pgp")
+	}
+	if abs, err := filepath.Abs(to); err == nil {
+		to = abs // status names it from anywhere
+	}
+	// What a killed backup or restore left in the state folder: a copy of
+	// the store, never to be left lying there.
+	for _, pat := range []string{"backup-*", "restore-*"} {
+		old, _ := filepath.Glob(filepath.Join(cfg.StateDir, pat))
+		for _, d := range old {
+			if fi, err := os.Stat(d); err == nil && fi.IsDir() && time.Since(fi.ModTime()) > time.Hour {
+				os.RemoveAll(d)
+			}
+		}
 	}
 	m := backup.Manifest{Hostname: cfg.Hostname, Made: time.Now().UTC(), Version: version}
 	size, err := backup.Write(to, cfg.StateDir, cfg.StateDir, ring, m, append(openpgp.EntityList{}, append(recovery, k.Write)...))
@@ -67,15 +85,25 @@ func Backup(cfg *config.Config, to string, version string, asJSON bool, stdout, 
 
 func size2(n int64) string { return size(uint64(n)) }
 
-// prune removes, in [backup] folder, the backups beyond keep, oldest first.
+// prune removes, in [backup] folder, this box's backups beyond keep,
+// oldest first, and what a killed backup left there (.partial). Another
+// box's backups in a shared folder are not its to remove, and the one just
+// written never goes.
 func prune(cfg *config.Config, written string) []string {
-	if cfg.Backup.Folder == "" || filepath.Dir(written) != filepath.Clean(cfg.Backup.Folder) {
+	folder, _ := filepath.Abs(cfg.Backup.Folder)
+	if cfg.Backup.Folder == "" || filepath.Dir(written) != folder {
 		return nil
 	}
-	all, _ := filepath.Glob(filepath.Join(cfg.Backup.Folder, backupPrefix+"*.pgp"))
-	sort.Strings(all) // the names sort by date
+	mine := filepath.Join(folder, backupPrefix+cfg.Hostname+"-")
+	stale, _ := filepath.Glob(mine + "*.pgp.partial")
+	for _, p := range stale {
+		os.Remove(p)
+	}
+	all, _ := filepath.Glob(mine + "*.pgp")
+	all = slices.DeleteFunc(all, func(p string) bool { return p == written || len(p) != len(written) })
+	sort.Strings(all) // one host, one name length: the names sort by date
 	var removed []string
-	for len(all) > max(cfg.Backup.Keep, 1) {
+	for len(all) > max(cfg.Backup.Keep, 1)-1 {
 		if os.Remove(all[0]) == nil {
 			removed = append(removed, all[0])
 		}
@@ -134,9 +162,16 @@ func Restore(cfg *config.Config, file, recoveryKey string, force, asJSON bool, s
 	if err := store.Restore(cfg.StateDir, c.DB, force); err != nil {
 		return fail(err)
 	}
-	if err := keys.Save(cfg.StoreKey, list); err != nil {
+	if err := keys.Save(cfg.StoreKey, keys.Unique(list)); err != nil {
 		return fail(err)
 	}
+	// The next backups go to the same recovery key the practice kept.
+	var pub strings.Builder
+	if err := backup.Armored(&pub, rk[0], false); err == nil {
+		os.MkdirAll(filepath.Dir(cfg.Backup.RecoveryKey), 0o700)
+		os.WriteFile(cfg.Backup.RecoveryKey, []byte(pub.String()), 0o644)
+	}
+	held, herr := store.HoldRestored(cfg.StateDir, restored, c.Manifest.Made)
 	owner(cfg.StateDir, filepath.Join(cfg.StateDir, "sesam-relay.db"))
 	owner(filepath.Dir(cfg.StoreKey), cfg.StoreKey)
 	sealed := ""
@@ -153,8 +188,15 @@ func Restore(cfg *config.Config, file, recoveryKey string, force, asJSON bool, s
 		return 0
 	}
 	n := c.Manifest.Counts
-	fmt.Fprintf(stdout, "restored the backup of %s made %s: %d queued, %d in the mailboxes, %d lots%s\nstart the relay: systemctl start sesam-relay\n",
+	fmt.Fprintf(stdout, "restored the backup of %s made %s: %d mails in the queue's history, %d in the mailboxes, %d lots%s\n",
 		c.Manifest.Hostname, c.Manifest.Made.Local().Format("2006-01-02 15:04"), n.Messages, n.Mailbox, n.Lots, sealed)
+	if herr != nil {
+		return fail(fmt.Errorf("restored, but the mail that was waiting could not be held: %w; do not start the relay before `sesam-relay queue` is checked", herr))
+	}
+	if held > 0 {
+		fmt.Fprintf(stdout, "%d mails were waiting when the backup was made: they are held, since they may have left since (a lot would reach the fund twice). Check the practitioner's sent folder, then `sesam-relay queue release ID --confirm` or `queue drop ID`.\n", held)
+	}
+	fmt.Fprintln(stdout, "start the relay: systemctl start sesam-relay")
 	return 0
 }
 
@@ -174,7 +216,7 @@ func owner(dir, path string) {
 // recovery key. Its private half goes to FILE, for the practice to print
 // or keep on a USB stick off the box; its public half stays on the box,
 // where backups are encrypted to it.
-func KeysRecovery(cfg *config.Config, out string, stdout, stderr io.Writer) int {
+func KeysRecovery(cfg *config.Config, out string, force bool, stdout, stderr io.Writer) int {
 	fail := func(err error) int { fmt.Fprintf(stderr, "sesam-relay keys recovery: %v\n", err); return 1 }
 	if out == "" {
 		return fail(fmt.Errorf("say where the private half goes: --out FILE (a USB stick, then keep it off the box)"))
@@ -182,6 +224,9 @@ func KeysRecovery(cfg *config.Config, out string, stdout, stderr io.Writer) int 
 	e, err := keys.New(cfg.Hostname + " recovery")
 	if err != nil {
 		return fail(err)
+	}
+	if _, err := os.Stat(cfg.Backup.RecoveryKey); err == nil && !force {
+		return fail(fmt.Errorf("%s exists: backups are encrypted to that recovery key; give --force to replace it (the practice's copy of the old one then opens only the old backups)", cfg.Backup.RecoveryKey))
 	}
 	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {

@@ -222,7 +222,14 @@ func (w *Worker) sendOne(ctx context.Context, m store.Message) bool {
 	log := w.log.With("id", m.ID, "message_id", m.MessageID)
 	body, err := w.st.Body(m.ID)
 	if err != nil {
-		log.Error("reading a queued body", "error", err.Error())
+		// Held, not retried at once: a body that does not read now will
+		// not read in a millisecond (a damaged ciphertext, a lost key),
+		// and picking it again would spin. A technician looks.
+		why := "the stored body cannot be read: " + err.Error()
+		if herr := w.st.Hold(ctx, m.ID, why, "the relay"); herr != nil {
+			w.storeFailed("holding a mail whose body does not read", m.ID, herr)
+		}
+		log.Error("a queued body does not read: held for a technician", "error", err.Error())
 		return true
 	}
 	host := w.acct.Upstream.SMTP.Host

@@ -21,6 +21,7 @@ type Store interface {
 	MarkSentAsync(id int64, reply string) *store.Pending
 	MarkDeferred(ctx context.Context, id int64, why string, next time.Time) error
 	MarkUncertain(ctx context.Context, id int64, why string) error
+	Hold(ctx context.Context, id int64, reason, who string) error
 	MarkBounced(ctx context.Context, id int64, why string, dsn []byte) error
 	AddDelayNotice(ctx context.Context, id int64, notice []byte) error
 	SetHealthAsync(h store.Health) *store.Pending

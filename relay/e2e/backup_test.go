@@ -1,6 +1,8 @@
 package e2e_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,8 +110,49 @@ func TestBackupUnderLoadRestoresOnAFreshInstall(t *testing.T) {
 			t.Fatalf("lot %d: %+v, before %+v", i, gotLots[i], wantLots[i])
 		}
 	}
+	// What was waiting is held as uncertain: it may have left since the
+	// backup, and a lot must not reach the fund twice.
 	q := fresh.queue()
-	if !slices.ContainsFunc(q, func(m store.Message) bool { return strings.HasPrefix(m.Subject, "lot m") }) {
-		t.Fatalf("the waiting mail is not in the restored queue: %d messages", len(q))
+	i := slices.IndexFunc(q, func(m store.Message) bool { return strings.HasPrefix(m.Subject, "lot m") })
+	if i < 0 || q[i].State != store.Held || !q[i].Uncertain() || !strings.Contains(q[i].HoldReason, "restored from the backup") {
+		t.Fatalf("the waiting mail after the restore: %+v", q)
+	}
+	if !strings.Contains(out, "were waiting when the backup was made: they are held") {
+		t.Fatalf("restore did not say it held the waiting mail:\n%s", out)
+	}
+	// The next backups go to the same recovery key.
+	if out, err := runBinary(fresh, "backup", "--to", filepath.Join(t.TempDir(), "after.pgp")); err != nil {
+		t.Fatalf("a backup after the restore: %v\n%s", err, out)
+	}
+}
+
+// In [backup] folder, keep counts this box's backups only: the newest are
+// kept, the one just written always, another box's never touched.
+func TestBackupFolderKeepsTheNewestOfThisBoxOnly(t *testing.T) {
+	folder := t.TempDir()
+	r := newRelay(t, newProvider(t), opts{top: fmt.Sprintf("[backup]\nfolder = %q\nkeep = 2", folder)})
+	if out, err := runBinary(r, "keys", "recovery", "--out", filepath.Join(t.TempDir(), "rk.asc")); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	other := filepath.Join(folder, "sesam-relay-backup-another.box-20200101-000000.pgp")
+	os.WriteFile(other, []byte("x"), 0o600)
+	os.WriteFile(filepath.Join(folder, "sesam-relay-backup-relais.test-20200101-000000.pgp.partial"), []byte("x"), 0o600)
+	var names []string
+	for i := 0; i < 3; i++ {
+		out, err := runBinary(r, "backup", "--json")
+		if err != nil {
+			t.Fatalf("backup %d: %v\n%s", i, err, out)
+		}
+		var v struct{ File string }
+		json.Unmarshal([]byte(out), &v)
+		names = append(names, v.File)
+		time.Sleep(1100 * time.Millisecond) // the names have the second
+	}
+	left, _ := filepath.Glob(filepath.Join(folder, "*"))
+	want := []string{other, names[1], names[2]}
+	slices.Sort(want)
+	slices.Sort(left)
+	if !slices.Equal(left, want) {
+		t.Fatalf("left in the folder: %v, want %v", left, want)
 	}
 }

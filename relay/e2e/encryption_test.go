@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -297,10 +299,15 @@ func TestKeysRotateReencryptsAcrossAKill(t *testing.T) {
 		want = append(want, m)
 	}
 	st.Close()
+	os.Chown(keyFile, 65534, 65534) // the service's file, as in the package
 	out, err := runBinary(r, "keys", "rotate")
 	if err != nil || !strings.Contains(out, "new store key") {
 		t.Fatalf("keys rotate: %v\n%s", err, out)
 	}
+	if fi, err := os.Stat(keyFile); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 65534 {
+		t.Fatalf("keys rotate (as root) took the key file from the service: %v", err)
+	}
+	os.Chown(keyFile, os.Getuid(), os.Getgid())
 	k2, err := keys.Load(keyFile)
 	if err != nil || len(k2.Read) != 2 || store.KeyName(k2.Write) == old {
 		t.Fatalf("after rotate: %v, %d keys, write key %s (old %s)", err, len(k2.Read), store.KeyName(k2.Write), old)
@@ -332,4 +339,41 @@ func TestKeysRotateReencryptsAcrossAKill(t *testing.T) {
 		t.Fatalf("a body is still sealed to the old key: %v", err)
 	}
 	st.Close()
+}
+
+// A queued body damaged on disk is held for a technician, once: not
+// picked again and again (the review saw 100,000 log lines in 25 s).
+func TestADamagedQueuedBodyIsHeldNotRetriedInALoop(t *testing.T) {
+	prov := newProvider(t)
+	prov.Off()
+	r := newRelay(t, prov, opts{})
+	submitOne(t, r)
+	r.stop()
+	db, err := sql.Open("sqlite", filepath.Join(r.stateDir, "sesam-relay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bid int64
+	var data []byte
+	if err := db.QueryRow("SELECT b.id, b.data FROM bodies b JOIN messages m ON m.body_id = b.id").Scan(&bid, &data); err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 1
+	if _, err := db.Exec("UPDATE bodies SET data = ? WHERE id = ?", data, bid); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if err := prov.On(); err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	waitFor(t, 10*time.Second, "the damaged mail held", func() bool { return r.states()[store.Held] == 1 })
+	m := only(t, r)
+	if !strings.Contains(m.HoldReason, "damaged") {
+		t.Fatalf("hold reason %q", m.HoldReason)
+	}
+	time.Sleep(time.Second)
+	if n := strings.Count(r.Log(), "does not read"); n != 1 {
+		t.Fatalf("the damaged body was tried %d times", n)
+	}
 }

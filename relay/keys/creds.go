@@ -41,6 +41,9 @@ func DropIn() string {
 // the drop-in that gives it to the service (LoadCredentialEncrypted=) and
 // overwrites and removes the plain file. It says what protects the key.
 func Seal(plain string) (string, error) {
+	if abs, err := filepath.Abs(plain); err == nil {
+		plain = abs // the drop-in needs an absolute path
+	}
 	b, err := os.ReadFile(plain)
 	if err != nil {
 		if _, cerr := os.Stat(CredentialFile(plain)); cerr == nil {
@@ -65,6 +68,7 @@ func Seal(plain string) (string, error) {
 		os.Remove(tmp)
 		return "", fmt.Errorf("the sealed key does not decrypt to the key (%v): the plain file is kept", err)
 	}
+	os.Chmod(tmp, 0o600)
 	if err := os.Rename(tmp, cred); err != nil {
 		os.Remove(tmp)
 		return "", err
@@ -150,6 +154,7 @@ func Rotate(plain, hostname string) (string, error) {
 			os.Remove(tmp)
 			return "", fmt.Errorf("the new credential does not decrypt to the keys (%v): the old one is kept", err)
 		}
+		os.Chmod(tmp, 0o600)
 		if err := os.Rename(tmp, cred); err != nil {
 			os.Remove(tmp)
 			return "", err
@@ -160,12 +165,15 @@ func Rotate(plain, hostname string) (string, error) {
 
 // ReadAny reads the keys wherever they are, for the root CLI (backup): the
 // plain file, or the credential decrypted with systemd-creds.
+//
+// The credential comes first, as for the service: a stale plain copy left
+// beside it is not what the service uses.
 func ReadAny(plain string) ([]byte, error) {
-	if b, err := os.ReadFile(plain); err == nil {
-		return b, nil
-	}
 	cred := CredentialFile(plain)
 	if _, err := os.Stat(cred); err != nil {
+		if b, err := os.ReadFile(plain); err == nil {
+			return b, nil
+		}
 		return nil, fmt.Errorf("%w: no %s nor %s", ErrNone, plain, cred)
 	}
 	b, err := exec.Command("systemd-creds", "decrypt", "--name="+CredentialName, cred, "-").Output()

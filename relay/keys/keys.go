@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -130,6 +131,7 @@ func Save(path string, list openpgp.EntityList) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("writing the store key: %w", err)
 	}
+	owner := ownerOf(path) // a rotation by root keeps the service's file the service's
 	tmp := path + ".new"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -140,6 +142,9 @@ func Save(path string, list openpgp.EntityList) error {
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil && owner != nil {
+		err = os.Chown(tmp, owner[0], owner[1])
 	}
 	if err == nil {
 		err = os.Rename(tmp, path)
@@ -153,4 +158,30 @@ func Save(path string, list openpgp.EntityList) error {
 		d.Close()
 	}
 	return nil
+}
+
+// ownerOf is the uid and gid of path, or of its folder when path does not
+// exist yet; nil when neither can be read.
+func ownerOf(path string) []int {
+	for _, p := range []string{path, filepath.Dir(path)} {
+		if fi, err := os.Stat(p); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				return []int{int(st.Uid), int(st.Gid)}
+			}
+		}
+	}
+	return nil
+}
+
+// Unique leaves each key once (a restore merges keyrings).
+func Unique(list openpgp.EntityList) openpgp.EntityList {
+	seen := map[string]bool{}
+	var out openpgp.EntityList
+	for _, e := range list {
+		if n := store.KeyName(e); !seen[n] {
+			seen[n] = true
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -203,6 +203,7 @@ func (s *Store) Reseal(ctx context.Context) (sealed, damaged int, err error) {
 	}
 	current := KeyName(s.keys.Write)
 	var after int64
+	plainSeen := false
 	for ctx.Err() == nil {
 		rows, err := s.r.QueryContext(ctx, "SELECT id, data, sealed FROM bodies WHERE sealed != ? AND id > ? ORDER BY id LIMIT ?", current, after, sealBatch)
 		if err != nil {
@@ -225,6 +226,7 @@ func (s *Store) Reseal(ctx context.Context) (sealed, damaged int, err error) {
 			}
 			n++
 			after = id
+			plainSeen = plainSeen || was == ""
 			plain, err := s.unseal(data, was)
 			if err != nil {
 				damaged++ // left as it is: mail show says so, the rest goes on
@@ -258,6 +260,14 @@ func (s *Store) Reseal(ctx context.Context) (sealed, damaged int, err error) {
 		}
 	}
 	if sealed > 0 {
+		// A version before encryption did not zero what it freed: the
+		// bodies it purged may still lie in free pages. VACUUM rewrites
+		// the file from the live rows only (a few seconds, writes wait).
+		if plainSeen {
+			if _, err := s.w.ExecContext(ctx, "VACUUM"); err != nil {
+				return sealed, damaged, fmt.Errorf("rewriting the store after sealing: %w", err)
+			}
+		}
 		if _, err := s.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
 			return sealed, damaged, fmt.Errorf("checkpointing after sealing: %w", err)
 		}

@@ -126,11 +126,20 @@ func TestSealPlainSealsAnOlderStoreInPlace(t *testing.T) {
 		ids = append(ids, id)
 	}
 	s.Close()
-	if !bytes.Contains(onDisk(t, dir), []byte(nir)) {
-		t.Fatal("the test's plain store holds no NIR: it proves nothing")
+	// What 0.1.0 purged: freed, not zeroed (it had no secure_delete).
+	db, err := sql.Open("sqlite", filepath.Join(dir, "sesam-relay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("PRAGMA secure_delete = 0; INSERT INTO bodies(data) VALUES (?); DELETE FROM bodies WHERE id = last_insert_rowid(); PRAGMA wal_checkpoint(TRUNCATE)", []byte(strings.Repeat("purged "+nir+" ", 2000))); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if !bytes.Contains(onDisk(t, dir), []byte("purged "+nir)) {
+		t.Fatal("the test's plain store holds no purged NIR: it proves nothing")
 	}
 	k := newKeys(t)
-	s, err := store.OpenSealed(dir, k)
+	s, err = store.OpenSealed(dir, k)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -123,4 +125,55 @@ func LastBackup(dir string) (r BackupRecord, ok bool, err error) {
 		return r, false, err
 	}
 	return r, true, json.Unmarshal(b, &r)
+}
+
+// CheckKeys says whether keys open every sealed body of the store in dir
+// (read only): backup checks the keys it packs.
+func CheckKeys(dir string, keys *Keys) error {
+	db, err := ping(dsn(filepath.Join(dir, dbFile), true))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return keysFit(db, keys, dir)
+}
+
+// restoredPrefix starts the hold reason of mail that was waiting when the
+// backup was made: an uncertain hold, so that release asks --confirm.
+const restoredPrefix = uncertainPrefix + "restored from the backup of "
+
+// HoldRestored holds, in a store just restored, every mail that was
+// waiting or being sent when the backup was made: it may have left since
+// (a lot would reach the fund twice), and only a person who looked in the
+// sent folder can tell. It returns how many it held.
+func HoldRestored(dir string, keys *Keys, made time.Time) (int, error) {
+	s, err := OpenSealed(dir, keys)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	why := restoredPrefix + made.Local().Format("2006-01-02 15:04") + ": it may have been sent since; check the sent folder"
+	now := s.now()
+	n := 0
+	err = s.writeWait(context.Background(), func(tx *sql.Tx) error {
+		rows, err := tx.Query("SELECT id FROM messages WHERE state IN (?, ?, ?)", Queued, Deferred, Sending)
+		if err != nil {
+			return err
+		}
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			rows.Scan(&id)
+			ids = append(ids, id)
+		}
+		rows.Close()
+		for _, id := range ids {
+			if err := transition(tx, id, now, []State{Queued, Deferred, Sending}, Held, ", hold_reason = ?", []any{why}, "held after a restore: "+why); err != nil {
+				return err
+			}
+		}
+		n = len(ids)
+		return nil
+	})
+	return n, err
 }
