@@ -14,7 +14,7 @@ import (
 // keys.Rotate). Run as root.
 func Keys(cfg *config.Config, args []string, asJSON bool, stdout, stderr io.Writer) int {
 	if len(args) != 1 || (args[0] != "seal" && args[0] != "rotate") {
-		fmt.Fprintln(stderr, "sesam-relay keys: usage: keys seal | keys rotate")
+		fmt.Fprintln(stderr, "sesam-relay keys: usage: keys seal | keys rotate | keys recovery --out FILE [--force]")
 		return 2
 	}
 	var said string
