@@ -58,20 +58,8 @@ func Seal(plain string) (string, error) {
 		return "", fmt.Errorf("systemd-creds is not installed: the key stays in the plain file %s", plain)
 	}
 	cred := CredentialFile(plain)
-	tmp := cred + ".new"
-	if out, err := exec.Command("systemd-creds", "encrypt", "--name="+CredentialName, "--with-key=auto", plain, tmp).CombinedOutput(); err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("systemd-creds encrypt: %v: %s", err, strings.TrimSpace(string(out)))
-	}
-	back, err := exec.Command("systemd-creds", "decrypt", "--name="+CredentialName, tmp, "-").Output()
-	if err != nil || !bytes.Equal(back, b) {
-		os.Remove(tmp)
-		return "", fmt.Errorf("the sealed key does not decrypt to the key (%v): the plain file is kept", err)
-	}
-	os.Chmod(tmp, 0o600)
-	if err := os.Rename(tmp, cred); err != nil {
-		os.Remove(tmp)
-		return "", err
+	if err := writeCredential(cred, b); err != nil {
+		return "", fmt.Errorf("%w: the plain file is kept", err)
 	}
 	dropIn := DropIn()
 	if err := os.MkdirAll(filepath.Dir(dropIn), 0o755); err != nil {
@@ -142,22 +130,8 @@ func Rotate(plain, hostname string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		tmp := cred + ".new"
-		enc := exec.Command("systemd-creds", "encrypt", "--name="+CredentialName, "--with-key=auto", "-", tmp)
-		enc.Stdin = bytes.NewReader(nb)
-		if out, err := enc.CombinedOutput(); err != nil {
-			os.Remove(tmp)
-			return "", fmt.Errorf("systemd-creds encrypt: %v: %s", err, strings.TrimSpace(string(out)))
-		}
-		back, err := exec.Command("systemd-creds", "decrypt", "--name="+CredentialName, tmp, "-").Output()
-		if err != nil || !bytes.Equal(back, nb) {
-			os.Remove(tmp)
-			return "", fmt.Errorf("the new credential does not decrypt to the keys (%v): the old one is kept", err)
-		}
-		os.Chmod(tmp, 0o600)
-		if err := os.Rename(tmp, cred); err != nil {
-			os.Remove(tmp)
-			return "", err
+		if err := writeCredential(cred, nb); err != nil {
+			return "", fmt.Errorf("%w: the old one is kept", err)
 		}
 	}
 	return fmt.Sprintf("new store key %s added (%d kept for reading); restart the service: new mail is then encrypted to it, and the stored mail re-encrypted in the background", store.KeyName(e), len(old.Read)), nil
@@ -181,4 +155,30 @@ func ReadAny(plain string) ([]byte, error) {
 		return nil, fmt.Errorf("systemd-creds decrypt %s: %v (run as root)", cred, err)
 	}
 	return b, nil
+}
+
+// writeCredential seals keys with systemd-creds into cred (mode 0600),
+// through a pipe (the keys are never written in clear), checks that it
+// decrypts to them, and only then puts it in place of the old one.
+func writeCredential(cred string, keys []byte) error {
+	tmp := cred + ".new"
+	enc := exec.Command("systemd-creds", "encrypt", "--name="+CredentialName, "--with-key=auto", "-", tmp)
+	enc.Stdin = bytes.NewReader(keys)
+	if out, err := enc.CombinedOutput(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("systemd-creds encrypt: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	back, err := exec.Command("systemd-creds", "decrypt", "--name="+CredentialName, tmp, "-").Output()
+	if err != nil || !bytes.Equal(back, keys) {
+		os.Remove(tmp)
+		return fmt.Errorf("the credential does not decrypt to the keys (%v)", err)
+	}
+	if err := os.Chmod(tmp, 0o600); err == nil {
+		err = os.Rename(tmp, cred)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }

@@ -7,9 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/sesam-relay/sesam-relay/relay/internal/pop3wire"
 	"strings"
 	"time"
+
+	"github.com/sesam-relay/sesam-relay/relay/internal/pop3wire"
 
 	"github.com/sesam-relay/sesam-relay/sesam"
 )

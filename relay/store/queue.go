@@ -521,28 +521,41 @@ func (s *Store) Drop(ctx context.Context, id int64, who string) error {
 func (s *Store) RecoverInterrupted(ctx context.Context) (int, error) {
 	now := s.now()
 	var n int
+	why := "the relay stopped while sending the final dot: the provider may have it already; check the sent folder, then release or drop"
 	err := s.writeWait(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.Query("SELECT id FROM messages WHERE state = ?", Sending)
-		if err != nil {
-			return err
-		}
-		var ids []int64
-		for rows.Next() {
-			var id int64
-			rows.Scan(&id)
-			ids = append(ids, id)
-		}
-		rows.Close()
-		why := "the relay stopped while sending the final dot: the provider may have it already; check the sent folder, then release or drop"
-		for _, id := range ids {
-			if err := transition(tx, id, now, []State{Sending}, Held, ", hold_reason = ?", []any{uncertainPrefix + why}, "held as uncertain: "+why); err != nil {
-				return err
-			}
-		}
-		n = len(ids)
-		return nil
+		var err error
+		n, err = holdUncertain(tx, now, []State{Sending}, uncertainPrefix+why, "held as uncertain: "+why)
+		return err
 	})
 	return n, err
+}
+
+// holdUncertain holds every message in one of the states from, with the
+// reason given (an uncertain one: release asks --confirm), and says how
+// many it held.
+func holdUncertain(tx *sql.Tx, now time.Time, from []State, reason, event string) (int, error) {
+	q := "SELECT id FROM messages WHERE state IN (?" + strings.Repeat(", ?", len(from)-1) + ")"
+	args := make([]any, len(from))
+	for i, st := range from {
+		args[i] = st
+	}
+	rows, err := tx.Query(q, args...)
+	if err != nil {
+		return 0, err
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		if err := transition(tx, id, now, from, Held, ", hold_reason = ?", []any{reason}, event); err != nil {
+			return 0, err
+		}
+	}
+	return len(ids), nil
 }
 
 // HoldOrphans holds waiting messages of accounts no longer in the config.

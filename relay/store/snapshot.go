@@ -156,24 +156,9 @@ func HoldRestored(dir string, keys *Keys, made time.Time) (int, error) {
 	now := s.now()
 	n := 0
 	err = s.writeWait(context.Background(), func(tx *sql.Tx) error {
-		rows, err := tx.Query("SELECT id FROM messages WHERE state IN (?, ?, ?)", Queued, Deferred, Sending)
-		if err != nil {
-			return err
-		}
-		var ids []int64
-		for rows.Next() {
-			var id int64
-			rows.Scan(&id)
-			ids = append(ids, id)
-		}
-		rows.Close()
-		for _, id := range ids {
-			if err := transition(tx, id, now, []State{Queued, Deferred, Sending}, Held, ", hold_reason = ?", []any{why}, "held after a restore: "+why); err != nil {
-				return err
-			}
-		}
-		n = len(ids)
-		return nil
+		var err error
+		n, err = holdUncertain(tx, now, []State{Queued, Deferred, Sending}, why, "held after a restore: "+why)
+		return err
 	})
 	return n, err
 }
