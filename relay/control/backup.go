@@ -64,26 +64,24 @@ func Backup(cfg *config.Config, to string, version string, asJSON bool, stdout, 
 		}
 	}
 	m := backup.Manifest{Hostname: cfg.Hostname, Made: time.Now().UTC(), Version: version}
-	size, err := backup.Write(to, cfg.StateDir, cfg.StateDir, ring, m, append(openpgp.EntityList{}, append(recovery, k.Write)...))
+	written, err := backup.Write(to, cfg.StateDir, cfg.StateDir, ring, m, append(openpgp.EntityList{}, append(recovery, k.Write)...))
 	if err != nil {
 		return fail(err)
 	}
-	if err := store.RecordBackup(cfg.StateDir, store.BackupRecord{At: m.Made, File: to, Size: size}); err != nil {
+	if err := store.RecordBackup(cfg.StateDir, store.BackupRecord{At: m.Made, File: to, Size: written}); err != nil {
 		fmt.Fprintf(stderr, "sesam-relay backup: written, but not noted for status: %v\n", err)
 	}
 	removed := prune(cfg, to)
 	if asJSON {
-		PrintJSON(stdout, map[string]any{"file": to, "size": size, "removed": removed})
+		PrintJSON(stdout, map[string]any{"file": to, "size": written, "removed": removed})
 		return 0
 	}
-	fmt.Fprintf(stdout, "backup written: %s (%s), encrypted to the recovery key %s and the store key\n", to, size2(size), store.KeyName(recovery[0]))
+	fmt.Fprintf(stdout, "backup written: %s (%s), encrypted to the recovery key %s and the store key\n", to, size(uint64(written)), store.KeyName(recovery[0]))
 	for _, r := range removed {
 		fmt.Fprintf(stdout, "older backup removed (keep = %d): %s\n", cfg.Backup.Keep, r)
 	}
 	return 0
 }
-
-func size2(n int64) string { return size(uint64(n)) }
 
 // prune removes, in [backup] folder, this box's backups beyond keep,
 // oldest first, and what a killed backup left there (.partial). Another
@@ -187,7 +185,12 @@ func Restore(cfg *config.Config, file, recoveryKey string, force, asJSON bool, s
 		PrintJSON(stdout, map[string]any{"manifest": c.Manifest, "store_key": restored.Write.PrimaryKey.KeyIdString()})
 		return 0
 	}
-	n := c.Manifest.Counts
+	// What the restored store holds, counted in it: not what the backup's
+	// manifest claims.
+	n, err := store.CountSnapshot(filepath.Join(cfg.StateDir, "sesam-relay.db"))
+	if err != nil {
+		return fail(err)
+	}
 	fmt.Fprintf(stdout, "restored the backup of %s made %s: %d mails in the queue's history, %d in the mailboxes, %d lots%s\n",
 		c.Manifest.Hostname, c.Manifest.Made.Local().Format("2006-01-02 15:04"), n.Messages, n.Mailbox, n.Lots, sealed)
 	if herr != nil {

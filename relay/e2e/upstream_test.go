@@ -54,7 +54,7 @@ func TestUpstreamKindsFromDovecot(t *testing.T) {
 	if e.Kind != upstream.CredentialsRefused || !strings.Contains(e.Text, "credentials rejected") || e.Fail.Stage != sesam.StageLogin {
 		t.Fatalf("Dovecot refusing the password: %v %q stage %v", e.Kind, e.Text, e.Fail.Stage)
 	}
-	if fr := e.French(false); !strings.Contains(fr, "identifiant ou le mot de passe") {
+	if fr := sesam.ExplainSMTPFailure(e.Fail, false); !strings.Contains(fr, "identifiant ou le mot de passe") {
 		t.Fatalf("French wording: %q", fr)
 	}
 	// A missing password file is this box's fault, found before knocking:

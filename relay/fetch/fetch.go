@@ -26,6 +26,7 @@ import (
 	"github.com/sesam-relay/sesam-relay/relay/config"
 	"github.com/sesam-relay/sesam-relay/relay/store"
 	"github.com/sesam-relay/sesam-relay/relay/upstream"
+	"github.com/sesam-relay/sesam-relay/sesam"
 )
 
 // Result sums up one poll.
@@ -261,10 +262,12 @@ func (p *Poller) attempt(ctx context.Context) (Result, error) {
 	if err != nil {
 		pe, ok := err.(*upstream.Error)
 		if !ok {
-			pe = upstream.New(upstream.Temporary, "poll", err.Error(), 0, err)
+			// A store write or a message cut short: worded as it came, not
+			// as a reply of the provider's (the zero Cause).
+			pe = upstream.New(upstream.Temporary, "poll", err.Error(), sesam.CauseNetwork, err)
 		}
 		if ctx.Err() != nil {
-			pe = upstream.New(upstream.Temporary, "poll", fmt.Sprintf("%s did not answer in time: the poll was stopped after %s", p.acct.Upstream.IMAP.Host, 5*p.opt.Timeout.D()), 0, ctx.Err())
+			pe = upstream.New(upstream.Temporary, "poll", fmt.Sprintf("%s did not answer in time: the poll was stopped after %s", p.acct.Upstream.IMAP.Host, 5*p.opt.Timeout.D()), sesam.CauseTimeout, ctx.Err())
 		}
 		p.link.Failed(pe, now)
 		next := p.link.Hold()

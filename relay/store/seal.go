@@ -77,7 +77,7 @@ func (k *Keys) aead(name string) (cipher.AEAD, bool, error) {
 			k.aeads[KeyName(e)] = g
 		}
 	})
-	g, ok := k.aeads[strings.ToLower(name)]
+	g, ok := k.aeads[name]
 	return g, ok, k.err
 }
 
@@ -133,7 +133,7 @@ func (s *Store) unseal(data []byte, key string) ([]byte, error) {
 	if len(data) < head+g.Overhead() || !bytes.Equal(data[:len(bodyMagic)], bodyMagic) {
 		return nil, fmt.Errorf("%w (not a sealed body)", ErrCorrupt)
 	}
-	body, err := g.Open(make([]byte, 0, len(data)-head-g.Overhead()), data[len(bodyMagic):head], data[head:], []byte(strings.ToLower(key)))
+	body, err := g.Open(make([]byte, 0, len(data)-head-g.Overhead()), data[len(bodyMagic):head], data[head:], []byte(key))
 	if err != nil {
 		return nil, fmt.Errorf("%w (%v)", ErrCorrupt, err)
 	}
@@ -141,12 +141,8 @@ func (s *Store) unseal(data []byte, key string) ([]byte, error) {
 }
 
 func (k *Keys) has(name string) bool {
-	for _, e := range k.Read {
-		if strings.EqualFold(KeyName(e), name) {
-			return true
-		}
-	}
-	return false
+	_, ok, _ := k.aead(name)
+	return ok
 }
 
 // keysFit says whether the keys given open every sealed body of the store.

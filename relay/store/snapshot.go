@@ -68,18 +68,19 @@ func Restore(dir, src string, force bool) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
+	// Streamed, not read whole: a store of years is larger than a Pi's memory.
 	tmp := path + ".restore"
-	if err := os.WriteFile(tmp, b, fileMode); err != nil {
-		return err
-	}
-	f, err := os.Open(tmp)
+	os.Remove(tmp) // a restore killed before
+	err := copyFile(src, tmp)
 	if err == nil {
-		err = f.Sync()
-		f.Close()
+		err = os.Chmod(tmp, fileMode)
+	}
+	if err == nil {
+		var f *os.File
+		if f, err = os.Open(tmp); err == nil {
+			err = f.Sync()
+			f.Close()
+		}
 	}
 	if err != nil {
 		os.Remove(tmp)

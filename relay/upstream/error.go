@@ -51,8 +51,8 @@ func (k Kind) String() string {
 }
 
 // Error is a failure towards the provider, worded once: Text in English
-// for the logs, status and a DSN's Diagnostic-Code; French for the
-// practitioner, from the terms in Fail.
+// for the logs, status and a DSN's Diagnostic-Code; Fail in the terms
+// sesam.ExplainSMTPFailure words in French for the practitioner.
 type Error struct {
 	Kind  Kind
 	Stage string // "connect", "TLS handshake", "login", "RCPT TO <…>", "SELECT INBOX"…
@@ -63,10 +63,6 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Text }
 func (e *Error) Unwrap() error { return e.Err }
-
-// French says what failed in the practitioner's words (lot: the mail is a
-// lot for a fund), as a clause to follow "Motif : ".
-func (e *Error) French(lot bool) string { return sesam.ExplainSMTPFailure(e.Fail, lot) }
 
 // Refused reports whether the provider's host refused the TCP connection.
 func (e *Error) Refused() bool { return errors.Is(e.Err, syscall.ECONNREFUSED) }
