@@ -169,19 +169,7 @@ func TestAnOlderStoreIsSealedInPlaceAcrossAKill(t *testing.T) {
 	r := newRelay(t, newProvider(t), opts{})
 	r.stop()
 	os.RemoveAll(r.stateDir)
-	st, err := store.Open(r.stateDir) // as 0.1.0 wrote it: no key, bodies in clear
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want [][]byte
-	for i := 0; i < 120; i++ {
-		m := patientMail(fmt.Sprintf("retour %03d", i))
-		if _, err := st.AddMail(context.Background(), "dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 7, UID: uint32(i + 1)}, m, nil); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, m)
-	}
-	st.Close()
+	want := storeReturns(t, r.stateDir, nil, 120) // as 0.1.0 wrote them: no key, bodies in clear
 	if len(filesHolding(t, r.stateDir)) == 0 {
 		t.Fatal("the plain store holds no patient data: the test proves nothing")
 	}
@@ -286,19 +274,7 @@ func TestKeysRotateReencryptsAcrossAKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := store.KeyName(k.Write)
-	st, err := store.OpenSealed(r.stateDir, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want [][]byte
-	for i := 0; i < 120; i++ {
-		m := patientMail(fmt.Sprintf("retour %03d", i))
-		if _, err := st.AddMail(context.Background(), "dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 7, UID: uint32(i + 1)}, m, nil); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, m)
-	}
-	st.Close()
+	want := storeReturns(t, r.stateDir, k, 120)
 	os.Chown(keyFile, 65534, 65534) // the service's file, as in the package
 	out, err := runBinary(r, "keys", "rotate")
 	if err != nil || !strings.Contains(out, "new store key") {
@@ -334,7 +310,7 @@ func TestKeysRotateReencryptsAcrossAKill(t *testing.T) {
 	r.stop()
 	// Every body is the new key's: the store opens with it alone.
 	only := &store.Keys{Write: k2.Write, Read: openpgp.EntityList{k2.Write}}
-	st, err = store.OpenSealed(r.stateDir, only)
+	st, err := store.OpenSealed(r.stateDir, only)
 	if err != nil {
 		t.Fatalf("a body is still sealed to the old key: %v", err)
 	}
@@ -376,4 +352,25 @@ func TestADamagedQueuedBodyIsHeldNotRetriedInALoop(t *testing.T) {
 	if n := strings.Count(r.Log(), "does not read"); n != 1 {
 		t.Fatalf("the damaged body was tried %d times", n)
 	}
+}
+
+// storeReturns writes n fetched returns with patient data straight into
+// the store in dir (sealed to keys; nil: in clear, as 0.1.0 did), the
+// relay stopped, and returns them in order.
+func storeReturns(t *testing.T, dir string, keys *store.Keys, n int) [][]byte {
+	t.Helper()
+	st, err := store.OpenSealed(dir, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var want [][]byte
+	for i := 0; i < n; i++ {
+		m := patientMail(fmt.Sprintf("retour %03d", i))
+		if _, err := st.AddMail(context.Background(), "dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 7, UID: uint32(i + 1)}, m, nil); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, m)
+	}
+	return want
 }
