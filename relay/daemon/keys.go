@@ -57,7 +57,7 @@ func sealOlderBodies(ctx context.Context, st *store.Store, log *slog.Logger) {
 	case err != nil && ctx.Err() == nil:
 		log.Error("encrypting the stored bodies to the current key", "sealed", n, "error", err.Error())
 	case n > 0:
-		log.Info("stored bodies are now encrypted to the current store key", "sealed", n)
+		log.Info("stored bodies and fields are now encrypted to the current store key", "sealed", n)
 	}
 	if damaged > 0 {
 		log.Error("stored bodies that do not open were left as they are: `sesam-relay mail show ID --raw` names each", "damaged", damaged)

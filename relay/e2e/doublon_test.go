@@ -46,7 +46,7 @@ func TestDuplicateLotUnderANewMessageIDIsAnswered250AndHeldUntilConfirmed(t *tes
 		t.Fatalf("queue: %+v", q)
 	}
 	first, second := itoa(q[0].ID), itoa(q[1].ID)
-	want := "duplicate: probable second sending of lot " + stamp + " (first: mail " + first + ", sent)"
+	want := "duplicate: probable second sending of this lot (first: mail " + first + ", sent)"
 	if !strings.Contains(r.Log(), "probable second sending of a lot") || !strings.Contains(r.Log(), "first="+first) {
 		t.Fatalf("the daemon's log does not name the first sending:\n%s", r.Log())
 	}
@@ -56,7 +56,7 @@ func TestDuplicateLotUnderANewMessageIDIsAnswered250AndHeldUntilConfirmed(t *tes
 		t.Fatalf("queue (%d) does not show why the second is held:\n%s", code, out)
 	}
 	out, _ = r.cli("queue", "show", second)
-	if !strings.Contains(out, want) || !strings.Contains(out, "the fund would refuse it as DOUBLON") || !strings.Contains(out, "`queue release "+second+" --confirm`") {
+	if !strings.Contains(out, want) || !strings.Contains(out, stamp) || !strings.Contains(out, "the fund would refuse it as DOUBLON") || !strings.Contains(out, "`queue release "+second+" --confirm`") {
 		t.Fatalf("queue show %s does not say duplicate:\n%s", second, out)
 	}
 	if out, _ := r.cli("queue", "show", first); !strings.Contains(out, "sent again by the client as mail "+second) {

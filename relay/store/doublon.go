@@ -46,33 +46,43 @@ const firstSendingQuery = `SELECT l.msg_id,
 		CASE WHEN m.state = 'sent' AND EXISTS (SELECT 1 FROM lot_returns p WHERE p.lot_id = l.msg_id AND p.class = 'arl-positive' AND p.certain = 1)
 			THEN 'acknowledged' ELSE m.state END
 	FROM lots l JOIN messages m ON m.id = l.msg_id
-	WHERE l.account = ? AND l.emitter = ? AND l.stamp = ? AND l.msg_id != ?
+	WHERE l.account = ? AND l.emitter = ? AND l.stamp_key = ? AND l.msg_id != ?
 	AND m.state IN ('queued', 'deferred', 'sending', 'held', 'sent')
 	AND NOT (m.state = 'held' AND substr(m.hold_reason, 1, length(?)) = ?)
 	AND NOT EXISTS (SELECT 1 FROM lot_returns r WHERE r.lot_id = l.msg_id AND r.class IN ('arl-negative', 'bounce') AND r.certain = 1)
 	ORDER BY l.msg_id LIMIT 1`
 
-// sentBefore finds, for a lot about to be queued (or, with self, one
-// already queued), the earliest other sending of the same lot that still
-// counts. A mail whose Subject is not a lot's is never a duplicate.
-func sentBefore(q interface {
-	QueryRow(string, ...any) *sql.Row
-}, account string, o sesam.Outbound, self int64) (firstSending, bool, error) {
+// sentBefore finds, for a lot about to be queued, the earliest other
+// sending of the same lot that still counts. A mail whose Subject is not a
+// lot's is never a duplicate.
+func (s *Store) sentBefore(q rowQuerier, account string, o sesam.Outbound, self int64) (firstSending, bool, error) {
 	if !o.Lot || !o.SubjectOK || o.Subject.Emitter == "" || o.Subject.Stamp == "" {
 		return firstSending{}, false, nil
 	}
+	return firstSendingOf(q, account, o.Subject.Emitter, s.lookup(stampLookup, o.Subject.Stamp), self)
+}
+
+type rowQuerier interface {
+	QueryRow(string, ...any) *sql.Row
+}
+
+// firstSendingOf is sentBefore for a lot known by its lookup key (text.go).
+func firstSendingOf(q rowQuerier, account, emitter, stampKey string, self int64) (firstSending, bool, error) {
 	var f firstSending
-	err := q.QueryRow(firstSendingQuery, account, o.Subject.Emitter, o.Subject.Stamp, self, duplicatePrefix, duplicatePrefix).Scan(&f.id, &f.state)
+	err := q.QueryRow(firstSendingQuery, account, emitter, stampKey, self, duplicatePrefix, duplicatePrefix).Scan(&f.id, &f.state)
 	if errors.Is(err, sql.ErrNoRows) {
 		return f, false, nil
 	}
 	return f, err == nil, err
 }
 
-// duplicateReason is the hold reason of a second sending of lot stamp.
-func duplicateReason(stamp string, f firstSending) string {
-	return fmt.Sprintf("%sprobable second sending of lot %s (first: mail %d, %s) — the fund would refuse it as DOUBLON; release it only if the first did not reach the fund",
-		duplicatePrefix, stamp, f.id, f.state)
+// duplicateReason is the hold reason of a second sending of a lot. It
+// names the first by its mail, not by the lot's stamp: hold reasons are
+// kept in clear (the guard finds its own by their prefix, in SQL), the
+// stamp is sealed (text.go); `queue show` shows the lot's Subject.
+func duplicateReason(f firstSending) string {
+	return fmt.Sprintf("%sprobable second sending of this lot (first: mail %d, %s) — the fund would refuse it as DOUBLON; release it only if the first did not reach the fund",
+		duplicatePrefix, f.id, f.state)
 }
 
 // StillDuplicate tells whether a mail held as a duplicate still has a first
@@ -80,16 +90,17 @@ func duplicateReason(stamp string, f firstSending) string {
 // rejected by a negative ARL, bounced or dropped, the mail can be released
 // without the fund getting the lot twice.
 func (s *Store) StillDuplicate(id int64) (first int64, still bool, err error) {
-	var account, emitter, stamp string
-	err = s.r.QueryRow("SELECT account, emitter, stamp FROM lots WHERE msg_id = ?", id).Scan(&account, &emitter, &stamp)
+	// By the lot's lookup key, which needs no key to read: a stamp that
+	// does not decrypt must not make a duplicate look released.
+	var account, emitter, stampKey string
+	err = s.r.QueryRow("SELECT account, emitter, stamp_key FROM lots WHERE msg_id = ? AND stamp_key != '' AND emitter != ''", id).Scan(&account, &emitter, &stampKey)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}
 	if err != nil {
 		return 0, false, err
 	}
-	o := sesam.Outbound{Lot: true, SubjectOK: true, Subject: sesam.LotSubject{Emitter: emitter, Stamp: stamp}}
-	f, still, err := sentBefore(s.r, account, o, id)
+	f, still, err := firstSendingOf(s.r, account, emitter, stampKey, id)
 	return f.id, still, err
 }
 

@@ -51,7 +51,7 @@ func mustBeHeldAsDuplicateOf(t *testing.T, s *store.Store, a store.Accepted, fir
 	if a.DuplicateOf != first || a.Resubmission || m.State != store.Held || !m.Duplicate() {
 		t.Fatalf("second sending: %+v, state %s, reason %q (first %d)", a, m.State, m.HoldReason, first)
 	}
-	want := "duplicate: probable second sending of lot " + stampOf(lot) + " (first: mail " + itoa(first) + ", " + firstState + ") — the fund would refuse it as DOUBLON; release it only if the first did not reach the fund"
+	want := "duplicate: probable second sending of this lot (first: mail " + itoa(first) + ", " + firstState + ") — the fund would refuse it as DOUBLON; release it only if the first did not reach the fund"
 	if m.HoldReason != want {
 		t.Fatalf("hold reason\n got %q\nwant %q", m.HoldReason, want)
 	}

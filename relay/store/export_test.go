@@ -112,3 +112,7 @@ func Seal(s *Store, body []byte) ([]byte, string, error) { return s.seal(body) }
 func Unseal(s *Store, data []byte, key string) ([]byte, error) {
 	return s.unseal(data, key)
 }
+
+// SealText and OpenText are the sealed columns' sealing and opening.
+func SealText(s *Store, v string) []byte          { b, _ := s.sealText(v).([]byte); return b }
+func OpenText(s *Store, v []byte) (string, error) { return s.openText(v) }

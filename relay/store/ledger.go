@@ -33,24 +33,25 @@ func (t ledgerTables) sql(query string) string {
 }
 
 // recordLot notes a lot mail at acceptance (or in a rebuild).
-func recordLot(tx *sql.Tx, t ledgerTables, id int64, account string, o sesam.Outbound) {
+func (s *Store) recordLot(tx *sql.Tx, t ledgerTables, id int64, account string, o sesam.Outbound) {
 	if !o.Lot {
 		return
 	}
-	tx.Exec(`INSERT OR IGNORE INTO `+t.lots+`(msg_id, account, fund, emitter, stamp, lot_at, invoices, test) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		id, account, o.Fund.String(), o.Subject.Emitter, o.Subject.Stamp, ms(o.Subject.At), o.Subject.Invoices, o.Test)
+	tx.Exec(`INSERT OR IGNORE INTO `+t.lots+`(msg_id, account, fund, emitter, stamp, stamp_key, day_key, lot_at, invoices, test) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		id, account, o.Fund.String(), o.Subject.Emitter, s.sealText(o.Subject.Stamp), s.lookup(stampLookup, o.Subject.Stamp), s.lookup(dayLookup, o.Subject.Stamp),
+		ms(o.Subject.At), o.Subject.Invoices, o.Test)
 }
 
 // matchReturn ties a classified return to its lot, by the lot rules
 // (sesam.MatchReturn). It runs in the write transaction of the return, so
 // that the returns of one batch see each other's matches; it reads no mail
 // (the return was classified before), only a few indexed rows.
-func matchReturn(tx *sql.Tx, t ledgerTables, account string, mailboxID int64, in sesam.Inbound) {
+func (s *Store) matchReturn(tx *sql.Tx, t ledgerTables, account string, mailboxID int64, in sesam.Inbound) {
 	switch in.Class {
 	case sesam.Unknown, sesam.ProviderNotice, sesam.NoemieNoLot:
 		return
 	}
-	cands, err := candidates(tx, t, account, in)
+	cands, err := s.candidates(tx, t, account, in)
 	if err != nil {
 		return
 	}
@@ -60,7 +61,7 @@ func matchReturn(tx *sql.Tx, t ledgerTables, account string, mailboxID int64, in
 	}
 	facts, _ := json.Marshal(returnFacts(in))
 	tx.Exec("INSERT OR IGNORE INTO "+t.returns+"(lot_id, mailbox_id, class, certain, how, detail, facts) VALUES (?, ?, ?, ?, ?, ?, ?)",
-		m.LotID, mailboxID, string(in.Class), m.Certain, m.How, rejectDetail(in.Rejects), string(facts))
+		m.LotID, mailboxID, string(in.Class), m.Certain, s.sealText(m.How), s.sealText(rejectDetail(in.Rejects)), s.sealText(string(facts)))
 }
 
 // The candidates a return may match (sesam.MatchReturn's contract): the
@@ -69,7 +70,7 @@ func matchReturn(tx *sql.Tx, t ledgerTables, account string, mailboxID int64, in
 // last 60 days with no ARL yet — each by an index, each bounded.
 const candCols = `SELECT l.msg_id, m.message_id, l.emitter, l.stamp, m.state FROM {lots} l JOIN messages m ON m.id = l.msg_id `
 
-func candidates(q querier, t ledgerTables, account string, in sesam.Inbound) ([]sesam.LotCandidate, error) {
+func (s *Store) candidates(q querier, t ledgerTables, account string, in sesam.Inbound) ([]sesam.LotCandidate, error) {
 	var out []sesam.LotCandidate
 	seen := map[int64]bool{}
 	add := func(query string, args ...any) error {
@@ -81,7 +82,7 @@ func candidates(q querier, t ledgerTables, account string, in sesam.Inbound) ([]
 		for rows.Next() {
 			var c sesam.LotCandidate
 			var state string
-			if err := rows.Scan(&c.ID, &c.MessageID, &c.Emitter, &c.Stamp, &state); err != nil {
+			if err := rows.Scan(&c.ID, &c.MessageID, &c.Emitter, s.clear(&c.Stamp), &state); err != nil {
 				return err
 			}
 			if !seen[c.ID] {
@@ -98,14 +99,14 @@ func candidates(q querier, t ledgerTables, account string, in sesam.Inbound) ([]
 		}
 	}
 	for _, st := range in.Stamps {
-		if err := add("WHERE l.account = ? AND l.stamp = ? ORDER BY l.msg_id LIMIT 10", account, st); err != nil {
+		if err := add("WHERE l.account = ? AND l.stamp_key = ? ORDER BY l.msg_id LIMIT 10", account, s.lookup(stampLookup, st)); err != nil {
 			return nil, err
 		}
 	}
 	if in.Noemie != nil {
 		for _, nl := range in.Noemie.Lots {
 			if len(nl.Date) == 6 {
-				if err := add("WHERE l.account = ? AND l.stamp LIKE ? ORDER BY l.msg_id LIMIT 50", account, "20"+nl.Date+"%"); err != nil {
+				if err := add("WHERE l.account = ? AND l.day_key = ? ORDER BY l.msg_id LIMIT 50", account, s.lookup(dayLookup, "20"+nl.Date)); err != nil {
 					return nil, err
 				}
 			}
@@ -177,7 +178,7 @@ func (s *Store) Lots(account string, since time.Time) ([]sesam.Lot, error) {
 		var l sesam.Lot
 		var fund, state string
 		var sub, done int64
-		if err := rows.Scan(&l.ID, &l.Account, &fund, &l.Emitter, &l.Stamp, &l.Invoices, &l.Test, &sub, &state, &done, &l.HoldReason); err != nil {
+		if err := rows.Scan(&l.ID, &l.Account, &fund, &l.Emitter, s.clear(&l.Stamp), &l.Invoices, &l.Test, &sub, &state, &done, &l.HoldReason); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -213,7 +214,7 @@ func (s *Store) Lots(account string, since time.Time) ([]sesam.Lot, error) {
 		var lotID, at int64
 		var r sesam.LotReturn
 		var class, facts string
-		if err := rets.Scan(&lotID, &r.MailboxID, &class, &r.Certain, &r.How, &facts, &at, &r.Subject); err != nil {
+		if err := rets.Scan(&lotID, &r.MailboxID, &class, &r.Certain, s.clear(&r.How), s.clear(&facts), &at, s.clear(&r.Subject)); err != nil {
 			return nil, err
 		}
 		r.Class, r.Received = sesam.Class(class), fromMS(at)
@@ -256,7 +257,7 @@ func (s *Store) UnmatchedReturns(account string, since time.Time, limit int) ([]
 		var u Unmatched
 		var class string
 		var at int64
-		if err := rows.Scan(&u.MailboxID, &u.Account, &class, &u.Why, &at, &u.Subject); err != nil {
+		if err := rows.Scan(&u.MailboxID, &u.Account, &class, &u.Why, &at, s.clear(&u.Subject)); err != nil {
 			return nil, err
 		}
 		u.Class, u.Received = sesam.Class(class), fromMS(at)
@@ -306,9 +307,9 @@ func (s *Store) GiveNotice(ctx context.Context, n PracticeNotice) (bool, error) 
 		var res sql.Result
 		var err error
 		if n.LotID != 0 {
-			res, err = tx.Exec("INSERT OR IGNORE INTO warnings(lot_id, kind, at, text) VALUES (?, ?, ?, ?)", n.LotID, n.Kind, ms(now), n.Text)
+			res, err = tx.Exec("INSERT OR IGNORE INTO warnings(lot_id, kind, at, text) VALUES (?, ?, ?, ?)", n.LotID, n.Kind, ms(now), s.sealText(n.Text))
 		} else {
-			res, err = tx.Exec("INSERT OR IGNORE INTO account_notices(account, kind, at, text) VALUES (?, ?, ?, ?)", n.Account, n.Kind, ms(now), n.Text)
+			res, err = tx.Exec("INSERT OR IGNORE INTO account_notices(account, kind, at, text) VALUES (?, ?, ?, ?)", n.Account, n.Kind, ms(now), s.sealText(n.Text))
 		}
 		if err != nil {
 			return err
@@ -327,7 +328,7 @@ func (s *Store) GiveNotice(ctx context.Context, n PracticeNotice) (bool, error) 
 			}
 		}
 		if len(n.To) > 0 {
-			id, _, err := addMail(tx, n.Account, Origin{Kind: "warning", RefMsg: n.LotID}, m, now, nil)
+			id, _, err := s.addMail(tx, n.Account, Origin{Kind: "warning", RefMsg: n.LotID}, m, now, nil)
 			if err != nil {
 				return err
 			}
@@ -336,7 +337,7 @@ func (s *Store) GiveNotice(ctx context.Context, n PracticeNotice) (bool, error) 
 			}
 		}
 		if len(n.Notify) > 0 {
-			return queueNotice(tx, n, m, now)
+			return s.queueNotice(tx, n, m, now)
 		}
 		return nil
 	})
@@ -348,7 +349,7 @@ func (s *Store) GiveNotice(ctx context.Context, n PracticeNotice) (bool, error) 
 
 // queueNotice puts a notice in the queue, from the account to its Notify
 // addresses: it leaves through the provider like any mail.
-func queueNotice(tx *sql.Tx, n PracticeNotice, m mailRow, now time.Time) error {
+func (s *Store) queueNotice(tx *sql.Tx, n PracticeNotice, m mailRow, now time.Time) error {
 	bid, err := putBody(tx, m.body, m.key)
 	if err != nil {
 		return err
@@ -356,7 +357,7 @@ func queueNotice(tx *sql.Tx, n PracticeNotice, m mailRow, now time.Time) error {
 	rcpts, _ := json.Marshal(n.Notify)
 	res, err := tx.Exec(`INSERT INTO messages(account, mail_from, rcpts, subject, message_id, size, client, body_id, state, received_at, next_attempt, hash)
 		VALUES (?, ?, ?, ?, ?, ?, 'sesam-relay', ?, ?, ?, ?, ?)`,
-		n.Account, n.From, string(rcpts), m.head.Subject, n.MessageID, len(m.body), bid, Queued, ms(now), ms(now), m.hash)
+		n.Account, n.From, string(rcpts), s.sealText(m.head.Subject), n.MessageID, len(m.body), bid, Queued, ms(now), ms(now), m.hash)
 	if err != nil {
 		return err
 	}
@@ -364,7 +365,7 @@ func queueNotice(tx *sql.Tx, n PracticeNotice, m mailRow, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	return event(tx, id, now, "the relay's notice to the practitioner (%s), sent to %s", n.Kind, strings.Join(n.Notify, ", "))
+	return s.event(tx, id, now, "the relay's notice to the practitioner (%s), sent to %s", n.Kind, strings.Join(n.Notify, ", "))
 }
 
 func except(all, keep []string) []string {
@@ -418,7 +419,7 @@ func (s *Store) Warnings(account string, since time.Time, limit int) ([]Warning,
 	for rows.Next() {
 		var w Warning
 		var at int64
-		if err := rows.Scan(&w.Account, &w.LotID, &w.Kind, &at, &w.Text); err != nil {
+		if err := rows.Scan(&w.Account, &w.LotID, &w.Kind, &at, s.clear(&w.Text)); err != nil {
 			return nil, err
 		}
 		w.At = fromMS(at)

@@ -103,7 +103,7 @@ func (s *Store) readMail(body []byte) (mailRow, error) {
 // made beforehand and outside the transaction; nil for mail the relay
 // writes itself. It only reads a few indexed rows (the duplicate, the own
 // notice, the lot candidates) and writes.
-func addMail(tx *sql.Tx, account string, o Origin, m mailRow, now time.Time, in *sesam.Inbound) (int64, bool, error) {
+func (s *Store) addMail(tx *sql.Tx, account string, o Origin, m mailRow, now time.Time, in *sesam.Inbound) (int64, bool, error) {
 	var id int64
 	err := tx.QueryRow("SELECT id FROM mailbox WHERE account = ? AND hash = ?", account, m.hash).Scan(&id)
 	if err == nil {
@@ -130,7 +130,7 @@ func addMail(tx *sql.Tx, account string, o Origin, m mailRow, now time.Time, in 
 	}
 	res, err := tx.Exec(`INSERT INTO mailbox(account, origin, received_at, subject, from_addr, message_id, size, wire_size, hash, body_id, ref_msg, folder, uidvalidity, uid, class, class_why)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		account, o.Kind, ms(now), h.Subject, h.From, h.MessageID, len(m.body), m.wire, m.hash, bid, o.RefMsg, o.Folder, o.UIDValidity, o.UID, class, why)
+		account, o.Kind, ms(now), s.sealText(h.Subject), s.sealText(h.From), h.MessageID, len(m.body), m.wire, m.hash, bid, o.RefMsg, o.Folder, o.UIDValidity, o.UID, class, why)
 	if err != nil {
 		return 0, false, err
 	}
@@ -138,7 +138,7 @@ func addMail(tx *sql.Tx, account string, o Origin, m mailRow, now time.Time, in 
 		return 0, false, err
 	}
 	if in != nil {
-		matchReturn(tx, liveLedger, account, id, *in)
+		s.matchReturn(tx, liveLedger, account, id, *in)
 	}
 	if err := hideFrom(tx, id, hide, now); err != nil {
 		return 0, false, err
@@ -198,7 +198,7 @@ func (s *Store) addMailWrite(account string, o Origin, body []byte, in *sesam.In
 	now := s.now()
 	fn := func(tx *sql.Tx) error {
 		var err error
-		out.ID, out.Duplicate, err = addMail(tx, account, o, m, now, in)
+		out.ID, out.Duplicate, err = s.addMail(tx, account, o, m, now, in)
 		if err != nil {
 			return err
 		}
@@ -238,11 +238,11 @@ func (s *Store) ResetSync(ctx context.Context, account, folder string, uidValidi
 
 const entryCols = "id, account, origin, received_at, subject, from_addr, message_id, size, folder, ref_msg, hash, class, class_why"
 
-func scanEntry(row interface{ Scan(...any) error }) (MailboxEntry, error) {
+func (s *Store) scanEntry(row interface{ Scan(...any) error }) (MailboxEntry, error) {
 	var e MailboxEntry
 	var at int64
 	var hash string
-	err := row.Scan(&e.ID, &e.Account, &e.Origin, &at, &e.Subject, &e.From, &e.MessageID, &e.Size, &e.Folder, &e.RefMsg, &hash, &e.Class, &e.ClassWhy)
+	err := row.Scan(&e.ID, &e.Account, &e.Origin, &at, s.clear(&e.Subject), s.clear(&e.From), &e.MessageID, &e.Size, &e.Folder, &e.RefMsg, &hash, &e.Class, &e.ClassWhy)
 	e.Received, e.UIDL = fromMS(at), uidl(e.ID, hash)
 	return e, err
 }
@@ -255,7 +255,7 @@ func (s *Store) Mailbox(account string) ([]MailboxEntry, error) {
 	}
 	var out []MailboxEntry
 	for rows.Next() {
-		e, err := scanEntry(rows)
+		e, err := s.scanEntry(rows)
 		if err != nil {
 			rows.Close()
 			return nil, err
@@ -293,7 +293,7 @@ func (s *Store) collections(where string, arg any) (map[int64][]Collection, erro
 
 // MailboxEntryByID returns one local message with who collected it.
 func (s *Store) MailboxEntryByID(id int64) (MailboxEntry, error) {
-	e, err := scanEntry(s.r.QueryRow("SELECT "+entryCols+" FROM mailbox WHERE id = ?", id))
+	e, err := s.scanEntry(s.r.QueryRow("SELECT "+entryCols+" FROM mailbox WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, ErrNotFound
 	}

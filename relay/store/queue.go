@@ -73,11 +73,11 @@ type Event struct {
 const msgCols = `id, account, mail_from, rcpts, subject, message_id, client, size, state, attempts,
 	received_at, next_attempt, last_attempt, last_error, hold_reason, done_at, reply, notice_sent`
 
-func scanMessage(row interface{ Scan(...any) error }) (Message, error) {
+func (s *Store) scanMessage(row interface{ Scan(...any) error }) (Message, error) {
 	var m Message
 	var rcpts string
 	var recv, next, last, done int64
-	err := row.Scan(&m.ID, &m.Account, &m.From, &rcpts, &m.Subject, &m.MessageID, &m.Client, &m.Size,
+	err := row.Scan(&m.ID, &m.Account, &m.From, &rcpts, s.clear(&m.Subject), &m.MessageID, &m.Client, &m.Size,
 		&m.State, &m.Attempts, &recv, &next, &last, &m.LastError, &m.HoldReason, &done, &m.Reply, &m.NoticeSent)
 	if err != nil {
 		return m, err
@@ -125,8 +125,8 @@ func (s *Store) readBody(where string, id int64) ([]byte, error) {
 	return s.unseal(data, key)
 }
 
-func event(tx *sql.Tx, id int64, at time.Time, format string, a ...any) error {
-	_, err := tx.Exec("INSERT INTO events(msg_id, at, text) VALUES (?, ?, ?)", id, ms(at), fmt.Sprintf(format, a...))
+func (s *Store) event(tx *sql.Tx, id int64, at time.Time, format string, a ...any) error {
+	_, err := tx.Exec("INSERT INTO events(msg_id, at, text) VALUES (?, ?, ?)", id, ms(at), s.sealText(fmt.Sprintf(format, a...)))
 	return err
 }
 
@@ -156,20 +156,20 @@ func (s *Store) Submit(ctx context.Context, env Envelope, body []byte) (Accepted
 		}
 		if first != 0 {
 			a.ID, a.Resubmission = first, true
-			return event(tx, first, now, "resubmitted by the client from %s (same Message-ID and bytes): answered 250, not queued again", env.Client)
+			return s.event(tx, first, now, "resubmitted by the client from %s (same Message-ID and bytes): answered 250, not queued again", env.Client)
 		}
 		st, hold := Queued, env.HoldReason
 		if hold != "" {
 			st = Held
 		}
-		dup, isDup, err := sentBefore(tx, env.Account, *o, 0)
+		dup, isDup, err := s.sentBefore(tx, env.Account, *o, 0)
 		if err != nil {
 			return err
 		}
 		if isDup {
 			// The duplicate's reason comes first, with its prefix: it is the
 			// one that asks for --confirm at release.
-			st, hold = Held, joinReasons(duplicateReason(o.Subject.Stamp, dup), hold)
+			st, hold = Held, joinReasons(duplicateReason(dup), hold)
 			a.DuplicateOf = dup.id
 		}
 		bid, err := putBody(tx, sealed, key)
@@ -178,32 +178,32 @@ func (s *Store) Submit(ctx context.Context, env Envelope, body []byte) (Accepted
 		}
 		res, err := tx.Exec(`INSERT INTO messages(account, mail_from, rcpts, subject, message_id, size, client, body_id, state, received_at, next_attempt, hold_reason, hash)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			env.Account, env.From, string(rcpts), env.Subject, env.MessageID, len(body), env.Client, bid, st, ms(now), ms(now), hold, env.Hash)
+			env.Account, env.From, string(rcpts), s.sealText(env.Subject), env.MessageID, len(body), env.Client, bid, st, ms(now), ms(now), hold, env.Hash)
 		if err != nil {
 			return err
 		}
 		if a.ID, err = res.LastInsertId(); err != nil {
 			return err
 		}
-		if err := event(tx, a.ID, now, "accepted from %s for %s", env.Client, strings.Join(env.To, ", ")); err != nil {
+		if err := s.event(tx, a.ID, now, "accepted from %s for %s", env.Client, strings.Join(env.To, ", ")); err != nil {
 			return err
 		}
 		if a.SameMessageID = reused; reused != 0 {
-			if err := event(tx, a.ID, now, "flagged: Message-ID %s was already accepted as mail %d with different bytes; queued anyway — check with the billing software that this is not a resubmission", env.MessageID, reused); err != nil {
+			if err := s.event(tx, a.ID, now, "flagged: Message-ID %s was already accepted as mail %d with different bytes; queued anyway — check with the billing software that this is not a resubmission", env.MessageID, reused); err != nil {
 				return err
 			}
-			if err := event(tx, reused, now, "flagged: its Message-ID was submitted again with different bytes as mail %d", a.ID); err != nil {
+			if err := s.event(tx, reused, now, "flagged: its Message-ID was submitted again with different bytes as mail %d", a.ID); err != nil {
 				return err
 			}
 		}
-		recordLot(tx, liveLedger, a.ID, env.Account, *o)
+		s.recordLot(tx, liveLedger, a.ID, env.Account, *o)
 		if isDup {
-			if err := event(tx, dup.id, now, "its lot %s was sent again by the client as mail %d (Message-ID %s): that one is held as a probable DOUBLON", o.Subject.Stamp, a.ID, env.MessageID); err != nil {
+			if err := s.event(tx, dup.id, now, "its lot %s was sent again by the client as mail %d (Message-ID %s): that one is held as a probable DOUBLON", o.Subject.Stamp, a.ID, env.MessageID); err != nil {
 				return err
 			}
 		}
 		if hold != "" {
-			return event(tx, a.ID, now, "held at acceptance: %s", hold)
+			return s.event(tx, a.ID, now, "held at acceptance: %s", hold)
 		}
 		return nil
 	})
@@ -218,7 +218,7 @@ func (s *Store) Body(id int64) ([]byte, error) { return s.readBody("messages", i
 
 // Get returns one message with its history.
 func (s *Store) Get(id int64) (Message, []Event, error) {
-	m, err := scanMessage(s.r.QueryRow("SELECT "+msgCols+" FROM messages WHERE id = ?", id))
+	m, err := s.scanMessage(s.r.QueryRow("SELECT "+msgCols+" FROM messages WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return m, nil, ErrNotFound
 	}
@@ -234,7 +234,7 @@ func (s *Store) Get(id int64) (Message, []Event, error) {
 	for rows.Next() {
 		var at int64
 		var e Event
-		if err := rows.Scan(&at, &e.Text); err != nil {
+		if err := rows.Scan(&at, s.clear(&e.Text)); err != nil {
 			return m, nil, err
 		}
 		e.At = fromMS(at)
@@ -295,7 +295,7 @@ func (s *Store) query(q string, args ...any) ([]Message, error) {
 	defer rows.Close()
 	var out []Message
 	for rows.Next() {
-		m, err := scanMessage(rows)
+		m, err := s.scanMessage(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -348,7 +348,7 @@ var ErrWrongState = errors.New("not in a state that allows this")
 
 // transition moves message id from one of the states in from to "to",
 // applying set (extra SQL assignments) and logging an event, in one write.
-func transition(tx *sql.Tx, id int64, now time.Time, from []State, to State, set string, args []any, ev string) error {
+func (s *Store) transition(tx *sql.Tx, id int64, now time.Time, from []State, to State, set string, args []any, ev string) error {
 	q := "UPDATE messages SET state = ?" + set + " WHERE id = ? AND state IN (?" + strings.Repeat(",?", len(from)-1) + ")"
 	all := append([]any{to}, args...)
 	all = append(all, id)
@@ -366,7 +366,7 @@ func transition(tx *sql.Tx, id int64, now time.Time, from []State, to State, set
 		}
 		return fmt.Errorf("message %d is %s: %w", id, cur, ErrWrongState)
 	}
-	return event(tx, id, now, "%s", ev)
+	return s.event(tx, id, now, "%s", ev)
 }
 
 var waiting = []State{Queued, Deferred}
@@ -376,7 +376,7 @@ var waiting = []State{Queued, Deferred}
 func (s *Store) MarkSending(ctx context.Context, id int64) error {
 	now := s.now()
 	return s.writeWait(ctx, func(tx *sql.Tx) error {
-		return transition(tx, id, now, waiting, Sending, ", attempts = attempts + 1, last_attempt = ?", []any{ms(now)}, "sending the final dot upstream")
+		return s.transition(tx, id, now, waiting, Sending, ", attempts = attempts + 1, last_attempt = ?", []any{ms(now)}, "sending the final dot upstream")
 	})
 }
 
@@ -389,7 +389,7 @@ func (s *Store) MarkSending(ctx context.Context, id int64) error {
 func (s *Store) MarkSentAsync(id int64, reply string) *Pending {
 	now := s.now()
 	return s.writeAsyncThen(func(tx *sql.Tx) error {
-		return transition(tx, id, now, []State{Sending}, Sent, ", done_at = ?, reply = ?, last_error = ''", []any{ms(now), reply}, "delivered upstream: "+reply)
+		return s.transition(tx, id, now, []State{Sending}, Sent, ", done_at = ?, reply = ?, last_error = ''", []any{ms(now), reply}, "delivered upstream: "+reply)
 	}, func(err error) {
 		if err == nil {
 			s.fault.mu.Lock()
@@ -404,7 +404,7 @@ func (s *Store) MarkSentAsync(id int64, reply string) *Pending {
 func (s *Store) MarkDeferred(ctx context.Context, id int64, why string, next time.Time) error {
 	now := s.now()
 	return s.writeWait(ctx, func(tx *sql.Tx) error {
-		return transition(tx, id, now, []State{Queued, Deferred, Sending}, Deferred,
+		return s.transition(tx, id, now, []State{Queued, Deferred, Sending}, Deferred,
 			", attempts = attempts + CASE WHEN state = 'sending' THEN 0 ELSE 1 END, last_attempt = ?, last_error = ?, next_attempt = ?",
 			[]any{ms(now), why, ms(next)}, "deferred: "+why)
 	})
@@ -425,7 +425,7 @@ func (m Message) Uncertain() bool {
 func (s *Store) MarkUncertain(ctx context.Context, id int64, why string) error {
 	now := s.now()
 	return s.writeWait(ctx, func(tx *sql.Tx) error {
-		return transition(tx, id, now, []State{Sending}, Held, ", hold_reason = ?, last_error = ?",
+		return s.transition(tx, id, now, []State{Sending}, Held, ", hold_reason = ?, last_error = ?",
 			[]any{uncertainPrefix + why, why}, "held as uncertain: "+why)
 	})
 }
@@ -443,10 +443,10 @@ func (s *Store) MarkBounced(ctx context.Context, id int64, why string, dsn []byt
 		if err := tx.QueryRow("SELECT account FROM messages WHERE id = ?", id).Scan(&account); err != nil {
 			return ErrNotFound
 		}
-		if err := transition(tx, id, now, []State{Queued, Deferred, Sending}, Bounced, ", done_at = ?, last_error = ?", []any{ms(now), why}, "bounced: "+why); err != nil {
+		if err := s.transition(tx, id, now, []State{Queued, Deferred, Sending}, Bounced, ", done_at = ?, last_error = ?", []any{ms(now), why}, "bounced: "+why); err != nil {
 			return err
 		}
-		_, _, err := addMail(tx, account, Origin{Kind: Bounce, RefMsg: id}, m, now, nil)
+		_, _, err := s.addMail(tx, account, Origin{Kind: Bounce, RefMsg: id}, m, now, nil)
 		return err
 	})
 }
@@ -466,10 +466,10 @@ func (s *Store) AddDelayNotice(ctx context.Context, id int64, notice []byte) err
 		if _, err := tx.Exec("UPDATE messages SET notice_sent = 1 WHERE id = ?", id); err != nil {
 			return err
 		}
-		if err := event(tx, id, now, "delay notice sent to the sender's mailbox"); err != nil {
+		if err := s.event(tx, id, now, "delay notice sent to the sender's mailbox"); err != nil {
 			return err
 		}
-		_, _, err := addMail(tx, account, Origin{Kind: Notice, RefMsg: id}, m, now, nil)
+		_, _, err := s.addMail(tx, account, Origin{Kind: Notice, RefMsg: id}, m, now, nil)
 		return err
 	})
 }
@@ -478,7 +478,7 @@ func (s *Store) AddDelayNotice(ctx context.Context, id int64, notice []byte) err
 func (s *Store) Hold(ctx context.Context, id int64, reason, who string) error {
 	now := s.now()
 	return s.writeWait(ctx, func(tx *sql.Tx) error {
-		return transition(tx, id, now, waiting, Held, ", hold_reason = ?", []any{reason}, "held by "+who+": "+reason)
+		return s.transition(tx, id, now, waiting, Held, ", hold_reason = ?", []any{reason}, "held by "+who+": "+reason)
 	})
 }
 
@@ -486,7 +486,7 @@ func (s *Store) Hold(ctx context.Context, id int64, reason, who string) error {
 func (s *Store) Release(ctx context.Context, id int64, who string) error {
 	now := s.now()
 	err := s.writeWait(ctx, func(tx *sql.Tx) error {
-		return transition(tx, id, now, []State{Held}, Queued, ", hold_reason = '', next_attempt = ?", []any{ms(now)}, "released by "+who)
+		return s.transition(tx, id, now, []State{Held}, Queued, ", hold_reason = '', next_attempt = ?", []any{ms(now)}, "released by "+who)
 	})
 	if err == nil {
 		s.wakeOwner(id)
@@ -498,7 +498,7 @@ func (s *Store) Release(ctx context.Context, id int64, who string) error {
 func (s *Store) Retry(ctx context.Context, id int64, who string) error {
 	now := s.now()
 	err := s.writeWait(ctx, func(tx *sql.Tx) error {
-		return transition(tx, id, now, waiting, Queued, ", next_attempt = ?", []any{ms(now)}, "retry asked by "+who)
+		return s.transition(tx, id, now, waiting, Queued, ", next_attempt = ?", []any{ms(now)}, "retry asked by "+who)
 	})
 	if err == nil {
 		s.wakeOwner(id)
@@ -511,7 +511,7 @@ func (s *Store) Retry(ctx context.Context, id int64, who string) error {
 func (s *Store) Drop(ctx context.Context, id int64, who string) error {
 	now := s.now()
 	return s.writeWait(ctx, func(tx *sql.Tx) error {
-		return transition(tx, id, now, []State{Queued, Deferred, Held}, Dropped, ", done_at = ?", []any{ms(now)}, "dropped by "+who)
+		return s.transition(tx, id, now, []State{Queued, Deferred, Held}, Dropped, ", done_at = ?", []any{ms(now)}, "dropped by "+who)
 	})
 }
 
@@ -524,7 +524,7 @@ func (s *Store) RecoverInterrupted(ctx context.Context) (int, error) {
 	why := "the relay stopped while sending the final dot: the provider may have it already; check the sent folder, then release or drop"
 	err := s.writeWait(ctx, func(tx *sql.Tx) error {
 		var err error
-		n, err = holdUncertain(tx, now, []State{Sending}, uncertainPrefix+why, "held as uncertain: "+why)
+		n, err = s.holdUncertain(tx, now, []State{Sending}, uncertainPrefix+why, "held as uncertain: "+why)
 		return err
 	})
 	return n, err
@@ -533,7 +533,7 @@ func (s *Store) RecoverInterrupted(ctx context.Context) (int, error) {
 // holdUncertain holds every message in one of the states from, with the
 // reason given (an uncertain one: release asks --confirm), and says how
 // many it held.
-func holdUncertain(tx *sql.Tx, now time.Time, from []State, reason, event string) (int, error) {
+func (s *Store) holdUncertain(tx *sql.Tx, now time.Time, from []State, reason, event string) (int, error) {
 	q := "SELECT id FROM messages WHERE state IN (?" + strings.Repeat(", ?", len(from)-1) + ")"
 	args := make([]any, len(from))
 	for i, st := range from {
@@ -551,7 +551,7 @@ func holdUncertain(tx *sql.Tx, now time.Time, from []State, reason, event string
 	}
 	rows.Close()
 	for _, id := range ids {
-		if err := transition(tx, id, now, from, Held, ", hold_reason = ?", []any{reason}, event); err != nil {
+		if err := s.transition(tx, id, now, from, Held, ", hold_reason = ?", []any{reason}, event); err != nil {
 			return 0, err
 		}
 	}
@@ -583,7 +583,7 @@ func (s *Store) HoldOrphans(ctx context.Context, known []string) (int, error) {
 		}
 		rows.Close()
 		for _, id := range ids {
-			if err := transition(tx, id, now, waiting, Held, ", hold_reason = ?", []any{"its account is no longer in the config"}, "held: its account is no longer in the config"); err != nil {
+			if err := s.transition(tx, id, now, waiting, Held, ", hold_reason = ?", []any{"its account is no longer in the config"}, "held: its account is no longer in the config"); err != nil {
 				return err
 			}
 		}

@@ -68,7 +68,7 @@ func (s *Store) RebuildLedger(ctx context.Context) (lots, matched int, err error
 			}
 			if err := s.writeWait(ctx, func(tx *sql.Tx) error {
 				for _, m := range ins {
-					recordLot(tx, rebuildLedger, m.id, m.account, m.out)
+					s.recordLot(tx, rebuildLedger, m.id, m.account, m.out)
 				}
 				return nil
 			}); err != nil {
@@ -94,7 +94,7 @@ func (s *Store) RebuildLedger(ctx context.Context) (lots, matched int, err error
 						continue
 					}
 					tx.Exec("UPDATE mailbox SET class = ?, class_why = ? WHERE id = ?", string(m.in.Class), m.in.Why, m.id)
-					matchReturn(tx, rebuildLedger, m.account, m.id, m.in)
+					s.matchReturn(tx, rebuildLedger, m.account, m.id, m.in)
 				}
 				return nil
 			}); err != nil {
@@ -121,8 +121,8 @@ func (s *Store) RebuildLedger(ctx context.Context) (lots, matched int, err error
 				"DELETE FROM lot_returns",
 				"DELETE FROM lots",
 				// Mail purged during the rebuild leaves its rows behind.
-				`INSERT INTO lots(msg_id, account, fund, emitter, stamp, lot_at, invoices, test)
-					SELECT msg_id, account, fund, emitter, stamp, lot_at, invoices, test FROM rebuild_lots
+				`INSERT INTO lots(msg_id, account, fund, emitter, stamp, stamp_key, day_key, lot_at, invoices, test)
+					SELECT msg_id, account, fund, emitter, stamp, stamp_key, day_key, lot_at, invoices, test FROM rebuild_lots
 					WHERE msg_id IN (SELECT id FROM messages)`,
 				`INSERT INTO lot_returns(lot_id, mailbox_id, class, certain, how, detail, facts)
 					SELECT lot_id, mailbox_id, class, certain, how, detail, facts FROM rebuild_returns

@@ -238,8 +238,33 @@ ALTER TABLE bodies ADD COLUMN sealed TEXT NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS bodies_sealed ON bodies(sealed);
 `
 
+// version10 seals the columns that may carry a patient's or a lot's data
+// (see text.go): a lot is then looked up by a keyed hash of its stamp and
+// of its day, not by the stamp itself. Until a store is first opened with
+// keys, the lookups are the values in clear.
+const version10 = `
+ALTER TABLE lots ADD COLUMN stamp_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE lots ADD COLUMN day_key TEXT NOT NULL DEFAULT '';
+UPDATE lots SET stamp_key = stamp, day_key = substr(stamp, 1, 8);
+ALTER TABLE rebuild_lots ADD COLUMN stamp_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE rebuild_lots ADD COLUMN day_key TEXT NOT NULL DEFAULT '';
+UPDATE rebuild_lots SET stamp_key = stamp, day_key = substr(stamp, 1, 8);
+DROP INDEX IF EXISTS lots_doublon;
+DROP INDEX IF EXISTS lots_stamp;
+DROP INDEX IF EXISTS rebuild_lots_stamp;
+CREATE INDEX lots_doublon ON lots(account, emitter, stamp_key);
+CREATE INDEX lots_stamp ON lots(account, stamp_key);
+CREATE INDEX lots_day ON lots(account, day_key);
+CREATE INDEX rebuild_lots_stamp ON rebuild_lots(account, stamp_key);
+CREATE INDEX rebuild_lots_day ON rebuild_lots(account, day_key);
+CREATE TABLE IF NOT EXISTS sealing (
+	name  TEXT PRIMARY KEY,              -- the lookup key (sealed); the key the columns were last sealed to
+	value BLOB NOT NULL
+);
+`
+
 // current is the schema version this sesam-relay writes.
-const current = 9
+const current = 10
 
 // migrate brings the store to the current version, one step per version,
 // each in its own transaction: a store from an older sesam-relay opens.
@@ -251,7 +276,7 @@ func migrate(db *sql.DB) error {
 	if v > current {
 		return fmt.Errorf("the queue has schema version %d, newer than this sesam-relay knows (%d): install the newer version again", v, current)
 	}
-	steps := []string{schema, version2, version3, version4, version5, version6, version7, version8, version9}
+	steps := []string{schema, version2, version3, version4, version5, version6, version7, version8, version9, version10}
 	for ; v < current; v++ {
 		if err := step(db, steps[v], v+1); err != nil {
 			return fmt.Errorf("upgrading the queue's schema to version %d: %w", v+1, err)

@@ -152,6 +152,15 @@ func keysFit(r *sql.DB, keys *Keys, dir string) error {
 			return err
 		}
 	}
+	if keys == nil {
+		var n int
+		if err := r.QueryRow("SELECT count(*) FROM sealing WHERE name = ?", lookupKeyName).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("the store in %s is encrypted and no key was given", dir)
+		}
+	}
 	rows, err := r.Query("SELECT DISTINCT sealed FROM bodies WHERE sealed != ''")
 	if err != nil {
 		return err
@@ -192,8 +201,8 @@ const sealBatch = 50
 // kill leaves some done and some not: the next start goes on. When it
 // changed any, the write-ahead log is checkpointed and truncated, so that
 // no old page stays in it (freed pages are zeroed: secure_delete). It
-// returns how many bodies it sealed; a body that does not open is left as
-// it is and counted in damaged.
+// returns how many bodies and sealed columns' values (text.go) it sealed;
+// one that does not open is left as it is and counted in damaged.
 func (s *Store) Reseal(ctx context.Context) (sealed, damaged int, err error) {
 	if s.keys == nil {
 		return 0, 0, nil
@@ -223,7 +232,13 @@ func (s *Store) Reseal(ctx context.Context) (sealed, damaged int, err error) {
 			return sealed, damaged, err
 		}
 	}
-	if sealed > 0 {
+	texts, plainTexts, d, err := s.resealTexts(ctx)
+	damaged += d
+	if err != nil {
+		return sealed, damaged, err
+	}
+	plainSeen = plainSeen || plainTexts > 0
+	if sealed += texts; sealed > 0 {
 		// A version before encryption did not zero what it freed: the
 		// bodies it purged may still lie in free pages. VACUUM rewrites
 		// the file from the live rows only (a few seconds, writes wait).

@@ -158,7 +158,7 @@ func HoldRestored(dir string, keys *Keys, made time.Time) (int, error) {
 	n := 0
 	err = s.writeWait(context.Background(), func(tx *sql.Tx) error {
 		var err error
-		n, err = holdUncertain(tx, now, []State{Queued, Deferred, Sending}, why, "held after a restore: "+why)
+		n, err = s.holdUncertain(tx, now, []State{Queued, Deferred, Sending}, why, "held after a restore: "+why)
 		return err
 	})
 	return n, err

@@ -36,25 +36,26 @@ const maxBatch = 256
 
 // Store is an open state folder.
 type Store struct {
-	dir      string
-	w        *sql.DB // the single writer connection, used only by the committer
-	r        *sql.DB // readers
-	reqs     chan *writeReq
-	closeMu  sync.RWMutex // held to send on reqs; Close takes it to close reqs
-	closed   bool
-	done     chan struct{}
-	readOnly bool
-	now      func() time.Time
-	commits  atomic.Int64 // transactions committed, to prove group commit in tests
-	wake     wakers       // see wake.go
-	kick     wakers
-	ledger   wakers
-	tmp      string                       // a copy read by OpenReadOnly, removed at Close
-	keys     *Keys                        // nil: bodies are written in clear (tests; before init)
-	rules    atomic.Pointer[[]sesam.Rule] // classification rules from the config (Configure); a reload swaps them
-	fault    faultState                   // a local write failure that pauses all delivery
-	minFree  atomic.Uint64                // min_free_space; see Configure
-	window   atomic.Int64                 // how far back a resubmission is recognised (ns); see Configure
+	dir       string
+	w         *sql.DB // the single writer connection, used only by the committer
+	r         *sql.DB // readers
+	reqs      chan *writeReq
+	closeMu   sync.RWMutex // held to send on reqs; Close takes it to close reqs
+	closed    bool
+	done      chan struct{}
+	readOnly  bool
+	now       func() time.Time
+	commits   atomic.Int64 // transactions committed, to prove group commit in tests
+	wake      wakers       // see wake.go
+	kick      wakers
+	ledger    wakers
+	tmp       string                       // a copy read by OpenReadOnly, removed at Close
+	keys      *Keys                        // nil: bodies are written in clear (tests; before init)
+	lookupKey []byte                       // nil: lots are looked up by their values (see text.go)
+	rules     atomic.Pointer[[]sesam.Rule] // classification rules from the config (Configure); a reload swaps them
+	fault     faultState                   // a local write failure that pauses all delivery
+	minFree   atomic.Uint64                // min_free_space; see Configure
+	window    atomic.Int64                 // how far back a resubmission is recognised (ns); see Configure
 
 	rebuilding   sync.Mutex           // one ledger rebuild at a time: they share the rebuild tables
 	rebuildBatch int                  // tests: mails per rebuild write (0: rebuildBatch)
@@ -188,6 +189,11 @@ func OpenSealed(dir string, keys *Keys) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{dir: dir, w: w, r: r, reqs: make(chan *writeReq, 1024), done: make(chan struct{}), now: time.Now, keys: keys}
+	if err := s.loadLookupKey(w, true); err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("opening the queue in %s: %w", dir, err)
+	}
 	go s.committer()
 	return s, nil
 }
@@ -218,10 +224,15 @@ func private(path string) error {
 // OpenReadOnlySealed is OpenReadOnly with the keys that open the bodies.
 func OpenReadOnlySealed(dir string, keys *Keys) (*Store, error) {
 	s, err := OpenReadOnly(dir)
-	if err == nil {
-		s.keys = keys
+	if err != nil {
+		return nil, err
 	}
-	return s, err
+	s.keys = keys
+	if err := s.loadLookupKey(s.r, false); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // OpenReadOnly opens the state folder for reading only: the CLI uses it when

@@ -15,14 +15,29 @@ import (
 
 var ctx = context.Background()
 
+// open opens dir as the daemon does, with keys (the same ones each time
+// for a folder): the suite runs the sealed store, bodies and columns. The
+// tests that call store.Open run it in clear, as before `init`.
 func open(t *testing.T, dir string) *store.Store {
 	t.Helper()
-	s, err := store.Open(dir)
+	dirKeysMu.Lock()
+	k, ok := dirKeys[dir]
+	if !ok {
+		k = newKeys(t)
+		dirKeys[dir] = k
+	}
+	dirKeysMu.Unlock()
+	s, err := store.OpenSealed(dir, &store.Keys{Write: k.Write, Read: k.Read})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
+
+var (
+	dirKeysMu sync.Mutex
+	dirKeys   = map[string]*store.Keys{}
+)
 
 func env(account string) store.Envelope {
 	return store.Envelope{Account: account, From: "jean.dupont@laposte.net", To: []string{"01422@422.01.rss.fr"}, Subject: "IR/lot", Client: "127.0.0.1:4000"}
