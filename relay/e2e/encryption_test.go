@@ -20,6 +20,7 @@ import (
 	"github.com/sesam-relay/sesam-relay/relay/demo"
 	"github.com/sesam-relay/sesam-relay/relay/keys"
 	"github.com/sesam-relay/sesam-relay/relay/store"
+	"github.com/sesam-relay/sesam-relay/sesam"
 )
 
 // Health data a stolen disk must not give away.
@@ -33,18 +34,21 @@ func patientMail(subject string) []byte {
 		subject, strings.ReplaceAll(subject, " ", "-"), patientName, patientNIR))
 }
 
-// filesHolding lists the files under dirs whose bytes hold one of the
-// patient's strings.
-func filesHolding(t *testing.T, dirs ...string) []string {
+// filesHolding lists the files under dir whose bytes hold one of secrets
+// (the patient's name and NIR when none is given).
+func filesHolding(t *testing.T, dir string, secrets ...string) []string {
 	t.Helper()
+	if len(secrets) == 0 {
+		secrets = []string{patientName, patientNIR}
+	}
 	var found []string
-	for _, d := range dirs {
+	for _, d := range []string{dir} {
 		filepath.Walk(d, func(p string, fi os.FileInfo, err error) error {
 			if err != nil || fi.IsDir() {
 				return nil
 			}
 			b, _ := os.ReadFile(p)
-			for _, s := range []string{patientName, patientNIR} {
+			for _, s := range secrets {
 				if bytes.Contains(b, []byte(s)) {
 					found = append(found, p+" ("+s+")")
 				}
@@ -55,9 +59,12 @@ func filesHolding(t *testing.T, dirs ...string) []string {
 	return found
 }
 
-// The stolen-disk test: after mail with a patient's name and NIR went
-// through the relay — sent, bounced, fetched — a copy of the state folder
-// and of the config folder without the key holds neither.
+// The stolen-disk test: after mail with a patient's name and NIR and a
+// lot's stamp went through the relay — a letter sent, one bounced, a
+// return fetched, a lot sent and acknowledged, a lot held by the guard
+// with its care sheet in clear — a copy of the state folder and of the
+// config folder without the key holds none of them: not in the bytes
+// (grep -a), not in what strings(1) finds, not in SQLite's own dump.
 func TestAStolenDiskHoldsNoBodyInClear(t *testing.T) {
 	imapP := imapProvider(t)
 	ret := patientMail("retour NOEMIE")
@@ -70,6 +77,21 @@ func TestAStolenDiskHoldsNoBodyInClear(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 	waitFor(t, 10*time.Second, "the first mail sent", func() bool { return len(prov.Mails()) == 1 })
+	stamp := submitLot(t, r, sesam.SampleLot{From: sender, Fund: fund, Emitter: "12345678901234", Invoices: 3, At: time.Now(), Seq: 4})
+	imapP.Deliver("INBOX", sesam.ARLMail{Subject: "ARL positif " + stamp, To: sender, Stamp: stamp, Outcome: sesam.ARLPositiveText(stamp)}.Mail())
+	waitFor(t, 15*time.Second, "the lot acknowledged", func() bool {
+		l := r.lots().Lots
+		return len(l) == 1 && l[0].State == "acknowledged"
+	})
+	// A lot whose care sheet travels outside S/MIME: held, in the store.
+	heldStamp := "2026120309150054321"
+	os.WriteFile(p, []byte("From: <"+sender+">\r\nTo: <"+fund+">\r\nSubject: IR/12345678901234/"+heldStamp+"/00001\r\n"+
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/EDI-consent\r\n"+
+		"Content-Description: IRIS/B2\r\n\r\n103 "+patientName+" "+patientNIR+"\r\n--b--\r\n"), 0o600)
+	if res := r.python(pyArgs{"file": p, "to": fund}); res[0].Code != 250 {
+		t.Fatalf("%+v", res)
+	}
+	waitFor(t, 10*time.Second, "the lot in clear held", func() bool { return r.states()[store.Held] == 1 })
 	prov.SetMode(demo.PermFail)
 	os.WriteFile(p, patientMail("lettre refusee"), 0o600)
 	if res := r.python(pyArgs{"file": p}); res[0].Code != 250 {
@@ -87,6 +109,7 @@ func TestAStolenDiskHoldsNoBodyInClear(t *testing.T) {
 		t.Fatalf("the return is not served byte for byte: %d messages", len(pop.Messages))
 	}
 	r.stop()
+	secrets := []string{patientName, patientNIR, stamp, heldStamp}
 	// The thief's copy: the state folder and the config folder, less the key.
 	copyDir := t.TempDir()
 	for _, d := range []string{r.stateDir, r.dir} {
@@ -99,13 +122,41 @@ func TestAStolenDiskHoldsNoBodyInClear(t *testing.T) {
 			return nil
 		})
 	}
-	if got := filesHolding(t, copyDir); len(got) > 0 {
-		t.Fatalf("the stolen copy holds the patient's data in clear: %v", got)
+	if got := filesHolding(t, copyDir, secrets...); len(got) > 0 {
+		t.Fatalf("the stolen copy holds health or lot data in clear: %v", got)
+	}
+	var strs []byte
+	filepath.Walk(copyDir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			out, err := exec.Command("strings", "-a", "-n", "6", p).Output()
+			if err != nil {
+				t.Fatalf("strings %s: %v", p, err)
+			}
+			strs = append(strs, out...)
+		}
+		return nil
+	})
+	dbCopy := filepath.Join(t.TempDir(), "stolen.db")
+	b, _ := os.ReadFile(filepath.Join(r.stateDir, "sesam-relay.db"))
+	os.WriteFile(dbCopy, b, 0o600)
+	if wal, err := os.ReadFile(filepath.Join(r.stateDir, "sesam-relay.db-wal")); err == nil {
+		os.WriteFile(dbCopy+"-wal", wal, 0o600)
+	}
+	dump, err := exec.Command("sqlite3", dbCopy, ".dump").Output()
+	if err != nil || !bytes.Contains(dump, []byte("CREATE TABLE lots")) {
+		t.Fatalf("sqlite3 .dump of the stolen store: %v\n%.300s", err, dump)
+	}
+	for _, sec := range secrets {
+		for what, out := range map[string][]byte{"strings(1)": strs, "sqlite3 .dump": dump} {
+			if bytes.Contains(out, []byte(sec)) {
+				t.Fatalf("%s of the stolen copy shows %q", what, sec)
+			}
+		}
 	}
 	if _, err := os.Stat(filepath.Join(r.dir, "keys", "store-key")); err != nil {
 		t.Fatalf("no store key where the config says: %v", err)
 	}
-	// With its key the relay serves everything again.
+	// With its key the relay serves everything again, and knows its lots.
 	r.start()
 	found = false
 	for _, m := range r.poplib(pyArgs{"mode": "stls"}).Messages {
@@ -113,6 +164,12 @@ func TestAStolenDiskHoldsNoBodyInClear(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("after a restart the return is not served")
+	}
+	if l := r.lots().Lots; len(l) != 2 || l[0].Stamp != stamp || l[0].State != "acknowledged" || l[1].Stamp != heldStamp {
+		t.Fatalf("after a restart, the ledger reads %+v", l)
+	}
+	if out, _ := r.cli("queue"); !strings.Contains(out, heldStamp) {
+		t.Fatalf("after a restart, queue does not show the held lot's Subject:\n%s", out)
 	}
 }
 
