@@ -79,6 +79,10 @@ COMMANDS
                            mailboxes, the views, the UIDLs and the ledger of a backup
   keys rotate              add a new store key for writing, keep the old ones for reading;
                            after a restart the stored mail is re-encrypted in the background
+  secret set ACCOUNT       the account's provider password (asked for, or on standard input),
+                           sealed as a systemd credential to this machine where it can be
+                           (else written to password_file, mode 0600); restarts the service
+                           so that it reads it; run as root
   passwd                   read a password (prompt, or standard input) and print
                            its hash for password_hash
   version                  print the version
@@ -237,6 +241,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return control.KeysRecovery(cfg, o.out, o.force, stdout, stderr)
 		}
 		return control.Keys(cfg, pos[1:], o.json, stdout, stderr)
+	case "secret":
+		return control.Secret(cfg, pos[1:], o.json, stdin, stdout, stderr)
 	case "backup":
 		if len(pos) != 1 {
 			fmt.Fprintln(stderr, "sesam-relay backup: usage: backup [--to FILE]")
@@ -292,7 +298,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 var noArgs = map[string]bool{"help": true, "version": true, "passwd": true, "demo": true, "serve": true, "check": true,
 	"init": true, "reload": true, "status": true}
 
-var commands = map[string]bool{"keys": true, "backup": true, "restore": true, "serve": true, "check": true, "init": true, "reload": true, "status": true,
+var commands = map[string]bool{"keys": true, "secret": true, "backup": true, "restore": true, "serve": true, "check": true, "init": true, "reload": true, "status": true,
 	"queue": true, "mail": true, "lots": true, "fetch": true, "import": true}
 
 // call asks the daemon (see control.Ask).

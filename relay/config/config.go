@@ -8,7 +8,9 @@ package config
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -246,20 +248,59 @@ type Provider struct {
 	Insecure bool `toml:"insecure"`
 }
 
-// Password reads the upstream password from its file on every call, so a
-// changed password takes effect at the next connection.
+// Password reads the upstream password: from the systemd credential that
+// `sesam-relay secret set` sealed it in, which systemd decrypts for the
+// service at its start ($CREDENTIALS_DIRECTORY), else from password_file,
+// on every call, so that a changed file takes effect at the next
+// connection (a changed credential, at the next start of the service).
 func (p Provider) Password() (string, error) {
 	b, err := os.ReadFile(p.PasswordFile)
+	where := p.PasswordFile
+	if dir := os.Getenv("CREDENTIALS_DIRECTORY"); dir != "" {
+		if cb, cerr := os.ReadFile(filepath.Join(dir, PasswordCredential(p.PasswordFile))); cerr == nil {
+			b, err, where = cb, nil, "the credential "+PasswordCredential(p.PasswordFile)
+		}
+	}
 	if err != nil {
-		return "", fmt.Errorf("reading the upstream password: %w (password_file must be readable by the service user)", err)
+		return "", fmt.Errorf("reading the upstream password: %w (password_file must be readable by the service user, or sealed with `sesam-relay secret set`)", err)
 	}
 	pw := strings.TrimRight(string(b), "\r\n")
 	if strings.TrimSpace(pw) == "" {
 		// Sent, an empty password is refused by the provider, and the
 		// relay would pause as if the provider had refused a real one.
-		return "", fmt.Errorf("the upstream password file %s is empty: write the provider password in it", p.PasswordFile)
+		return "", fmt.Errorf("the upstream password in %s is empty: give the provider password with `sesam-relay secret set`", where)
 	}
 	return pw, nil
+}
+
+// PasswordCredential names the systemd credential that holds the password
+// of password_file path: its file name and a hash of its whole path, so
+// that two accounts never share one by chance.
+func PasswordCredential(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	sum := sha256.Sum256([]byte(path))
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, filepath.Base(path))
+	return "password-" + name + "-" + hex.EncodeToString(sum[:4])
+}
+
+// PasswordSealed says whether an account's provider password is kept as a
+// systemd credential: given to this process by systemd, or sealed beside
+// password_file (the CLI's view; systemd gives it to the service only).
+func (p Provider) PasswordSealed() bool {
+	if dir := os.Getenv("CREDENTIALS_DIRECTORY"); dir != "" {
+		if _, err := os.Stat(filepath.Join(dir, PasswordCredential(p.PasswordFile))); err == nil {
+			return true
+		}
+	}
+	_, err := os.Stat(p.PasswordFile + ".cred")
+	return err == nil
 }
 
 // Defaults returns a Config with every default filled in.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/sesam-relay/sesam-relay/relay/config"
+	"github.com/sesam-relay/sesam-relay/relay/keys"
 	"github.com/sesam-relay/sesam-relay/relay/store"
 )
 
@@ -22,7 +23,15 @@ func Ask(cfg *config.Config, req Request, out any) (running bool, err error) {
 	if !errors.Is(err, ErrDaemonDown) || !readOnly[req.Cmd] {
 		return err == nil, err
 	}
+	// With the keys where this user may read them (root, the service
+	// user, a plain key file): else sealed fields read as such.
 	st, oerr := store.OpenReadOnly(cfg.StateDir)
+	if k, _, kerr := keys.Find(cfg.StoreKey); kerr == nil {
+		if oerr == nil {
+			st.Close()
+		}
+		st, oerr = store.OpenReadOnlySealed(cfg.StateDir, k)
+	}
 	if oerr != nil {
 		return false, fmt.Errorf("%v, and the store cannot be read: %v", err, oerr)
 	}

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,28 +15,9 @@ import (
 // Passwd is `sesam-relay passwd`: a password read twice from the terminal,
 // or once from stdin, printed as the hash password_hash takes.
 func Passwd(stdin io.Reader, stdout, stderr io.Writer, asJSON bool) int {
-	var pw string
-	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		fmt.Fprint(stderr, "Password: ")
-		a, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprint(stderr, "\nAgain: ")
-		b, err2 := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(stderr)
-		if err != nil || err2 != nil || string(a) != string(b) {
-			fmt.Fprintln(stderr, "sesam-relay passwd: the two passwords differ")
-			return 1
-		}
-		pw = string(a)
-	} else {
-		b, err := io.ReadAll(io.LimitReader(stdin, 4096))
-		if err != nil {
-			fmt.Fprintf(stderr, "sesam-relay passwd: %v\n", err)
-			return 1
-		}
-		pw = strings.TrimRight(string(b), "\r\n")
-	}
-	if pw == "" {
-		fmt.Fprintln(stderr, "sesam-relay passwd: empty password refused")
+	pw, err := readPassword(stdin, stderr, "Password: ")
+	if err != nil {
+		fmt.Fprintf(stderr, "sesam-relay passwd: %v\n", err)
 		return 1
 	}
 	h, err := auth.Hash(pw)
@@ -49,4 +31,35 @@ func Passwd(stdin io.Reader, stdout, stderr io.Writer, asJSON bool) int {
 		fmt.Fprintln(stdout, h)
 	}
 	return 0
+}
+
+// readPassword reads a password: twice, without echo, from a terminal
+// (the prompts on stderr); else one line from stdin (a pipe, a file), its
+// line ending dropped. Empty, or more than one line, is refused.
+func readPassword(stdin io.Reader, stderr io.Writer, prompt string) (string, error) {
+	var pw string
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(stderr, prompt)
+		a, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprint(stderr, "\nAgain: ")
+		b, err2 := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil || err2 != nil || string(a) != string(b) {
+			return "", errors.New("the two passwords differ")
+		}
+		pw = string(a)
+	} else {
+		b, err := io.ReadAll(io.LimitReader(stdin, 4096))
+		if err != nil {
+			return "", err
+		}
+		pw = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	}
+	switch {
+	case strings.TrimSpace(pw) == "":
+		return "", errors.New("empty password refused")
+	case strings.ContainsAny(pw, "\r\n"):
+		return "", errors.New("the password is one line: give it alone (no other line on standard input)")
+	}
+	return pw, nil
 }

@@ -52,12 +52,12 @@ func openStore(cfg *config.Config, log *slog.Logger) (*store.Store, keys.Source,
 // older version stored in clear and what an older key sealed (after `keys
 // rotate`); a kill leaves the rest for the next start.
 func sealOlderBodies(ctx context.Context, st *store.Store, log *slog.Logger) {
-	n, damaged, err := st.Reseal(ctx)
+	n, fields, damaged, err := st.Reseal(ctx)
 	switch {
 	case err != nil && ctx.Err() == nil:
-		log.Error("encrypting the stored bodies to the current key", "sealed", n, "error", err.Error())
-	case n > 0:
-		log.Info("stored bodies and fields are now encrypted to the current store key", "sealed", n)
+		log.Error("encrypting the stored bodies to the current key", "sealed", n, "fields", fields, "error", err.Error())
+	case n > 0 || fields > 0:
+		log.Info("stored bodies are now encrypted to the current store key", "sealed", n, "fields", fields)
 	}
 	if damaged > 0 {
 		log.Error("stored bodies that do not open were left as they are: `sesam-relay mail show ID --raw` names each", "damaged", damaged)

@@ -117,6 +117,10 @@ func (p *Provider) Addr() string { p.mu.Lock(); defer p.mu.Unlock(); return p.ad
 // SetMode changes how the provider answers from the next command on.
 func (p *Provider) SetMode(m Mode) { p.mu.Lock(); p.mode = m; p.mu.Unlock() }
 
+// SetPass changes the password the provider takes, as one that forces a
+// change after an attack does.
+func (p *Provider) SetPass(pass string) { p.mu.Lock(); p.Pass = pass; p.mu.Unlock() }
+
 func (p *Provider) getMode() Mode { p.mu.Lock(); defer p.mu.Unlock(); return p.mode }
 
 // Off closes the port: connections are refused, as when a provider is down.
@@ -221,7 +225,10 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		s.p.mu.Lock()
 		s.p.auths++
 		s.p.mu.Unlock()
-		if s.p.getMode() == AuthFail || user != s.p.User || pass != s.p.Pass {
+		s.p.mu.Lock()
+		want := s.p.Pass
+		s.p.mu.Unlock()
+		if s.p.getMode() == AuthFail || user != s.p.User || pass != want {
 			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication credentials invalid"}
 		}
 		return nil

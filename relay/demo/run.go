@@ -20,6 +20,7 @@ import (
 	"github.com/sesam-relay/sesam-relay/relay/config"
 	"github.com/sesam-relay/sesam-relay/relay/control"
 	"github.com/sesam-relay/sesam-relay/relay/daemon"
+	"github.com/sesam-relay/sesam-relay/relay/keys"
 	"github.com/sesam-relay/sesam-relay/relay/store"
 	"github.com/sesam-relay/sesam-relay/sesam"
 )
@@ -306,7 +307,12 @@ func acknowledgement(lotSubject string, m Received) []byte {
 }
 
 func showMailbox(cfg *config.Config, say func(string, ...any)) {
-	st, err := store.OpenReadOnly(cfg.StateDir)
+	k, _, err := keys.Find(cfg.StoreKey) // the Subjects are sealed: read with the relay's key
+	if err != nil {
+		say("  %v", err)
+		return
+	}
+	st, err := store.OpenReadOnlySealed(cfg.StateDir, k)
 	if err != nil {
 		say("  %v", err)
 		return

@@ -58,31 +58,86 @@ func Seal(plain string) (string, error) {
 		return "", fmt.Errorf("systemd-creds is not installed: the key stays in the plain file %s", plain)
 	}
 	cred := CredentialFile(plain)
-	if err := writeCredential(cred, b); err != nil {
-		return "", fmt.Errorf("%w: the plain file is kept", err)
+	if err := credential(cred, CredentialName, b, DropIn(), "the store key"); err != nil {
+		return "", err
 	}
-	dropIn := DropIn()
+	if err := shred(plain); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("the store key is now the systemd credential %s, sealed to %s; the service gets it through %s (systemctl daemon-reload, then restart the service)", cred, sealedTo(), DropIn()), nil
+}
+
+// credential seals data as the systemd credential name in the file cred
+// and writes the drop-in that gives it to the service.
+func credential(cred, name string, data []byte, dropIn, what string) error {
+	if err := writeCredential(cred, name, data); err != nil {
+		return fmt.Errorf("%w: the plain file is kept", err)
+	}
 	if err := os.MkdirAll(filepath.Dir(dropIn), 0o755); err != nil {
-		return "", err
+		return err
 	}
-	unit := fmt.Sprintf("# Written by `sesam-relay keys seal`: the store key, decrypted by systemd for the service.\n[Service]\nLoadCredentialEncrypted=%s:%s\n", CredentialName, cred)
-	if err := os.WriteFile(dropIn, []byte(unit), 0o644); err != nil {
-		return "", err
+	unit := fmt.Sprintf("# Written by sesam-relay: %s, decrypted by systemd for the service.\n[Service]\nLoadCredentialEncrypted=%s:%s\n", what, name, cred)
+	return os.WriteFile(dropIn, []byte(unit), 0o644)
+}
+
+// shred overwrites a plain secret, then removes it: on a flash card the
+// overwrite is a best effort (README, "What is encrypted"). A file that is
+// not there is fine.
+func shred(plain string) error {
+	fi, err := os.Stat(plain)
+	if err != nil {
+		return nil
 	}
-	// Overwrite before removing: on a flash card this is a best effort.
 	if f, err := os.OpenFile(plain, os.O_WRONLY, 0); err == nil {
-		f.Write(make([]byte, len(b)))
+		f.Write(make([]byte, fi.Size()))
 		f.Sync()
 		f.Close()
 	}
-	if err := os.Remove(plain); err != nil {
+	return os.Remove(plain)
+}
+
+// sealedTo says what systemd-creds sealed a credential to here.
+func sealedTo() string {
+	if out, _ := exec.Command("systemd-creds", "has-tpm2").Output(); bytes.HasPrefix(bytes.TrimSpace(out), []byte("yes")) {
+		return "this machine's TPM2 and its host key"
+	}
+	return "this machine's host key (/var/lib/systemd/credential.secret)"
+}
+
+// CanSeal says whether secrets can be sealed as systemd credentials here:
+// systemd-creds is installed and systemd runs the services (or a test
+// points the drop-ins elsewhere, SESAM_RELAY_UNIT_DIR).
+func CanSeal() bool {
+	if _, err := exec.LookPath("systemd-creds"); err != nil {
+		return false
+	}
+	if os.Getenv("SESAM_RELAY_UNIT_DIR") != "" {
+		return true
+	}
+	_, err := os.Stat("/run/systemd/system")
+	return err == nil
+}
+
+// SealSecret keeps a provider password: sealed as the systemd credential
+// name beside plain (plain.cred), given to the service by a drop-in, the
+// plain file overwritten and removed; or, where secrets cannot be sealed
+// (CanSeal), in the plain file, mode 0600, its owner kept. It says where.
+func SealSecret(plain, name string, secret []byte) (string, error) {
+	if !CanSeal() {
+		if err := writePrivate(plain, secret); err != nil {
+			return "", fmt.Errorf("writing %s: %w", plain, err)
+		}
+		return fmt.Sprintf("written in clear to %s (mode 0600): systemd-creds cannot seal it on this machine", plain), nil
+	}
+	cred := CredentialFile(plain)
+	dropIn := filepath.Join(unitDir(), "sesam-relay.service.d", "50-"+name+".conf")
+	if err := credential(cred, name, secret, dropIn, "a provider password"); err != nil {
 		return "", err
 	}
-	with := "this machine's host key (/var/lib/systemd/credential.secret)"
-	if out, _ := exec.Command("systemd-creds", "has-tpm2").Output(); bytes.HasPrefix(bytes.TrimSpace(out), []byte("yes")) {
-		with = "this machine's TPM2 and its host key"
+	if err := shred(plain); err != nil {
+		return "", err
 	}
-	return fmt.Sprintf("the store key is now the systemd credential %s, sealed to %s; the service gets it through %s (systemctl daemon-reload, then restart the service)", cred, with, dropIn), nil
+	return fmt.Sprintf("sealed as the systemd credential %s (%s), to %s; the service gets it through %s at its next start", name, cred, sealedTo(), dropIn), nil
 }
 
 // Rotate adds a new key, which writes from the next start on, and keeps
@@ -130,7 +185,7 @@ func Rotate(plain, hostname string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if err := writeCredential(cred, nb); err != nil {
+		if err := writeCredential(cred, CredentialName, nb); err != nil {
 			return "", fmt.Errorf("%w: the old one is kept", err)
 		}
 	}
@@ -157,21 +212,22 @@ func ReadAny(plain string) ([]byte, error) {
 	return b, nil
 }
 
-// writeCredential seals keys with systemd-creds into cred (mode 0600),
+// writeCredential seals keys (or a secret) with systemd-creds into cred as
+// the credential name (mode 0600),
 // through a pipe (the keys are never written in clear), checks that it
 // decrypts to them, and only then puts it in place of the old one.
-func writeCredential(cred string, keys []byte) error {
+func writeCredential(cred, name string, keys []byte) error {
 	tmp := cred + ".new"
-	enc := exec.Command("systemd-creds", "encrypt", "--name="+CredentialName, "--with-key=auto", "-", tmp)
+	enc := exec.Command("systemd-creds", "encrypt", "--name="+name, "--with-key=auto", "-", tmp)
 	enc.Stdin = bytes.NewReader(keys)
 	if out, err := enc.CombinedOutput(); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("systemd-creds encrypt: %v: %s", err, strings.TrimSpace(string(out)))
 	}
-	back, err := exec.Command("systemd-creds", "decrypt", "--name="+CredentialName, tmp, "-").Output()
+	back, err := exec.Command("systemd-creds", "decrypt", "--name="+name, tmp, "-").Output()
 	if err != nil || !bytes.Equal(back, keys) {
 		os.Remove(tmp)
-		return fmt.Errorf("the credential does not decrypt to the keys (%v)", err)
+		return fmt.Errorf("the credential does not decrypt to what was sealed (%v)", err)
 	}
 	if err := os.Chmod(tmp, 0o600); err == nil {
 		err = os.Rename(tmp, cred)

@@ -128,14 +128,24 @@ func Save(path string, list openpgp.EntityList) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("writing the store key: %w", err)
+	if err := writePrivate(path, b); err != nil {
+		return fmt.Errorf("writing the store key %s: %w", path, err)
 	}
-	owner := ownerOf(path) // a rotation by root keeps the service's file the service's
+	return nil
+}
+
+// writePrivate writes a secret to path, mode 0600, atomically, keeping the
+// file's owner (a rotation by root keeps the service's file the
+// service's; a new file takes its folder's).
+func writePrivate(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	owner := ownerOf(path)
 	tmp := path + ".new"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return fmt.Errorf("writing the store key: %w", err)
+		return err
 	}
 	if _, err := f.Write(b); err == nil {
 		err = f.Sync()
@@ -151,7 +161,7 @@ func Save(path string, list openpgp.EntityList) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("writing the store key %s: %w", path, err)
+		return err
 	}
 	if d, err := os.Open(filepath.Dir(path)); err == nil {
 		d.Sync()

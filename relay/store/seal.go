@@ -201,11 +201,12 @@ const sealBatch = 50
 // kill leaves some done and some not: the next start goes on. When it
 // changed any, the write-ahead log is checkpointed and truncated, so that
 // no old page stays in it (freed pages are zeroed: secure_delete). It
-// returns how many bodies and sealed columns' values (text.go) it sealed;
-// one that does not open is left as it is and counted in damaged.
-func (s *Store) Reseal(ctx context.Context) (sealed, damaged int, err error) {
+// returns how many bodies and how many values of the sealed columns
+// (text.go) it sealed; one that does not open is left as it is and
+// counted in damaged.
+func (s *Store) Reseal(ctx context.Context) (sealed, fields, damaged int, err error) {
 	if s.keys == nil {
-		return 0, 0, nil
+		return 0, 0, 0, nil
 	}
 	current := KeyName(s.keys.Write)
 	// Which keys sealed what, from the index alone: a start with nothing
@@ -214,7 +215,7 @@ func (s *Store) Reseal(ctx context.Context) (sealed, damaged int, err error) {
 	var stale []string
 	rows, err := s.r.QueryContext(ctx, "SELECT DISTINCT sealed FROM bodies")
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	for rows.Next() {
 		var name string
@@ -229,29 +230,29 @@ func (s *Store) Reseal(ctx context.Context) (sealed, damaged int, err error) {
 		_, d, err := s.resealFrom(ctx, was, &sealed)
 		damaged += d
 		if err != nil {
-			return sealed, damaged, err
+			return sealed, fields, damaged, err
 		}
 	}
-	texts, plainTexts, d, err := s.resealTexts(ctx)
+	fields, plainTexts, d, err := s.resealTexts(ctx)
 	damaged += d
 	if err != nil {
-		return sealed, damaged, err
+		return sealed, fields, damaged, err
 	}
 	plainSeen = plainSeen || plainTexts > 0
-	if sealed += texts; sealed > 0 {
+	if sealed > 0 || fields > 0 {
 		// A version before encryption did not zero what it freed: the
 		// bodies it purged may still lie in free pages. VACUUM rewrites
 		// the file from the live rows only (a few seconds, writes wait).
 		if plainSeen {
 			if _, err := s.w.ExecContext(ctx, "VACUUM"); err != nil {
-				return sealed, damaged, fmt.Errorf("rewriting the store after sealing: %w", err)
+				return sealed, fields, damaged, fmt.Errorf("rewriting the store after sealing: %w", err)
 			}
 		}
 		if _, err := s.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
-			return sealed, damaged, fmt.Errorf("checkpointing after sealing: %w", err)
+			return sealed, fields, damaged, fmt.Errorf("checkpointing after sealing: %w", err)
 		}
 	}
-	return sealed, damaged, ctx.Err()
+	return sealed, fields, damaged, ctx.Err()
 }
 
 // resealFrom seals to the write key, a batch per write, the bodies sealed

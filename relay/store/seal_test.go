@@ -146,12 +146,12 @@ func TestSealPlainSealsAnOlderStoreInPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 120 bodies, their 120 Subjects and their 120 "accepted" events.
-	n, damaged, err := s.Reseal(ctx)
-	if err != nil || n != 360 || damaged != 0 {
-		t.Fatalf("sealed %d (%d damaged): %v", n, damaged, err)
+	// 120 bodies; their 120 Subjects and their 120 "accepted" events.
+	n, fields, damaged, err := s.Reseal(ctx)
+	if err != nil || n != 120 || fields != 240 || damaged != 0 {
+		t.Fatalf("sealed %d bodies, %d fields (%d damaged): %v", n, fields, damaged, err)
 	}
-	if n, _, _ := s.Reseal(ctx); n != 0 {
+	if n, f, _, _ := s.Reseal(ctx); n != 0 || f != 0 {
 		t.Fatalf("sealed %d again", n)
 	}
 	for i, id := range ids {

@@ -103,7 +103,7 @@ func TestAPlainLedgerGuardsItsLotsFromTheFirstSealedStart(t *testing.T) {
 	if second.DuplicateOf != first.ID {
 		t.Fatalf("the first sealed start forgot the lot sent in clear: %+v", second)
 	}
-	if _, _, err := s.Reseal(ctx); err != nil {
+	if _, _, _, err := s.Reseal(ctx); err != nil {
 		t.Fatal(err)
 	}
 	added(s.AddMail(ctx, "dupont", store.Origin{Kind: store.Fetched, Folder: "INBOX", UIDValidity: 1, UID: 1}, positiveARL(stamp), nil))
@@ -133,7 +133,7 @@ func TestRotatedColumnsOpenWithTheNewKeyAloneAndADamagedOneIsNamed(t *testing.T)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.Reseal(ctx); err != nil {
+	if _, _, _, err := s.Reseal(ctx); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
