@@ -94,6 +94,8 @@ func build(root, work, out, version, debArch string, t goTarget) (string, error)
 				{Source: filepath.Join(root, "packaging", "config.toml"), Destination: "/etc/sesam-relay/config.toml",
 					Type: files.TypeConfig, FileInfo: &files.ContentFileInfo{Mode: 0o640, MTime: mtime}},
 				file(filepath.Join(root, "systemd", "sesam-relay.service"), "/lib/systemd/system/sesam-relay.service", 0o644),
+				file(filepath.Join(root, "systemd", "sesam-relay-backup.service"), "/lib/systemd/system/sesam-relay-backup.service", 0o644),
+				file(filepath.Join(root, "systemd", "sesam-relay-backup.timer"), "/lib/systemd/system/sesam-relay-backup.timer", 0o644),
 				file(man, "/usr/share/man/man8/sesam-relay.8.gz", 0o644),
 				file(readme, "/usr/share/doc/sesam-relay/README.md.gz", 0o644),
 				file(filepath.Join(root, "packaging", "copyright"), "/usr/share/doc/sesam-relay/copyright", 0o644),

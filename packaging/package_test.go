@@ -93,6 +93,8 @@ func TestPackageHoldsTheFilesAnInstallerExpects(t *testing.T) {
 		"-rwxr-xr-x root/root .* ./usr/bin/sesam-relay",
 		"-rw-r----- root/root .* ./etc/sesam-relay/config.toml",
 		"./lib/systemd/system/sesam-relay.service",
+		"./lib/systemd/system/sesam-relay-backup.service",
+		"./lib/systemd/system/sesam-relay-backup.timer",
 		"./usr/share/man/man8/sesam-relay.8.gz",
 		"./usr/share/doc/sesam-relay/copyright",
 		"./usr/share/doc/sesam-relay/changelog.Debian.gz",
@@ -119,12 +121,13 @@ func TestUnitPassesSystemdAnalyze(t *testing.T) {
 	root := extract(t, debs["amd64"])
 	run(t, "cp", "-rn", "/lib/systemd/system/.", filepath.Join(root, "lib/systemd/system"))
 	unit := filepath.Join(root, "lib/systemd/system/sesam-relay.service")
-
-	out := run(t, "systemd-analyze", "verify", "--man=no", "--root="+root, unit)
-	if strings.TrimSpace(out) != "" {
-		t.Errorf("systemd-analyze verify is not clean:\n%s", out)
+	for _, u := range []string{unit, filepath.Join(root, "lib/systemd/system/sesam-relay-backup.timer")} {
+		out := run(t, "systemd-analyze", "verify", "--man=no", "--root="+root, u)
+		if strings.TrimSpace(out) != "" {
+			t.Errorf("systemd-analyze verify %s is not clean:\n%s", filepath.Base(u), out)
+		}
 	}
-	out = run(t, "systemd-analyze", "security", "--offline=yes", "--no-pager", "--root="+root, unit)
+	out := run(t, "systemd-analyze", "security", "--offline=yes", "--no-pager", "--root="+root, unit)
 	m := regexp.MustCompile(`Overall exposure level for sesam-relay.service: ([0-9.]+)`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("no exposure level in:\n%s", out)

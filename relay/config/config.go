@@ -13,7 +13,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -261,6 +263,17 @@ func (p Provider) Password() (string, error) {
 			b, err, where = cb, nil, "the credential "+PasswordCredential(p.PasswordFile)
 		}
 	}
+	if err != nil && errors.Is(err, fs.ErrNotExist) {
+		if cred := p.PasswordFile + ".cred"; fileExists(cred) {
+			// The CLI (check, as root) outside the service: systemd-creds
+			// decrypts what systemd would have given the service.
+			b, err = exec.Command("systemd-creds", "decrypt", "--name="+PasswordCredential(p.PasswordFile), cred, "-").Output()
+			if err != nil {
+				return "", fmt.Errorf("the provider password is sealed in %s, which systemd decrypts for the service only: run this as root (sudo) to read it", cred)
+			}
+			where = cred
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("reading the upstream password: %w (password_file must be readable by the service user, or sealed with `sesam-relay secret set`)", err)
 	}
@@ -299,7 +312,11 @@ func (p Provider) PasswordSealed() bool {
 			return true
 		}
 	}
-	_, err := os.Stat(p.PasswordFile + ".cred")
+	return fileExists(p.PasswordFile + ".cred")
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
 	return err == nil
 }
 

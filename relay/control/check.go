@@ -86,8 +86,8 @@ func passwordFileOK(p config.Provider) error {
 	if _, err := p.Password(); err != nil {
 		return err
 	}
-	if os.Geteuid() != 0 {
-		return nil
+	if os.Geteuid() != 0 || p.PasswordSealed() {
+		return nil // sealed: systemd gives it to the service
 	}
 	u, err := user.Lookup(ServiceUser)
 	if err != nil {

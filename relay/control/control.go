@@ -287,10 +287,13 @@ func (h *Handler) handle(ctx context.Context, req Request, caller Caller) (any, 
 func (h *Handler) status() (Status, error) {
 	st := Status{Hostname: h.Config.Hostname, StateDir: h.Config.StateDir, TLSMin: h.Config.TLS.MinVersion.String(), Weaknesses: h.Config.Weaknesses()}
 	st.FreeBytes, _ = h.Store.FreeSpace()
-	if b, ok, _ := store.LastBackup(h.Config.StateDir); ok {
+	b, ok, err := store.LastBackup(h.Config.StateDir)
+	if ok {
 		st.LastBackup = &b
 	}
-	if st.LastBackup == nil || time.Since(st.LastBackup.At) > BackupWarnAge {
+	if err != nil {
+		st.Weaknesses = append(st.Weaknesses, fmt.Sprintf("the note of the last backup cannot be read (%v): whether there is a recent backup is unknown", err))
+	} else if st.LastBackup == nil || time.Since(st.LastBackup.At) > BackupWarnAge {
 		st.Weaknesses = append(st.Weaknesses, "no backup in the last 2 days: a dead SD card would take the queue, the mailboxes and the ledger with it (`sesam-relay backup`, see README, \"Backups\")")
 	}
 	if h.Live != nil {

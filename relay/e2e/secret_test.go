@@ -117,6 +117,17 @@ func TestSecretSetGivesTheRelayTheProvidersNewPassword(t *testing.T) {
 			t.Fatalf("the sealed password is in clear in %v", got)
 		}
 	}
+	// The installer's check, as root outside the service, decrypts it with
+	// systemd-creds and logs in with it; without systemd-creds it says why
+	// it cannot read it.
+	if out, code := r.cli("check"); code != 0 || !strings.Contains(out, "OK — logged in") {
+		t.Fatalf("check with the sealed password: %d\n%s", code, out)
+	}
+	cmd := exec.Command(binary, "--config", r.cfgPath, "check")
+	cmd.Env = append(os.Environ(), "PATH=/nonexistent")
+	if out, _ := cmd.CombinedOutput(); !strings.Contains(string(out), "sealed in "+cred) || !strings.Contains(string(out), "the provider was not tried") {
+		t.Fatalf("check that cannot decrypt the sealed password:\n%s", out)
+	}
 	// What systemd does for LoadCredentialEncrypted= at the restart.
 	r.stop()
 	creds := t.TempDir()

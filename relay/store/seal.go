@@ -84,7 +84,7 @@ func (k *Keys) aead(name string) (cipher.AEAD, bool, error) {
 // ErrSealed is returned for a body sealed to a key this store was not
 // given (the CLI reading the store while the daemon is down, or a key
 // missing after a rotation).
-var ErrSealed = errors.New("the body is encrypted and this process has not the key: ask the running daemon")
+var ErrSealed = errors.New("the body is encrypted and this process has not the key: ask the running daemon, or run as root")
 
 // ErrCorrupt marks a body whose ciphertext does not open (altered on disk).
 var ErrCorrupt = errors.New("the stored body is damaged: its encryption does not verify")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -106,11 +107,23 @@ type BackupRecord struct {
 const backupFile = "last-backup.json"
 
 // RecordBackup notes a good backup in the state folder.
+// It is the state folder's owner's and readable by its group whatever the
+// writer's umask and user (backup runs as root, the daemon reads it).
 func RecordBackup(dir string, r BackupRecord) error {
 	b, _ := json.Marshal(r)
 	tmp := filepath.Join(dir, backupFile+".new")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	if err := os.WriteFile(tmp, b, 0o640); err != nil {
 		return err
+	}
+	if err := os.Chmod(tmp, 0o640); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(dir); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
+			if err := os.Chown(tmp, int(st.Uid), int(st.Gid)); err != nil {
+				return err
+			}
+		}
 	}
 	return os.Rename(tmp, filepath.Join(dir, backupFile))
 }

@@ -81,7 +81,7 @@ func (s *Store) sealText(v string) any {
 // What a sealed value reads as when it cannot be opened.
 const (
 	textUnreadable = "(damaged: does not decrypt)"
-	textLocked     = "(encrypted: ask the running daemon)"
+	textLocked     = "(encrypted: run as root)"
 )
 
 // openText opens a value read from a sealed column.
