@@ -13,7 +13,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -256,23 +255,24 @@ type Provider struct {
 // on every call, so that a changed file takes effect at the next
 // connection (a changed credential, at the next start of the service).
 func (p Provider) Password() (string, error) {
-	b, err := os.ReadFile(p.PasswordFile)
+	var b []byte
+	var err error
 	where := p.PasswordFile
-	if dir := os.Getenv("CREDENTIALS_DIRECTORY"); dir != "" {
-		if cb, cerr := os.ReadFile(filepath.Join(dir, PasswordCredential(p.PasswordFile))); cerr == nil {
-			b, err, where = cb, nil, "the credential "+PasswordCredential(p.PasswordFile)
+	cred := p.PasswordFile + ".cred"
+	if dir := os.Getenv("CREDENTIALS_DIRECTORY"); dir != "" && fileExists(filepath.Join(dir, PasswordCredential(p.PasswordFile))) {
+		b, err = os.ReadFile(filepath.Join(dir, PasswordCredential(p.PasswordFile)))
+		where = "the credential " + PasswordCredential(p.PasswordFile)
+	} else if fileExists(cred) {
+		// The CLI (check, as root) outside the service: systemd-creds
+		// decrypts what systemd gives the service, which is what the
+		// service uses, even with a stale clear copy beside it.
+		b, err = exec.Command("systemd-creds", "decrypt", "--name="+PasswordCredential(p.PasswordFile), cred, "-").Output()
+		if err != nil {
+			return "", fmt.Errorf("the provider password is sealed in %s, which systemd decrypts for the service only: run this as root (sudo) to read it", cred)
 		}
-	}
-	if err != nil && errors.Is(err, fs.ErrNotExist) {
-		if cred := p.PasswordFile + ".cred"; fileExists(cred) {
-			// The CLI (check, as root) outside the service: systemd-creds
-			// decrypts what systemd would have given the service.
-			b, err = exec.Command("systemd-creds", "decrypt", "--name="+PasswordCredential(p.PasswordFile), cred, "-").Output()
-			if err != nil {
-				return "", fmt.Errorf("the provider password is sealed in %s, which systemd decrypts for the service only: run this as root (sudo) to read it", cred)
-			}
-			where = cred
-		}
+		where = cred
+	} else {
+		b, err = os.ReadFile(p.PasswordFile)
 	}
 	if err != nil {
 		return "", fmt.Errorf("reading the upstream password: %w (password_file must be readable by the service user, or sealed with `sesam-relay secret set`)", err)

@@ -101,8 +101,12 @@ func (c *Config) Weaknesses() []string {
 		if a.Upstream.Insecure {
 			out = append(out, fmt.Sprintf("account %s: upstream insecure = true: the provider password and the mail travel in clear, and the provider is not verified (for tests only)", a.Name))
 		}
-		if a.Upstream.PasswordFile != "" && !a.Upstream.PasswordSealed() {
-			out = append(out, fmt.Sprintf("account %s: the provider password is a plain file (%s): a copy of this disk opens the practitioner's mailbox; seal it with `sesam-relay secret set %s < %s`", a.Name, a.Upstream.PasswordFile, a.Name, a.Upstream.PasswordFile))
+		switch f := a.Upstream.PasswordFile; {
+		case f == "":
+		case !a.Upstream.PasswordSealed():
+			out = append(out, fmt.Sprintf("account %s: the provider password is a plain file (%s): a copy of this disk opens the practitioner's mailbox; seal it with `sesam-relay secret set %s < %s`", a.Name, f, a.Name, f))
+		case fileExists(f):
+			out = append(out, fmt.Sprintf("account %s: a clear copy of the provider password (%s) lies beside its sealed credential, which is the one used: remove it (shred -u %s)", a.Name, f, f))
 		}
 	}
 	return out

@@ -19,6 +19,10 @@ import (
 	"github.com/sesam-relay/sesam-relay/relay/store"
 )
 
+// dieRestoring: TEST-ONLY, SESAM_RELAY_TEST_DIE_RESTORE stops a restore
+// dead once the store is in place, before the keys are: a kill there.
+var dieRestoring = os.Getenv("SESAM_RELAY_TEST_DIE_RESTORE") != ""
+
 // backupPrefix starts the name of every backup written to [backup] folder.
 const backupPrefix = "sesam-relay-backup-"
 
@@ -53,16 +57,11 @@ func Backup(cfg *config.Config, to string, version string, asJSON bool, stdout, 
 	if abs, err := filepath.Abs(to); err == nil {
 		to = abs // status names it from anywhere
 	}
-	// What a killed backup or restore left in the state folder: a copy of
-	// the store, never to be left lying there.
-	for _, pat := range []string{"backup-*", "restore-*"} {
-		old, _ := filepath.Glob(filepath.Join(cfg.StateDir, pat))
-		for _, d := range old {
-			if fi, err := os.Stat(d); err == nil && fi.IsDir() && time.Since(fi.ModTime()) > time.Hour {
-				os.RemoveAll(d)
-			}
-		}
+	unlock, err := store.LockSnapshots(cfg.StateDir)
+	if err != nil {
+		return fail(err)
 	}
+	defer unlock()
 	m := backup.Manifest{Hostname: cfg.Hostname, Made: time.Now().UTC(), Version: version}
 	written, err := backup.Write(to, cfg.StateDir, cfg.StateDir, ring, m, append(openpgp.EntityList{}, append(recovery, k.Write)...))
 	if err != nil {
@@ -135,6 +134,11 @@ func Restore(cfg *config.Config, file, recoveryKey string, force, asJSON bool, s
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return fail(err)
 	}
+	unlock, err := store.LockSnapshots(cfg.StateDir)
+	if err != nil {
+		return fail(err)
+	}
+	defer unlock()
 	tmp, err := os.MkdirTemp(cfg.StateDir, "restore-")
 	if err != nil {
 		return fail(err)
@@ -157,8 +161,18 @@ func Restore(cfg *config.Config, file, recoveryKey string, force, asJSON bool, s
 			list = append(list, mine.Read...)
 		}
 	}
+	// The mail that was waiting is held in the copy, before it takes the
+	// store's place: a restore killed at any point never leaves a lot
+	// ready to reach the fund a second time.
+	held, err := store.HoldRestored(filepath.Dir(c.DB), restored, c.Manifest.Made)
+	if err != nil {
+		return fail(fmt.Errorf("holding the mail that was waiting in the backup: %w; nothing was restored", err))
+	}
 	if err := store.Restore(cfg.StateDir, c.DB, force); err != nil {
 		return fail(err)
+	}
+	if dieRestoring {
+		os.Exit(3)
 	}
 	if err := keys.Save(cfg.StoreKey, keys.Unique(list)); err != nil {
 		return fail(err)
@@ -169,7 +183,6 @@ func Restore(cfg *config.Config, file, recoveryKey string, force, asJSON bool, s
 		os.MkdirAll(filepath.Dir(cfg.Backup.RecoveryKey), 0o700)
 		os.WriteFile(cfg.Backup.RecoveryKey, []byte(pub.String()), 0o644)
 	}
-	held, herr := store.HoldRestored(cfg.StateDir, restored, c.Manifest.Made)
 	owner(cfg.StateDir, filepath.Join(cfg.StateDir, "sesam-relay.db"))
 	owner(filepath.Dir(cfg.StoreKey), cfg.StoreKey)
 	sealed := ""
@@ -193,9 +206,6 @@ func Restore(cfg *config.Config, file, recoveryKey string, force, asJSON bool, s
 	}
 	fmt.Fprintf(stdout, "restored the backup of %s made %s: %d mails in the queue's history, %d in the mailboxes, %d lots%s\n",
 		c.Manifest.Hostname, c.Manifest.Made.Local().Format("2006-01-02 15:04"), n.Messages, n.Mailbox, n.Lots, sealed)
-	if herr != nil {
-		return fail(fmt.Errorf("restored, but the mail that was waiting could not be held: %w; do not start the relay before `sesam-relay queue` is checked", herr))
-	}
 	if held > 0 {
 		fmt.Fprintf(stdout, "%d mails were waiting when the backup was made: they are held, since they may have left since (a lot would reach the fund twice). Check the practitioner's sent folder, then `sesam-relay queue release ID --confirm` or `queue drop ID`.\n", held)
 	}

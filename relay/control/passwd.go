@@ -33,6 +33,10 @@ func Passwd(stdin io.Reader, stdout, stderr io.Writer, asJSON bool) int {
 	return 0
 }
 
+// maxPassword bounds a password read from a pipe: a longer input is a
+// mistake (the wrong file), refused rather than cut.
+const maxPassword = 4096
+
 // readPassword reads a password: twice, without echo, from a terminal
 // (the prompts on stderr); else one line from stdin (a pipe, a file), its
 // line ending dropped. Empty, or more than one line, is refused.
@@ -49,9 +53,12 @@ func readPassword(stdin io.Reader, stderr io.Writer, prompt string) (string, err
 		}
 		pw = string(a)
 	} else {
-		b, err := io.ReadAll(io.LimitReader(stdin, 4096))
+		b, err := io.ReadAll(io.LimitReader(stdin, maxPassword+3))
 		if err != nil {
 			return "", err
+		}
+		if len(b) > maxPassword+2 { // its line ending aside
+			return "", fmt.Errorf("more than %d bytes on standard input: that is no password", maxPassword)
 		}
 		pw = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
 	}

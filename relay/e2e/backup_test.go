@@ -83,11 +83,37 @@ func TestBackupUnderLoadRestoresOnAFreshInstall(t *testing.T) {
 	if _, err := os.Stat(killed); err == nil {
 		t.Fatal("a backup killed half-way left a file under its final name")
 	}
+	// What it left in the state folder (a copy of the store) goes with the
+	// next backup.
+	if out, err := runBinary(r, "backup", "--to", filepath.Join(t.TempDir(), "next.pgp")); err != nil {
+		t.Fatalf("the backup after a killed one: %v\n%s", err, out)
+	}
+	if left, _ := filepath.Glob(filepath.Join(r.stateDir, "backup-*")); len(left) > 0 {
+		t.Fatalf("the killed backup's copy of the store is still there: %v", left)
+	}
 
 	// A fresh install (its own store and key), stopped, then the restore.
 	fresh := newRelay(t, newProvider(t), opts{})
 	fresh.stop()
-	out, err = runBinary(fresh, "restore", backupFile, "--recovery-key", recovery)
+	// A restore killed once the store is in place: the mail that was
+	// waiting is already held (a lot must not leave twice); a second
+	// restore, told to replace it, completes.
+	cmd = exec.Command(binary, "--config", fresh.cfgPath, "restore", backupFile, "--recovery-key", recovery)
+	cmd.Env = append(os.Environ(), "SESAM_RELAY_TEST_DIE_RESTORE=1")
+	if err := cmd.Run(); err == nil {
+		t.Fatal("the restore was not stopped half-way")
+	}
+	waiting, err := exec.Command("sqlite3", filepath.Join(fresh.stateDir, "sesam-relay.db"), "SELECT count(*) FROM messages WHERE state IN ('queued', 'deferred', 'sending')").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(waiting)) != "0" {
+		t.Fatalf("after a killed restore, mail ready to leave: %s %v", waiting, err)
+	}
+	if out, err := runBinary(fresh, "restore", backupFile, "--recovery-key", recovery); err == nil || !strings.Contains(out, "already holds mail") {
+		t.Fatalf("a restore over the killed one's store without --force: %v\n%s", err, out)
+	}
+	out, err = runBinary(fresh, "restore", backupFile, "--recovery-key", recovery, "--force")
+	if left, _ := filepath.Glob(filepath.Join(fresh.stateDir, "restore-*")); len(left) > 0 {
+		t.Fatalf("a restore's copy of the store is left in the state folder: %v", left)
+	}
 	if err != nil || !strings.Contains(out, "restored the backup") {
 		t.Fatalf("restore: %v\n%s", err, out)
 	}

@@ -431,3 +431,21 @@ func storeReturns(t *testing.T, dir string, keys *store.Keys, n int) [][]byte {
 	}
 	return want
 }
+
+// A store key that others may read is refused, as ssh refuses such a
+// private key: whoever can read it can read the stored mail.
+func TestAStoreKeyOthersMayReadIsRefused(t *testing.T) {
+	r := newRelay(t, newProvider(t), opts{})
+	r.stop()
+	key := filepath.Join(r.dir, "keys", "store-key")
+	os.Chmod(key, 0o644)
+	out, err := runBinary(r, "serve")
+	if err == nil || !strings.Contains(out, "chmod 600 "+key) {
+		t.Fatalf("serve with a store key of mode 0644: %v\n%s", err, out)
+	}
+	if out, err := runBinary(r, "keys", "rotate"); err == nil || !strings.Contains(out, "mode 0644") {
+		t.Fatalf("keys rotate with a store key of mode 0644: %v\n%s", err, out)
+	}
+	os.Chmod(key, 0o600)
+	r.start()
+}

@@ -56,6 +56,7 @@ func TestSecretSetGivesTheRelayTheProvidersNewPassword(t *testing.T) {
 		{"nosuch", "x\n", "no account"},
 		{"dupont", "\n", "empty password"},
 		{"dupont", "one\ntwo\n", "one line"},
+		{"dupont", strings.Repeat("B", 5000) + "\n", "no password"}, // the wrong file: refused, not cut
 	} {
 		if out, code := secretSet(r, c.account, c.stdin); code != 1 || !strings.Contains(out, c.want) {
 			t.Fatalf("secret set %s <<%q: %d\n%s", c.account, c.stdin, code, out)
@@ -82,7 +83,7 @@ func TestSecretSetGivesTheRelayTheProvidersNewPassword(t *testing.T) {
 	if b, _ := os.ReadFile(pwFile); string(b) != "nouveau-2026" {
 		t.Fatalf("the password file holds %q", b)
 	}
-	if fi, _ := os.Stat(pwFile); fi.Mode().Perm() != 0o600 {
+	if fi, _ := os.Stat(pwFile); fi.Mode().Perm() != 0o640 { // the folder's group: the service's
 		t.Fatalf("the password file's mode is %v", fi.Mode())
 	}
 	id := r.queue()[1].ID
@@ -128,6 +129,16 @@ func TestSecretSetGivesTheRelayTheProvidersNewPassword(t *testing.T) {
 	if out, _ := cmd.CombinedOutput(); !strings.Contains(string(out), "sealed in "+cred) || !strings.Contains(string(out), "the provider was not tried") {
 		t.Fatalf("check that cannot decrypt the sealed password:\n%s", out)
 	}
+	// A stale clear copy beside the credential: check uses the credential
+	// (the one the service gets), and status says to remove the copy.
+	os.WriteFile(pwFile, []byte("nouveau-2026\n"), 0o600)
+	if out, code := r.cli("check"); code != 0 || !strings.Contains(out, "OK — logged in") {
+		t.Fatalf("check with a stale clear copy beside the credential: %d\n%s", code, out)
+	}
+	if w := weaknesses(r); !strings.Contains(w, "clear copy of the provider password") {
+		t.Fatalf("status does not warn of the clear copy beside the credential:\n%s", w)
+	}
+	os.Remove(pwFile)
 	// What systemd does for LoadCredentialEncrypted= at the restart.
 	r.stop()
 	creds := t.TempDir()

@@ -123,11 +123,14 @@ func CanSeal() bool {
 // plain file overwritten and removed; or, where secrets cannot be sealed
 // (CanSeal), in the plain file, mode 0600, its owner kept. It says where.
 func SealSecret(plain, name string, secret []byte) (string, error) {
+	if fi, err := os.Stat(filepath.Dir(plain)); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("the folder of password_file %s does not exist: check the path in the config (the package makes /etc/sesam-relay/secrets)", plain)
+	}
 	if !CanSeal() {
-		if err := writePrivate(plain, secret); err != nil {
+		if err := writeSecret(plain, secret); err != nil {
 			return "", fmt.Errorf("writing %s: %w", plain, err)
 		}
-		return fmt.Sprintf("written in clear to %s (mode 0600): systemd-creds cannot seal it on this machine", plain), nil
+		return fmt.Sprintf("written in clear to %s (mode 0640, the folder's group: the service's): systemd-creds cannot seal it on this machine", plain), nil
 	}
 	cred := CredentialFile(plain)
 	dropIn := filepath.Join(unitDir(), "sesam-relay.service.d", "50-"+name+".conf")
@@ -153,7 +156,7 @@ func Rotate(plain, hostname string) (string, error) {
 	var err error
 	switch {
 	case perr == nil:
-		b, err = os.ReadFile(plain)
+		b, err = readKeyFile(plain)
 	case cerr == nil:
 		b, err = exec.Command("systemd-creds", "decrypt", "--name="+CredentialName, cred, "-").Output()
 		if err != nil {
@@ -200,8 +203,8 @@ func Rotate(plain, hostname string) (string, error) {
 func ReadAny(plain string) ([]byte, error) {
 	cred := CredentialFile(plain)
 	if _, err := os.Stat(cred); err != nil {
-		if b, err := os.ReadFile(plain); err == nil {
-			return b, nil
+		if _, err := os.Stat(plain); err == nil {
+			return readKeyFile(plain)
 		}
 		return nil, fmt.Errorf("%w: no %s nor %s", ErrNone, plain, cred)
 	}

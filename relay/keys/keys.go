@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -78,11 +79,25 @@ var ErrNone = errors.New("no store key")
 
 // Load reads a keyring: the newest key writes, all of them read.
 func Load(path string) (*store.Keys, error) {
-	b, err := os.ReadFile(path)
+	b, err := readKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(b, path)
+}
+
+// readKeyFile reads a plain key file, refused when others than its owner
+// may read it (as ssh refuses a private key): whoever could has the mail.
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading the store key: %w", err)
 	}
-	return Parse(b, path)
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("the store key %s may be read by others than its owner (mode %04o): whoever can read it can read the stored mail; run chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
+	return io.ReadAll(f)
 }
 
 // Parse reads a keyring's bytes (binary OpenPGP private keys, one after
@@ -141,10 +156,33 @@ func writePrivate(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
+	return writeFile(path, b, 0o600, ownerOf(path))
+}
+
+// writeSecret writes a provider password in clear where systemd-creds
+// cannot seal it: mode 0640, owned by root and the folder's group (the
+// package's /etc/sesam-relay/secrets is root:sesam-relay), so the service
+// reads it and nobody else; an existing file keeps its owner.
+func writeSecret(path string, b []byte) error {
 	owner := ownerOf(path)
+	if _, err := os.Stat(path); err != nil && owner != nil {
+		owner[0] = os.Geteuid()
+	}
+	return writeFile(path, b, 0o640, owner)
+}
+
+// writeFile puts b at path whole or not at all (a file beside, synced,
+// renamed), with mode and, when given, owner (uid, gid).
+func writeFile(path string, b []byte, mode os.FileMode, owner []int) error {
 	tmp := path + ".new"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
+		return err
+	}
+	if err := f.Chmod(mode); err != nil { // whatever the umask
+		f.Close()
+		os.Remove(tmp)
 		return err
 	}
 	if _, err := f.Write(b); err == nil {

@@ -174,5 +174,35 @@ func HoldRestored(dir string, keys *Keys, made time.Time) (int, error) {
 		n, err = s.holdUncertain(tx, now, []State{Queued, Deferred, Sending}, why, "held after a restore: "+why)
 		return err
 	})
+	if err == nil {
+		// Restore then moves the database file alone: nothing may stay
+		// in the write-ahead log.
+		_, err = s.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	}
 	return n, err
+}
+
+// LockSnapshots serializes the backups and restores of the store in dir
+// (an exclusive lock on a file there), and lets the holder remove what a
+// killed one left: a copy of the store in a backup-* or restore-* folder,
+// which would fill an SD card day after day and keep mail past retention.
+// It fails at once when another backup or restore holds the lock.
+func LockSnapshots(dir string) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(dir, "snapshot.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another backup or restore of %s is running: wait for it to end", dir)
+	}
+	for _, pat := range []string{"backup-*", "restore-*"} {
+		old, _ := filepath.Glob(filepath.Join(dir, pat))
+		for _, d := range old {
+			if fi, err := os.Lstat(d); err == nil && fi.IsDir() {
+				os.RemoveAll(d)
+			}
+		}
+	}
+	return func() { f.Close() }, nil
 }
