@@ -126,6 +126,9 @@ func Restore(cfg *config.Config, file, recoveryKey string, force, asJSON bool, s
 	if err != nil {
 		return fail(err)
 	}
+	if rk[0].PrivateKey == nil {
+		return fail(fmt.Errorf("%s is the public half of the recovery key (the box keeps it to encrypt backups): give the private half the practice kept off the box (the file `keys recovery --out` wrote)", recoveryKey))
+	}
 	f, err := os.Open(file)
 	if err != nil {
 		return fail(err)

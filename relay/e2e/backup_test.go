@@ -95,6 +95,9 @@ func TestBackupUnderLoadRestoresOnAFreshInstall(t *testing.T) {
 	// A fresh install (its own store and key), stopped, then the restore.
 	fresh := newRelay(t, newProvider(t), opts{})
 	fresh.stop()
+	if out, err := runBinary(fresh, "restore", backupFile, "--recovery-key", filepath.Join(r.dir, "keys", "recovery.pub")); err == nil || !strings.Contains(out, "public half") {
+		t.Fatalf("a restore given the recovery key's public half: %v\n%s", err, out)
+	}
 	// A restore killed once the store is in place: the mail that was
 	// waiting is already held (a lot must not leave twice); a second
 	// restore, told to replace it, completes.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -203,8 +204,12 @@ func Rotate(plain, hostname string) (string, error) {
 func ReadAny(plain string) ([]byte, error) {
 	cred := CredentialFile(plain)
 	if _, err := os.Stat(cred); err != nil {
-		if _, err := os.Stat(plain); err == nil {
+		_, perr := os.Stat(plain)
+		switch {
+		case perr == nil:
 			return readKeyFile(plain)
+		case errors.Is(err, fs.ErrPermission) || errors.Is(perr, fs.ErrPermission):
+			return nil, fmt.Errorf("the store key (%s) cannot be read by this user: run this as root (sudo)", plain)
 		}
 		return nil, fmt.Errorf("%w: no %s nor %s", ErrNone, plain, cred)
 	}
