@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 
 	"github.com/sesam-relay/sesam-relay/relay/config"
 	"github.com/sesam-relay/sesam-relay/relay/keys"
@@ -33,6 +35,9 @@ func Ask(cfg *config.Config, req Request, out any) (running bool, err error) {
 		st, oerr = store.OpenReadOnlySealed(cfg.StateDir, k)
 	}
 	if oerr != nil {
+		if _, serr := os.ReadDir(cfg.StateDir); errors.Is(serr, fs.ErrPermission) {
+			oerr = fmt.Errorf("this user may not read %s: add it to group sesam-relay (adduser USER sesam-relay, then log in again), or run as root", cfg.StateDir)
+		}
 		return false, fmt.Errorf("%v, and the store cannot be read: %v", err, oerr)
 	}
 	defer st.Close()
