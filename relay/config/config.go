@@ -19,8 +19,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sesam-relay/sesam-relay/relay/auth"
-
 	"github.com/BurntSushi/toml"
 )
 
@@ -46,6 +44,10 @@ type Config struct {
 	Sesam          Sesam     `toml:"sesam"`
 	Backup         Backup    `toml:"backup"`
 	Accounts       []Account `toml:"account"`
+	// AccountsDir holds one file per account (`sesam-relay account add`
+	// writes them), read after the [[account]] tables of this file.
+	// Default: accounts.d beside the config.
+	AccountsDir string `toml:"accounts_dir"`
 }
 
 // Backup is where `sesam-relay backup` (its daily timer) writes, and to
@@ -166,6 +168,12 @@ type Account struct {
 	Notify []Address `toml:"notify"`
 	// notifySet: notify was written in the file (even empty).
 	notifySet bool
+	// src says where the account is written, for errors: "[[account]] #2
+	// (martin)" or the file under accounts_dir; File is that file.
+	src  string
+	File string `toml:"-"`
+	// lines are the line numbers of the keys of an accounts_dir file.
+	lines map[string]int
 }
 
 // NotifyAddresses are the addresses the notices are mailed to.
@@ -230,7 +238,10 @@ const DefaultMaxFetchSize = 40 << 20
 
 // Provider is how to reach the practitioner's mail provider.
 type Provider struct {
-	SMTP Upstream `toml:"smtp"`
+	// Provider names a preset (Presets: "laposte.net", "orange.fr"…) that
+	// fills in smtp, imap, username and folders where they are left empty.
+	Provider string   `toml:"provider"`
+	SMTP     Upstream `toml:"smtp"`
 	// IMAP is where returns and acknowledgements are collected; empty: no polling.
 	IMAP         Upstream `toml:"imap"`
 	Folders      []string `toml:"folders"`       // default INBOX; acknowledgements sometimes land in spam
@@ -370,10 +381,16 @@ func Load(path string) (*Config, error) {
 	if c.Backup.RecoveryKey == "" {
 		c.Backup.RecoveryKey = filepath.Join("keys", "recovery.pub")
 	}
-	for _, p := range []*string{&c.StoreKey, &c.Backup.RecoveryKey} {
+	if c.AccountsDir == "" {
+		c.AccountsDir = "accounts.d"
+	}
+	for _, p := range []*string{&c.StoreKey, &c.Backup.RecoveryKey, &c.AccountsDir} {
 		if !filepath.IsAbs(*p) {
 			*p = filepath.Join(filepath.Dir(path), *p)
 		}
+	}
+	if err := c.loadAccountsDir(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -462,49 +479,11 @@ func (c *Config) validate(md toml.MetaData) error {
 	}
 	// No account is valid: the package installs a config without one, and
 	// the relay must start and say so rather than fail (see `status`).
-	seen := map[string]bool{}
-	for i, a := range c.Accounts {
-		where := fmt.Sprintf("[[account]] #%d (%s)", i+1, a.Name)
-		for j, l := range a.AllLogins() {
-			lw := where
-			if j > 0 {
-				lw = fmt.Sprintf("%s [[account.login]] #%d", where, j)
-			}
-			switch {
-			case l.Name == "":
-				bad("%s: name is empty (it is a local login, e.g. of the billing software)", lw)
-			case strings.ContainsAny(l.Name, " \t:@/\\"):
-				bad("%s: name %q may not hold spaces, ':', '@', '/' or '\\'", lw, l.Name)
-			case seen[l.Name]:
-				bad("%s: the login %q is used twice", lw, l.Name)
-			}
-			seen[l.Name] = true
-			if !strings.HasPrefix(l.PasswordHash, "$argon2id$") {
-				bad("%s: password_hash must be an $argon2id$ hash: run `sesam-relay passwd` and paste what it prints", lw)
-			} else if l.PasswordHash == auth.ExampleHash {
-				bad("%s: %v", lw, auth.ErrExampleHash)
-			}
-		}
-		if a.Address == "" {
-			bad("%s: address is empty (the practitioner's provider address)", where)
-		}
-		u := a.Upstream
-		if u.SMTP.Addr == "" || u.SMTP.Proto() != "smtp" {
-			bad("%s: [account.upstream] smtp must be smtps://host or smtp://host (e.g. smtps://smtp.laposte.net:465)", where)
-		}
-		if u.IMAP.Addr != "" && u.IMAP.Proto() != "imap" {
-			bad("%s: [account.upstream] imap must be imaps://host or imap://host (e.g. imaps://imap.laposte.net:993)", where)
-		}
-		if u.IMAP.Addr != "" && u.Username == "" {
-			bad("%s: [account.upstream] imap needs username and password_file", where)
-		}
-		if u.MaxFetchSize != 0 && u.MaxFetchSize < 64<<10 {
-			bad("%s: [account.upstream] max_fetch_size %d is too small: a return alone can take tens of kilobytes (write e.g. \"40M\")", where, u.MaxFetchSize)
-		}
-		if (u.Username == "") != (u.PasswordFile == "") {
-			bad("%s: [account.upstream] needs both username and password_file (or neither, for a smarthost that needs no login)", where)
-		}
+	for i := range c.Accounts {
+		c.Accounts[i].src = fmt.Sprintf("[[account]] #%d (%s)", i+1, c.Accounts[i].Name)
+		c.Accounts[i].notifySet = notifyWritten(md, i) // md.IsDefined is false inside an array of tables
 	}
+	errs = append(errs, validateAccounts(c.Accounts)...)
 	if c.Sesam.AckDelay <= 0 || c.Sesam.UndeliveredWarning <= 0 {
 		bad("[sesam] ack_delay and undelivered_warning must be above zero")
 	}
@@ -537,20 +516,7 @@ func (c *Config) validate(md toml.MetaData) error {
 		return errors.New(strings.Join(errs, "; "))
 	}
 	for i := range c.Accounts {
-		c.Accounts[i].notifySet = notifyWritten(md, i) // md.IsDefined is false inside an array of tables
-		u := &c.Accounts[i].Upstream
-		if len(u.Folders) == 0 {
-			u.Folders = []string{"INBOX"}
-		}
-		if u.Poll.Schedule == nil {
-			u.Poll.UnmarshalText([]byte("@every 2m"))
-		}
-		if !u.KeepUpstream.Forever && u.KeepUpstream.For == 0 {
-			u.KeepUpstream.Forever = true
-		}
-		if u.MaxFetchSize == 0 {
-			u.MaxFetchSize = DefaultMaxFetchSize
-		}
+		c.Accounts[i].fill()
 	}
 	return nil
 }

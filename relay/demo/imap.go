@@ -32,15 +32,25 @@ type IMAPProvider struct {
 	implicit bool
 }
 
+// folders makes INBOX and SPAM, as a provider has them (go-imap's memory
+// server marks no special use: Dovecot's tests cover \Junk).
+func (p *IMAPProvider) folders() error {
+	if err := p.user.Create("INBOX", nil); err != nil {
+		return err
+	}
+	if err := p.user.Create("SPAM", nil); err != nil {
+		return err
+	}
+	p.mem.AddUser(p.user)
+	return nil
+}
+
 // StartIMAP listens on addr with INBOX and SPAM folders.
 func StartIMAP(addr, user, pass string) (*IMAPProvider, error) {
 	p := &IMAPProvider{User: user, Pass: pass, mem: imapmemserver.New(), user: imapmemserver.NewUser(user, pass)}
-	for _, f := range []string{"INBOX", "SPAM"} {
-		if err := p.user.Create(f, nil); err != nil {
-			return nil, err
-		}
+	if err := p.folders(); err != nil {
+		return nil, err
 	}
-	p.mem.AddUser(p.user)
 	return p, p.listen(addr)
 }
 
@@ -48,12 +58,9 @@ func StartIMAP(addr, user, pass string) (*IMAPProvider, error) {
 // byte (imaps) or after STARTTLS.
 func StartIMAPTLS(addr, user, pass string, conf *tls.Config, implicit bool) (*IMAPProvider, error) {
 	p := &IMAPProvider{User: user, Pass: pass, mem: imapmemserver.New(), user: imapmemserver.NewUser(user, pass), tls: conf, implicit: implicit}
-	for _, f := range []string{"INBOX", "SPAM"} {
-		if err := p.user.Create(f, nil); err != nil {
-			return nil, err
-		}
+	if err := p.folders(); err != nil {
+		return nil, err
 	}
-	p.mem.AddUser(p.user)
 	return p, p.listen(addr)
 }
 

@@ -51,6 +51,14 @@ mail_location = maildir:%[1]s/mail/%%u
 log_path = %[1]s/dovecot.log
 auth_verbose = yes
 mail_max_userip_connections = 1000
+# The spam folder as a French provider names it, marked \Junk (RFC 6154).
+namespace inbox {
+  inbox = yes
+  mailbox "Courrier indésirable" {
+    special_use = \Junk
+    auto = create
+  }
+}
 default_login_user = dovenull
 default_internal_user = dovecot
 passdb {
@@ -176,6 +184,19 @@ func TestDovecotReturnsReachPOP3UnreadUpstream(t *testing.T) {
 	}
 	if flags := dv.doveadm(nil, "fetch", "-u", "jean.dupont", "flags", "mailbox", "INBOX", "all"); strings.Contains(flags, `\Seen`) {
 		t.Fatalf("messages were marked read upstream:\n%s", flags)
+	}
+}
+
+// The presets poll `\Junk`: the folder the server marks as spam, whatever
+// its name (here French, so modified UTF-7 on the wire).
+func TestDovecotSpamFolderIsFoundByItsSpecialUse(t *testing.T) {
+	dv := startDovecot(t)
+	dv.save("INBOX", arl(1, 100))
+	dv.save("Courrier indésirable", arl(2, 100))
+	r := newRelay(t, newProvider(t), opts{imap: dv.imap, folders: `"INBOX", "\\Junk"`})
+	waitFor(t, 10*time.Second, "the first poll", func() bool { return r.mailboxCount() == 2 })
+	if out, _ := r.cli("status"); strings.Contains(out, "not found") {
+		t.Fatalf("status reports a missing folder:\n%s", out)
 	}
 }
 

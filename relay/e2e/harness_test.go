@@ -66,6 +66,7 @@ type opts struct {
 	provExtra string   // more [account.upstream] keys; default insecure = true
 	accounts  string   // more [[account]] tables
 	imap      string   // host:port of the provider's IMAP (plain, insecure)
+	folders   string   // TOML array body of the folders polled; default "INBOX", "SPAM"
 	env       []string // more environment for the daemon (NOTIFY_SOCKET...)
 	control   string   // the control socket's path; default in the relay's folder
 }
@@ -121,7 +122,10 @@ func newRelay(t *testing.T, prov *demo.Provider, o opts) *relay {
 		o.provExtra = "insecure = true"
 	}
 	if o.imap != "" {
-		o.provExtra += fmt.Sprintf("\n  imap = \"imap://%s\"\n  folders = [\"INBOX\", \"SPAM\"]\n  poll = \"@every 1h\"", o.imap)
+		if o.folders == "" {
+			o.folders = `"INBOX", "SPAM"`
+		}
+		o.provExtra += fmt.Sprintf("\n  imap = \"imap://%s\"\n  folders = [%s]\n  poll = \"@every 1h\"", o.imap, o.folders)
 	}
 	r.stateDir = o.stateDir
 	if r.stateDir == "" {

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -319,8 +320,8 @@ func (p *Poller) collect(ctx context.Context) (Result, error) {
 			c.Close()
 		}
 	}()
-	var missing []string
-	for _, folder := range up.Folders {
+	folders, missing := resolveSpecialUse(c, up.Folders)
+	for _, folder := range folders {
 		err := p.pollFolder(ctx, c, folder, &res)
 		var ie *imap.Error
 		if errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo && strings.HasPrefix(err.Error(), "select:") {
@@ -349,6 +350,44 @@ func (p *Poller) collect(ctx context.Context) (Result, error) {
 	}
 	c.Logout().Wait()
 	return res, nil
+}
+
+// resolveSpecialUse turns a folder written as a RFC 6154 attribute
+// (`\Junk`, what the presets ask for) into the folder the server marks
+// with it, whatever its name in the provider's language. One the server
+// does not mark is missing, like a folder that does not exist.
+func resolveSpecialUse(c *imapclient.Client, folders []string) (out, missing []string) {
+	var marked map[string]string // lower-case attribute → mailbox
+	for _, f := range folders {
+		if !strings.HasPrefix(f, `\`) {
+			out = append(out, f)
+			continue
+		}
+		if marked == nil {
+			marked = map[string]string{}
+			var opt *imap.ListOptions
+			if caps := c.Caps(); caps.Has(imap.CapSpecialUse) || caps.Has(imap.CapListExtended) {
+				opt = &imap.ListOptions{ReturnSpecialUse: true}
+			}
+			if list, err := c.List("", "*", opt).Collect(); err == nil {
+				for _, m := range list {
+					for _, a := range m.Attrs {
+						if k := strings.ToLower(string(a)); marked[k] == "" {
+							marked[k] = m.Mailbox
+						}
+					}
+				}
+			}
+		}
+		if name, ok := marked[strings.ToLower(f)]; ok {
+			if !slices.Contains(folders, name) && !slices.Contains(out, name) {
+				out = append(out, name)
+			}
+		} else {
+			missing = append(missing, f+" (no folder marked so)")
+		}
+	}
+	return out, missing
 }
 
 func missingNote(missing []string) string {
