@@ -79,6 +79,21 @@ COMMANDS
                            mailboxes, the views, the UIDLs and the ledger of a backup
   keys rotate              add a new store key for writing, keep the old ones for reading;
                            after a restart the stored mail is re-encrypted in the background
+  account add NAME [--address A] [--phone LOGIN] [--provider P] [--smtp URL] [--imap URL]
+                 [--username U] [--no-check]
+                           a practitioner's account, in accounts.d/NAME.toml: asks for the
+                           provider address and password and the billing software's password
+                           (without a terminal, standard input gives, one per line, the
+                           provider password, the billing software's, then the phone's);
+                           fills in the provider's servers from the address's domain; tries
+                           both provider logins once (a refused password writes nothing);
+                           seals the password; reloads the relay; prints what to type into
+                           the billing software; run as root
+  account passwd NAME      the provider password changed (after an outage, the provider may
+                           force it): tried, kept, and the waiting mail sent now
+  account list             each account, its provider, logins, and how its password is kept
+  account remove NAME      set its file aside and destroy its provider password; its waiting
+                           mail is held, never dropped
   secret set ACCOUNT       the account's provider password (asked for, or on standard input),
                            sealed as a systemd credential to this machine where it can be
                            (else written to password_file, mode 0600); restarts the service
@@ -117,6 +132,7 @@ type opts struct {
 	force   bool   // restore over a store that holds mail
 	// recoveryKey is restore's --recovery-key.
 	recoveryKey string
+	acct        control.AccountOpts // account's flags
 }
 
 func main() {
@@ -142,6 +158,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.out, "out", "", "")
 	fs.StringVar(&o.recoveryKey, "recovery-key", "", "")
 	fs.BoolVar(&o.force, "force", false, "")
+	fs.StringVar(&o.acct.Address, "address", "", "")
+	fs.StringVar(&o.acct.Provider, "provider", "", "")
+	fs.StringVar(&o.acct.SMTP, "smtp", "", "")
+	fs.StringVar(&o.acct.IMAP, "imap", "", "")
+	fs.StringVar(&o.acct.Username, "username", "", "")
+	fs.StringVar(&o.acct.Phone, "phone", "", "")
+	fs.BoolVar(&o.acct.NoCheck, "no-check", false, "")
+	fs.BoolVar(&o.acct.Insecure, "insecure", false, "")
 	// Flags may stand anywhere: "queue show 5 --json" as well as "--json queue show 5".
 	var pos []string
 	for len(args) > 0 {
@@ -243,6 +267,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return control.Keys(cfg, pos[1:], o.json, stdout, stderr)
 	case "secret":
 		return control.Secret(cfg, pos[1:], o.json, stdin, stdout, stderr)
+	case "account":
+		o.acct.Config, o.acct.JSON = o.config, o.json
+		return control.Account(cfg, pos[1:], o.acct, stdin, stdout, stderr)
 	case "backup":
 		if len(pos) != 1 {
 			fmt.Fprintln(stderr, "sesam-relay backup: usage: backup [--to FILE]")
@@ -298,7 +325,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 var noArgs = map[string]bool{"help": true, "version": true, "passwd": true, "demo": true, "serve": true, "check": true,
 	"init": true, "reload": true, "status": true}
 
-var commands = map[string]bool{"keys": true, "secret": true, "backup": true, "restore": true, "serve": true, "check": true, "init": true, "reload": true, "status": true,
+var commands = map[string]bool{"account": true, "keys": true, "secret": true, "backup": true, "restore": true, "serve": true, "check": true, "init": true, "reload": true, "status": true,
 	"queue": true, "mail": true, "lots": true, "fetch": true, "import": true}
 
 // call asks the daemon (see control.Ask).

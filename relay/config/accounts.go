@@ -57,6 +57,10 @@ func readAccountFile(path string) (Account, error) {
 	if err != nil {
 		return Account{}, fmt.Errorf("reading %s: %w", path, err)
 	}
+	return parseAccountFile(path, src)
+}
+
+func parseAccountFile(path string, src []byte) (Account, error) {
 	stem := strings.TrimSuffix(filepath.Base(path), ".toml")
 	var a Account
 	md, err := toml.Decode(string(src), &a)
@@ -76,6 +80,23 @@ func readAccountFile(path string) (Account, error) {
 	} else if a.Name != stem {
 		return a, fmt.Errorf("%s: line %d: name = %q, but the file is named for %q: an account's file is NAME.toml", path, a.lines["name"], a.Name, stem)
 	}
+	return a, nil
+}
+
+// WithAccountFile checks src as the account file path would be, beside
+// the accounts c already has, without writing it: `account add` writes
+// only a file the config will load. It returns the account as loaded.
+func (c *Config) WithAccountFile(path string, src []byte) (Account, error) {
+	a, err := parseAccountFile(path, src)
+	if err != nil {
+		return a, err
+	}
+	all := append(append([]Account(nil), c.Accounts...), a)
+	if errs := validateAccounts(all); len(errs) > 0 {
+		return a, errors.New(strings.Join(errs, "; "))
+	}
+	a = all[len(all)-1]
+	a.fill()
 	return a, nil
 }
 

@@ -255,6 +255,8 @@ type Provider struct {
 	Username     string `toml:"username"`
 	PasswordFile string `toml:"password_file"`
 	CAFile       string `toml:"ca_file"`
+	// given is a password not yet written anywhere (WithPassword).
+	given string
 	// Insecure allows plaintext SMTP and AUTH upstream. Tests and the demo use it;
 	// never set it for a real provider.
 	Insecure bool `toml:"insecure"`
@@ -266,6 +268,9 @@ type Provider struct {
 // on every call, so that a changed file takes effect at the next
 // connection (a changed credential, at the next start of the service).
 func (p Provider) Password() (string, error) {
+	if p.given != "" {
+		return p.given, nil
+	}
 	var b []byte
 	var err error
 	where := p.PasswordFile
@@ -296,6 +301,10 @@ func (p Provider) Password() (string, error) {
 	}
 	return pw, nil
 }
+
+// WithPassword is the provider with a password held in memory, not yet
+// written: `account add` and `account passwd` try it before keeping it.
+func (p Provider) WithPassword(pw string) Provider { p.given = pw; return p }
 
 // PasswordCredential names the systemd credential that holds the password
 // of password_file path: its file name and a hash of its whole path, so

@@ -67,7 +67,7 @@ func peer(c net.Conn) Caller {
 // audited are the commands that change state or show a mail's content.
 func audited(req Request) bool {
 	switch req.Cmd {
-	case "retry", "hold", "release", "drop", "fetch", "import", "mail-restore", "reload", "lots-rebuild":
+	case "retry", "hold", "release", "drop", "fetch", "import", "mail-restore", "reload", "lots-rebuild", "account-retry":
 		return true
 	case "mail-show":
 		return req.All // the raw bytes: health data

@@ -58,7 +58,10 @@ type Status struct {
 	// write (disk full, I/O error). Only the running daemon knows it.
 	LocalFault *store.Fault `json:"local_fault,omitempty"`
 	Listeners  []string     `json:"listeners,omitempty"` // absent when the daemon is down
-	TLSMin     string       `json:"tls_min_version"`     // of the local listeners
+	// Fingerprint is the SHA-256 of the listeners' certificate, which the
+	// billing software may show on its first TLS connection.
+	Fingerprint string `json:"certificate_sha256,omitempty"`
+	TLSMin      string `json:"tls_min_version"` // of the local listeners
 	// Weaknesses are the settings that lower the practice's protection
 	// (config.Weaknesses): old TLS, logins without TLS, insecure upstreams,
 	// and a store key kept in a plain file.
@@ -157,6 +160,7 @@ type Live struct {
 	Reload      func(ctx context.Context) error                        // read the config again and apply it
 	Actions     *Actions                                               // the last technician actions
 	StoreKey    keys.Source                                            // where the store key was read
+	Fingerprint string                                                 // of the listeners' TLS certificate
 }
 
 // Handler answers requests over a store.
@@ -251,6 +255,26 @@ func (h *Handler) handle(ctx context.Context, req Request, caller Caller) (any, 
 		return nil, h.Store.Drop(ctx, req.ID, who)
 	case "fetch":
 		return h.Live.Fetch(ctx, req.Account)
+	case "account-retry":
+		// After `account passwd`: the waiting mail leaves now, and the
+		// returns are collected now, whatever pause the refused password
+		// had put the account in.
+		if h.Config.Account(req.Account) == nil {
+			return nil, fmt.Errorf("no account %q in the config", req.Account)
+		}
+		n, err := h.Store.RetryAccount(ctx, req.Account, who)
+		if err != nil {
+			return nil, err
+		}
+		out := AccountRetry{Waiting: n}
+		if h.Config.Account(req.Account).Upstream.IMAP.Addr != "" {
+			if r, err := h.Live.Fetch(ctx, req.Account); err != nil {
+				out.FetchError = err.Error()
+			} else {
+				out.Fetched = r
+			}
+		}
+		return out, nil
 	case "lots-rebuild":
 		lots, matched, err := h.Store.RebuildLedger(ctx)
 		return map[string]int{"lots": lots, "matched": matched}, err
@@ -297,7 +321,7 @@ func (h *Handler) status() (Status, error) {
 		st.Weaknesses = append(st.Weaknesses, "no backup in the last 2 days: a dead SD card would take the queue, the mailboxes and the ledger with it (`sesam-relay backup`, see README, \"Backups\")")
 	}
 	if h.Live != nil {
-		st.Running, st.Started, st.Listeners = true, h.Live.Started, h.Live.Listeners
+		st.Running, st.Started, st.Listeners, st.Fingerprint = true, h.Live.Started, h.Live.Listeners, h.Live.Fingerprint
 		st.Actions = h.Live.Actions.List()
 		st.StoreKey = h.Live.StoreKey.String()
 		if !h.Live.StoreKey.Credential {
@@ -455,4 +479,12 @@ func current(ws []store.Warning) []store.Warning {
 		}
 	}
 	return out
+}
+
+// AccountRetry is what `account passwd` set going again: the waiting
+// mail made due now, and the returns collected now.
+type AccountRetry struct {
+	Waiting    int    `json:"waiting"`
+	Fetched    any    `json:"fetched,omitempty"`
+	FetchError string `json:"fetch_error,omitempty"`
 }

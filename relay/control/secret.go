@@ -3,8 +3,6 @@ package control
 import (
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
 
 	"github.com/sesam-relay/sesam-relay/relay/config"
 	"github.com/sesam-relay/sesam-relay/relay/keys"
@@ -42,15 +40,7 @@ func Secret(cfg *config.Config, args []string, asJSON bool, stdin io.Reader, std
 	}
 	restart := "the relay reads it at its next connection to the provider"
 	if keys.CanSeal() {
-		restart = "restart the service so that it reads it: systemctl daemon-reload && systemctl restart sesam-relay"
-		if os.Getenv("SESAM_RELAY_UNIT_DIR") == "" {
-			exec.Command("systemctl", "daemon-reload").Run()
-			if out, err := exec.Command("systemctl", "try-restart", "sesam-relay").CombinedOutput(); err == nil {
-				restart = "the service was restarted to read it (deliveries in hand finished first)"
-			} else {
-				restart = fmt.Sprintf("restarting the service failed (%v: %s): systemctl restart sesam-relay", err, out)
-			}
-		}
+		restart = applyChange(cfg, true)
 	}
 	if asJSON {
 		PrintJSON(stdout, map[string]any{"account": acct.Name, "sealed": keys.CanSeal(), "said": said, "restart": restart})

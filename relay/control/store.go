@@ -25,6 +25,7 @@ type Store interface {
 	Hold(ctx context.Context, id int64, reason, who string) error
 	Release(ctx context.Context, id int64, who string) error
 	Retry(ctx context.Context, id int64, who string) error
+	RetryAccount(ctx context.Context, account, who string) (int, error)
 	Drop(ctx context.Context, id int64, who string) error
 
 	Mailbox(account string) ([]store.MailboxEntry, error)

@@ -64,6 +64,9 @@ func PrintStatus(w io.Writer, st Status) {
 	if st.Running {
 		fmt.Fprintf(w, "sesam-relay on %s: running since %s (%s)\n", st.Hostname, when(st.Started), ago(st.Started))
 		fmt.Fprintf(w, "listening:  %s\n", strings.Join(st.Listeners, ", "))
+		if st.Fingerprint != "" {
+			fmt.Fprintf(w, "certificate: SHA-256 %s\n", st.Fingerprint)
+		}
 	} else {
 		fmt.Fprintf(w, "sesam-relay on %s: NOT RUNNING (figures read from the store; start it: systemctl start sesam-relay)\n", st.Hostname)
 	}

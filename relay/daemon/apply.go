@@ -2,11 +2,13 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/sesam-relay/sesam-relay/relay/auth"
@@ -103,7 +105,7 @@ func (d *daemon) apply(cfg *config.Config) error {
 		d.log.Warn("weakened protection: " + w)
 	}
 	d.handler.Store(&control.Handler{Store: d.st, Config: cfg, Log: d.log, Live: &control.Live{
-		Started: d.started, Listeners: names, Health: d.health, FetchHealth: d.fetchHealth, Fetch: d.fetch, Reload: d.askReload, Actions: d.actions, StoreKey: d.keySource}})
+		Started: d.started, Listeners: names, Health: d.health, FetchHealth: d.fetchHealth, Fetch: d.fetch, Reload: d.askReload, Actions: d.actions, StoreKey: d.keySource, Fingerprint: Fingerprint(tlsConf)}})
 	return nil
 }
 
@@ -315,6 +317,20 @@ func purge(ctx context.Context, st *store.Store, retention time.Duration, log *s
 
 // LoadTLS returns the local listeners' TLS settings: [tls]'s certificate,
 // or the self-signed one in state_dir, made on first use.
+// Fingerprint is the SHA-256 fingerprint of the listeners' certificate,
+// as billing software shows it on its first TLS connection: "AB:CD:…".
+func Fingerprint(tc *tls.Config) string {
+	if len(tc.Certificates) == 0 || len(tc.Certificates[0].Certificate) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(tc.Certificates[0].Certificate[0])
+	var parts []string
+	for _, b := range sum {
+		parts = append(parts, fmt.Sprintf("%02X", b))
+	}
+	return strings.Join(parts, ":")
+}
+
 func LoadTLS(cfg *config.Config, st *store.Store) (*tls.Config, error) {
 	var cert tls.Certificate
 	var err error

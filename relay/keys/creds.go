@@ -23,6 +23,9 @@ var ErrCredentialOnly = errors.New("the store key is sealed as a systemd credent
 
 // unitDir is where Seal writes the service's drop-in. TEST-ONLY override:
 // SESAM_RELAY_UNIT_DIR, so that tests do not write to /etc/systemd.
+// UnitDir is where the service's drop-ins are written.
+func UnitDir() string { return unitDir() }
+
 func unitDir() string {
 	if d := os.Getenv("SESAM_RELAY_UNIT_DIR"); d != "" {
 		return d

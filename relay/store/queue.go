@@ -506,6 +506,38 @@ func (s *Store) Retry(ctx context.Context, id int64, who string) error {
 	return err
 }
 
+// RetryAccount makes every waiting message of an account due now and
+// wakes its deliverer out of any pause (after `account passwd`: the
+// provider password was changed). It returns how many wait.
+func (s *Store) RetryAccount(ctx context.Context, account, who string) (int, error) {
+	now := s.now()
+	var n int
+	err := s.writeWait(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.Query("SELECT id FROM messages WHERE account = ? AND state IN ('queued','deferred')", account)
+		if err != nil {
+			return err
+		}
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			rows.Scan(&id)
+			ids = append(ids, id)
+		}
+		rows.Close()
+		for _, id := range ids {
+			if err := s.transition(tx, id, now, waiting, Queued, ", next_attempt = ?", []any{ms(now)}, "retry asked by "+who); err != nil {
+				return err
+			}
+		}
+		n = len(ids)
+		return nil
+	})
+	if err == nil {
+		s.kickOwner(account)
+	}
+	return n, err
+}
+
 // Drop removes a message that has not been sent from delivery. Its bytes stay
 // for the record.
 func (s *Store) Drop(ctx context.Context, id int64, who string) error {
