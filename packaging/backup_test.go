@@ -123,6 +123,23 @@ func TestBackupByTheTimerRestoresOnAFreshInstall(t *testing.T) {
 	if out, err := b.in("sesam-relay", "check"); !strings.Contains(out, "127.0.0.1:1") || strings.Contains(out, "sealed in") {
 		t.Errorf("check as root reads the sealed password, then fails at the unreachable provider: %v\n%s", err, out)
 	}
+	// An account added by `account add` under systemd: the password sealed,
+	// the file in accounts.d the service's group may read, the service
+	// restarted to get both (the provider is unreachable here: --no-check).
+	out = b.must("sh", "-c", "printf 'provider-pw-2\\nbilling-pw-2\\n' | sesam-relay account add martin --address cabinet.martin@orange.fr --smtp smtp://127.0.0.1:1 --no-check")
+	if !strings.Contains(out, "sealed as the systemd credential") || !strings.Contains(out, "the service was restarted") || !strings.Contains(out, "In the billing software") {
+		t.Errorf("account add under systemd:\n%s", out)
+	}
+	if m := strings.TrimSpace(b.must("stat", "-c", "%04a %U:%G", "/etc/sesam-relay/accounts.d/martin.toml")); m != "0640 root:sesam-relay" {
+		t.Errorf("accounts.d/martin.toml is %s", m)
+	}
+	if st := b.must("sesam-relay", "account", "list"); !strings.Contains(st, "martin  cabinet.martin@orange.fr") || !strings.Contains(st, "sealed (systemd credential)") {
+		t.Errorf("account list:\n%s", st)
+	}
+	if st := b.must("sesam-relay", "status"); !strings.Contains(st, "martin") || !strings.Contains(st, "certificate: SHA-256 ") {
+		t.Errorf("status after account add:\n%s", st)
+	}
+	b.must("sesam-relay", "account", "remove", "martin")
 
 	// The day: a lot from the billing software, returns saved from the webmail.
 	lot := string(mustRead(t, "../testdata/mail/lot-smime.eml"))
