@@ -20,10 +20,17 @@ type booted struct {
 	pid1   int
 }
 
-func boot(t *testing.T) *booted {
+func boot(t *testing.T) *booted { return bootWith(t, nil) }
+
+// bootWith boots the chroot once prepare has installed and configured what
+// else the test needs (the container has no network to fetch it later).
+func bootWith(t *testing.T, prepare func(*chroot)) *booted {
 	need(t, "systemd-nspawn", "nsenter", "pgrep")
 	c := newChroot(t)
 	c.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "systemd")
+	if prepare != nil {
+		prepare(c)
+	}
 	b := &booted{chroot: c}
 	b.nspawn = exec.Command("systemd-nspawn", "-D", c.root, "--register=no", "--keep-unit", "--private-network", "-b", "--console=pipe")
 	if err := b.nspawn.Start(); err != nil {
