@@ -101,6 +101,7 @@ func build(root, work, out, version, debArch string, t goTarget) (string, error)
 				file(filepath.Join(root, "packaging", "copyright"), "/usr/share/doc/sesam-relay/copyright", 0o644),
 				file(licenses, "/usr/share/doc/sesam-relay/embedded-modules.txt.gz", 0o644),
 				file(filepath.Join(root, "packaging", "lintian-overrides"), "/usr/share/lintian/overrides/sesam-relay", 0o644),
+				file(filepath.Join(root, "packaging", "prometheus", "sesam-relay.rules.yml"), "/usr/share/sesam-relay/prometheus/sesam-relay.rules.yml", 0o644),
 			},
 			Scripts: nfpm.Scripts{
 				PostInstall: filepath.Join(root, "packaging", "scripts", "postinst"),

@@ -99,6 +99,7 @@ func TestPackageHoldsTheFilesAnInstallerExpects(t *testing.T) {
 		"./usr/share/doc/sesam-relay/copyright",
 		"./usr/share/doc/sesam-relay/changelog.Debian.gz",
 		"./usr/share/doc/sesam-relay/embedded-modules.txt.gz",
+		"./usr/share/sesam-relay/prometheus/sesam-relay.rules.yml",
 	} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("the package lacks %s:\n%s", want, out)

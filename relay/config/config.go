@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,11 +44,20 @@ type Config struct {
 	LocalAuth      LocalAuth `toml:"local_auth"`
 	Sesam          Sesam     `toml:"sesam"`
 	Backup         Backup    `toml:"backup"`
+	Metrics        Metrics   `toml:"metrics"`
 	Accounts       []Account `toml:"account"`
 	// AccountsDir holds one file per account (`sesam-relay account add`
 	// writes them), read after the [[account]] tables of this file.
 	// Default: accounts.d beside the config.
 	AccountsDir string `toml:"accounts_dir"`
+}
+
+// Metrics is the Prometheus endpoint (GET /metrics, OpenMetrics, no
+// login): off until listen names an address; only the hosts in allow
+// (default: this box) reach it.
+type Metrics struct {
+	Listen []HostPort `toml:"listen"`
+	Allow  []Prefix   `toml:"allow"`
 }
 
 // Backup is where `sesam-relay backup` (its daily timer) writes, and to
@@ -350,6 +360,7 @@ func Defaults() Config {
 		MinFreeSpace:   64 << 20,
 		Retention:      Duration(90 * 24 * time.Hour),
 		Backup:         Backup{Keep: 7},
+		Metrics:        Metrics{Allow: []Prefix{{netip.MustParsePrefix("127.0.0.0/8")}, {netip.MustParsePrefix("::1/128")}}},
 		Listen: Listen{
 			Control:                  "/run/sesam-relay/control.sock",
 			MaxConnections:           64,
@@ -463,6 +474,9 @@ func (c *Config) validate(md toml.MetaData) error {
 	}
 	if len(c.Listen.Allow) == 0 {
 		bad("[listen] allow is empty: every client would be refused (list the practice networks, e.g. 192.168.0.0/16)")
+	}
+	if len(c.Metrics.Listen) > 0 && len(c.Metrics.Allow) == 0 {
+		bad("[metrics] allow is empty: every scrape would be refused (list the monitoring server, e.g. \"192.168.1.5\")")
 	}
 	if c.Listen.Control == "" {
 		bad("[listen] control is empty: name the control socket (e.g. /run/sesam-relay/control.sock)")

@@ -308,6 +308,9 @@ func (h *Handler) handle(ctx context.Context, req Request, caller Caller) (any, 
 	return nil, fmt.Errorf("unknown command %q", req.Cmd)
 }
 
+// Status is what `sesam-relay status` shows (for /metrics and the page).
+func (h *Handler) Status() (Status, error) { return h.status() }
+
 func (h *Handler) status() (Status, error) {
 	st := Status{Hostname: h.Config.Hostname, StateDir: h.Config.StateDir, TLSMin: h.Config.TLS.MinVersion.String(), Weaknesses: h.Config.Weaknesses()}
 	st.FreeBytes, _ = h.Store.FreeSpace()

@@ -85,13 +85,59 @@ func lotView(r sesam.Lot, now time.Time, set sesam.WarnSettings, col sesam.Colle
 		l.Returns = []sesam.LotReturn{}
 	}
 	working := s.Count != "calendar"
-	for _, d := range sesam.DueNotices(r, st, now, set, col) {
-		switch d.Kind {
-		case sesam.NoticeNoAck:
-			l.Late = "no acknowledgement after " + warn.Delay(d.After, working)
-		case sesam.NoticeUndelivered:
-			l.Late = "not gone after " + warn.Delay(d.After, working)
-		}
+	switch kind, after := late(r, st, now, set, col); kind {
+	case sesam.NoticeNoAck:
+		l.Late = "no acknowledgement after " + warn.Delay(after, working)
+	case sesam.NoticeUndelivered:
+		l.Late = "not gone after " + warn.Delay(after, working)
 	}
 	return l
+}
+
+// late says which delay of a lot ran out (sesam.NoticeNoAck or
+// NoticeUndelivered, as the warner counts them), and after how long;
+// "" when none did.
+func late(r sesam.Lot, st sesam.LotStatus, now time.Time, set sesam.WarnSettings, col sesam.Collection) (sesam.NoticeKind, time.Duration) {
+	var kind sesam.NoticeKind
+	var after time.Duration
+	for _, d := range sesam.DueNotices(r, st, now, set, col) {
+		if d.Kind == sesam.NoticeNoAck || d.Kind == sesam.NoticeUndelivered {
+			kind, after = d.Kind, d.After
+		}
+	}
+	return kind, after
+}
+
+// LotCounts is one account's lots since a date, counted by state
+// (sesam.LotStates) and by delay run out: what /metrics exports.
+type LotCounts struct {
+	States      map[sesam.LotState]int
+	NoAck       int // sent, no acknowledgement after the delay
+	Undelivered int // not gone after the delay
+}
+
+// CountLots counts each account's lots since a date, by the lot rules.
+func (h *Handler) CountLots(since time.Time) (map[string]LotCounts, error) {
+	set, _ := warn.Settings(h.Config.Sesam)
+	now := time.Now()
+	out := map[string]LotCounts{}
+	for _, a := range h.Config.Accounts {
+		recs, col, _, err := warn.Lots(h.Config, h.Store, a, since)
+		if err != nil {
+			return out, err
+		}
+		c := LotCounts{States: map[sesam.LotState]int{}}
+		for _, r := range recs {
+			st := r.Status()
+			c.States[st.State]++
+			switch kind, _ := late(r, st, now, set, col); kind {
+			case sesam.NoticeNoAck:
+				c.NoAck++
+			case sesam.NoticeUndelivered:
+				c.Undelivered++
+			}
+		}
+		out[a.Name] = c
+	}
+	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"reflect"
 	"strings"
 	"time"
@@ -76,6 +77,7 @@ func (d *daemon) apply(cfg *config.Config) error {
 	}
 	d.conns.Set(cfg.Listen.MaxConnections, cfg.Listen.MaxConnectionsPerAddress)
 	gen := newGeneration(cfg, tlsConf, throttle, d.locks, d.conns, d.st, d.log)
+	gen.metrics, gen.metricsPolicy = d.metricsServer(cfg, d.log)
 	var names []string
 	for _, s := range specs {
 		gen.serve(s.proto, d.listeners[s.key])
@@ -116,7 +118,7 @@ func listenSpecs(cfg *config.Config) []listenSpec {
 	for _, g := range []struct {
 		proto string
 		addrs []config.HostPort
-	}{{"smtp", cfg.Listen.SMTP}, {"smtps", cfg.Listen.SMTPS}, {"pop3", cfg.Listen.POP3}, {"pop3s", cfg.Listen.POP3S}} {
+	}{{"smtp", cfg.Listen.SMTP}, {"smtps", cfg.Listen.SMTPS}, {"pop3", cfg.Listen.POP3}, {"pop3s", cfg.Listen.POP3S}, {"metrics", cfg.Metrics.Listen}} {
 		for _, a := range g.addrs {
 			specs = append(specs, listenSpec{g.proto, string(a), g.proto + "://" + string(a)})
 		}
@@ -135,9 +137,12 @@ func hasKey(specs []listenSpec, key string) bool {
 
 // generation is the servers of one config, on views of the shared sockets.
 type generation struct {
-	smtp     *smtpd.Server
-	pop      *pop3d.Server
-	throttle *auth.Throttle
+	smtp          *smtpd.Server
+	pop           *pop3d.Server
+	throttle      *auth.Throttle
+	metrics       *http.Server
+	metricsPolicy auth.Policy
+	log           *slog.Logger
 }
 
 func newGeneration(cfg *config.Config, tlsConf *tls.Config, throttle *auth.Throttle, locks *pop3d.Locks, conns *auth.ConnLimit, st *store.Store, log *slog.Logger) *generation {
@@ -160,7 +165,7 @@ func newGeneration(cfg *config.Config, tlsConf *tls.Config, throttle *auth.Throt
 	// the generation: old and new sessions count together.
 	logins := auth.NewChecker(hashes)
 	return &generation{
-		throttle: throttle,
+		throttle: throttle, log: log,
 		smtp: smtpd.New(smtpd.Options{
 			Hostname: cfg.Hostname, MaxMessageSize: int64(cfg.MaxMessageSize), MinFreeSpace: uint64(cfg.MinFreeSpace),
 			AllowPlaintextAuth: cfg.Listen.AllowPlaintextAuth.Prefixes(), TLS: tlsConf, Logins: logins, AccountOf: accountOf,
@@ -174,6 +179,10 @@ func newGeneration(cfg *config.Config, tlsConf *tls.Config, throttle *auth.Throt
 }
 
 func (g *generation) serve(proto string, s *shared) {
+	if proto == "metrics" {
+		go serveMetrics(g.metrics, s.view(), g.metricsPolicy, g.log)
+		return
+	}
 	serve := map[string]func(net.Listener) error{"smtp": g.smtp.Serve, "smtps": g.smtp.ServeTLS, "pop3": g.pop.Serve, "pop3s": g.pop.ServeTLS}[proto]
 	go serve(s.view())
 }
@@ -185,6 +194,7 @@ func (g *generation) shutdown(limit time.Duration) {
 	defer cancel()
 	done := make(chan struct{})
 	go func() { g.pop.Shutdown(ctx); close(done) }()
+	go g.metrics.Shutdown(ctx)
 	g.smtp.Shutdown(ctx)
 	<-done // ctx must outlive both
 }
@@ -192,6 +202,7 @@ func (g *generation) shutdown(limit time.Duration) {
 func (g *generation) close() {
 	g.smtp.Close()
 	g.pop.Close()
+	g.metrics.Close()
 }
 
 type worker struct {
@@ -244,7 +255,7 @@ func (d *daemon) replaceAccounts(old, cfg *config.Config) {
 	defer d.mu.Unlock()
 	for _, a := range cfg.Accounts {
 		if d.workers[a.Name] == nil {
-			w := deliver.NewWorker(a, cfg.Delivery, cfg.Hostname, cfg.Sesam.Contact, d.st, d.log)
+			w := deliver.NewWorker(a, cfg.Delivery, cfg.Hostname, cfg.Sesam.Contact, counted{d.st, a.Name, d.deliveries}, d.log)
 			d.workers[a.Name] = &worker{Worker: w, acct: a, task: start(w.Run)}
 		}
 		// One loop per account: it polls at the times of its cron schedule

@@ -18,6 +18,7 @@ import (
 	"github.com/sesam-relay/sesam-relay/relay/config"
 	"github.com/sesam-relay/sesam-relay/relay/control"
 	"github.com/sesam-relay/sesam-relay/relay/keys"
+	"github.com/sesam-relay/sesam-relay/relay/metrics"
 	"github.com/sesam-relay/sesam-relay/relay/pop3d"
 	"github.com/sesam-relay/sesam-relay/relay/store"
 )
@@ -39,8 +40,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload <-cha
 	}
 	d := &daemon{st: st, keySource: keySource, log: log, started: time.Now(), listeners: map[string]*shared{},
 		workers: map[string]*worker{}, pollers: map[string]*poller{}, locks: pop3d.NewLocks(),
-		conns: auth.NewConnLimit(0, 0),
-		load:  load, reloads: make(chan chan error), actions: &control.Actions{}}
+		conns: auth.NewConnLimit(0, 0), metricsConns: auth.NewConnLimit(8, 4), deliveries: metrics.NewDeliveries(),
+		load: load, reloads: make(chan chan error), actions: &control.Actions{}}
 	if err := d.apply(cfg); err != nil {
 		d.stop()
 		return err
@@ -86,11 +87,14 @@ type daemon struct {
 	gen       *generation
 	locks     *pop3d.Locks
 	conns     *auth.ConnLimit // open connections of every generation
-	side      []*task         // the warner and the purge, restarted at each reload
-	handler   atomic.Pointer[control.Handler]
-	load      func() (*config.Config, error) // reads the config file again; nil: no reload
-	reloads   chan chan error                // `sesam-relay reload`, answered with the verdict
-	actions   *control.Actions               // the technicians' last actions, across reloads
+	// metricsConns caps the scrapers' connections, apart from the clients'.
+	metricsConns *auth.ConnLimit
+	deliveries   *metrics.Deliveries // counted across reloads
+	side         []*task             // the warner and the purge, restarted at each reload
+	handler      atomic.Pointer[control.Handler]
+	load         func() (*config.Config, error) // reads the config file again; nil: no reload
+	reloads      chan chan error                // `sesam-relay reload`, answered with the verdict
+	actions      *control.Actions               // the technicians' last actions, across reloads
 
 	mu      sync.Mutex
 	workers map[string]*worker

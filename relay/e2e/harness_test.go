@@ -78,6 +78,7 @@ type relay struct {
 	control   string
 	stateDir  string
 	prov      *demo.Provider
+	metrics   string // host:port of /metrics, when [metrics] listen is set
 	cmd       *exec.Cmd
 	logMu     sync.Mutex
 	log       bytes.Buffer
@@ -195,6 +196,9 @@ func (r *relay) start() {
 				}
 				if a, ok := strings.CutPrefix(l, "pop3s://"); ok {
 					r.pop3s = a
+				}
+				if a, ok := strings.CutPrefix(l, "metrics://"); ok {
+					r.metrics = a
 				}
 			}
 			return

@@ -633,3 +633,32 @@ func (s *Store) wakeOwner(id int64) {
 		s.kickOwner(account)
 	}
 }
+
+// Waiting is one account's waiting mail as /metrics exports it.
+type Waiting struct {
+	Oldest    time.Time // the oldest waiting mail's arrival; zero: none waits
+	Uncertain int       // held because it may have left (never resent alone)
+}
+
+// WaitingByAccount reads, per account, the oldest mail not yet gone
+// (queued, deferred, sending or held) and how many are held as uncertain.
+func (s *Store) WaitingByAccount() (map[string]Waiting, error) {
+	rows, err := s.r.Query(`SELECT account, MIN(received_at), SUM(state = 'held' AND substr(hold_reason, 1, ?) = ?)
+		FROM messages WHERE state IN ('queued', 'deferred', 'sending', 'held') GROUP BY account`, len(uncertainPrefix), uncertainPrefix)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]Waiting{}
+	for rows.Next() {
+		var a string
+		var oldest int64
+		var w Waiting
+		if err := rows.Scan(&a, &oldest, &w.Uncertain); err != nil {
+			return nil, err
+		}
+		w.Oldest = fromMS(oldest)
+		out[a] = w
+	}
+	return out, rows.Err()
+}
