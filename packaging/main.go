@@ -31,7 +31,7 @@ func main() {
 	out := flag.String("out", "", "where the .deb files go (default: dist/ at the repository's top)")
 	repo := flag.String("repo", "", "also publish the packages into this APT repository folder")
 	repoKey := flag.String("repo-key", "", "the repository's private signing key (made by -new-repo-key)")
-	repoURL := flag.String("repo-url", "https://apt.example.fr/sesam-relay", "where the repository folder will be served, for sesam-relay.list")
+	repoURL := flag.String("repo-url", "", "where the repository folder is served (https://…), for sesam-relay.list; default: the one it already names")
 	newKey := flag.String("new-repo-key", "", "make a repository signing key into this file, then stop")
 	flag.Parse()
 	log.SetFlags(0)

@@ -77,6 +77,9 @@ func readRepoKey(path string) (*openpgp.Entity, error) {
 		return nil, fmt.Errorf("the repository's signing key: %w (make one with -new-repo-key FILE)", err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s is readable by others (mode %04o): whoever read it can sign updates for every practice; chmod 600 it, and make a new key if others may have copied it", path, fi.Mode().Perm())
+	}
 	el, err := openpgp.ReadArmoredKeyRing(f)
 	if err != nil || len(el) != 1 || el[0].PrivateKey == nil {
 		return nil, fmt.Errorf("%s is not a private OpenPGP key made by -new-repo-key", path)
@@ -86,7 +89,24 @@ func readRepoKey(path string) (*openpgp.Entity, error) {
 
 // publish copies debs into the repository's pool, then writes its indexes
 // and signs them with key. url is where the IT provider serves dir.
+//
+// It refuses what would strand the boxes already using the repository: a
+// key other than the one they trust, a package of a version already
+// published but with other bytes (apt would never fetch it again, and
+// caches would report a hash mismatch). An empty url keeps the one the
+// repository's sources line has.
 func publish(dir string, debs []string, key *openpgp.Entity, url string) error {
+	if err := sameKey(dir, key); err != nil {
+		return err
+	}
+	if url == "" {
+		line, err := os.ReadFile(filepath.Join(dir, "sesam-relay.list"))
+		if f := strings.Fields(string(line)); err != nil || len(f) < 3 {
+			return fmt.Errorf("no -repo-url given, and %s has no sources line to take it from: give the address the folder is served at", dir)
+		} else {
+			url = f[len(f)-3]
+		}
+	}
 	pool := filepath.Join(dir, "pool", component, "s", "sesam-relay")
 	if err := os.MkdirAll(pool, 0o755); err != nil {
 		return err
@@ -96,7 +116,14 @@ func publish(dir string, debs []string, key *openpgp.Entity, url string) error {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(pool, filepath.Base(d)), b, 0o644); err != nil {
+		dst := filepath.Join(pool, filepath.Base(d))
+		if old, err := os.ReadFile(dst); err == nil {
+			if !bytes.Equal(old, b) {
+				return fmt.Errorf("%s is already published with other contents: boxes that installed it would never get these; raise the version (changelog.yml) and publish again", filepath.Base(d))
+			}
+			continue
+		}
+		if err := writeAtomic(dst, b); err != nil {
 			return err
 		}
 	}
@@ -126,7 +153,7 @@ func publish(dir string, debs []string, key *openpgp.Entity, url string) error {
 		zw.Write(plain)
 		zw.Close()
 		for name, b := range map[string][]byte{"Packages": plain, "Packages.gz": gz.Bytes()} {
-			if err := os.WriteFile(filepath.Join(dir, "dists", suite, sub, name), b, 0o644); err != nil {
+			if err := writeAtomic(filepath.Join(dir, "dists", suite, sub, name), b); err != nil {
 				return err
 			}
 			indexes = append(indexes, filepath.Join(sub, name))
@@ -135,6 +162,37 @@ func publish(dir string, debs []string, key *openpgp.Entity, url string) error {
 	sort.Strings(indexes)
 	release := releaseFile(filepath.Join(dir, "dists", suite), archs, indexes)
 	return sign(dir, release, key, url)
+}
+
+// sameKey refuses a key other than the one the repository was first
+// signed with: the boxes trust only that one (signed-by), and would stop
+// updating without a word.
+func sameKey(dir string, key *openpgp.Entity) error {
+	f, err := os.Open(filepath.Join(dir, "sesam-relay-archive-keyring.asc"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // a new repository
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	el, err := openpgp.ReadArmoredKeyRing(f)
+	if err != nil || len(el) == 0 {
+		return fmt.Errorf("%s: the repository's public key cannot be read: %v", dir, err)
+	}
+	if el[0].PrimaryKey.Fingerprint == nil || !bytes.Equal(el[0].PrimaryKey.Fingerprint, key.PrimaryKey.Fingerprint) {
+		return fmt.Errorf("%s is signed with the key %X, not with this one (%X): the practices' boxes trust only the first; publish with that key", dir, el[0].PrimaryKey.Fingerprint, key.PrimaryKey.Fingerprint)
+	}
+	return nil
+}
+
+// writeAtomic writes a file under a temporary name, then renames it.
+func writeAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // packagesStanza is a package's entry in Packages: its control file, then
@@ -241,7 +299,7 @@ func sign(dir string, release []byte, key *openpgp.Entity, url string) error {
 		filepath.Join(dist, "Release"): release, filepath.Join(dist, "InRelease"): in.Bytes(), filepath.Join(dist, "Release.gpg"): det.Bytes(),
 		filepath.Join(dir, "sesam-relay-archive-keyring.asc"): pub, filepath.Join(dir, "sesam-relay.list"): []byte(list),
 	} {
-		if err := os.WriteFile(name, b, 0o644); err != nil {
+		if err := writeAtomic(name, b); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -74,6 +75,17 @@ func Account(cfg *config.Config, args []string, o AccountOpts, stdin io.Reader, 
 	return 0
 }
 
+// loginNames are the names account add gives: they become file names, TOML
+// values and words of the CLI's hints, so nothing there may need quoting.
+var loginNames = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+func loginName(what, name string) error {
+	if !loginNames.MatchString(name) {
+		return fmt.Errorf("%q cannot name %s: a short login such as dupont (lower-case letters, digits, '-' and '_', at most 64)", name, what)
+	}
+	return nil
+}
+
 // secretsDir holds the provider passwords the account commands write.
 func secretsDir(o AccountOpts) string { return filepath.Join(filepath.Dir(o.Config), "secrets") }
 
@@ -81,8 +93,8 @@ func accountAdd(cfg *config.Config, name string, o AccountOpts, in *asker, stdou
 	if cfg.Login(name) != nil {
 		return fmt.Errorf("the login %q is already used (see `sesam-relay account list`): choose another name", name)
 	}
-	if strings.ContainsAny(name, " \t:@/\\.") || name == "" {
-		return fmt.Errorf("%q cannot name an account: a short login such as dupont (no spaces, '.', ':', '@', '/' or '\\')", name)
+	if err := loginName("an account", name); err != nil {
+		return err
 	}
 	addr := o.Address
 	var err error
@@ -144,6 +156,9 @@ func accountAdd(cfg *config.Config, name string, o AccountOpts, in *asker, stdou
 		phone = strings.TrimSpace(phone)
 	}
 	if phone != "" {
+		if err := loginName("the phone's login", phone); err != nil {
+			return err
+		}
 		if cfg.Login(phone) != nil || phone == name {
 			return fmt.Errorf("the login %q is already used: choose another name for the phone", phone)
 		}
@@ -271,9 +286,9 @@ func tryProvider(p config.Provider, hostname string, preset config.Preset, known
 		case ue != nil && ue.Kind == upstream.CredentialsRefused:
 			return fmt.Errorf("%s refused the password of %s: nothing was written. Check it by logging in to %s, then run this again", u.String(), p.Username, webmail)
 		case ue != nil && ue.Kind == upstream.AccessClosed:
-			return fmt.Errorf("%s: %v. Nothing was written; while the provider keeps it closed, add --no-check to write the account anyway", u.String(), err)
+			return fmt.Errorf("%s: %v. Nothing was written; while the provider keeps it closed, add --no-check to write it anyway", u.String(), err)
 		}
-		return fmt.Errorf("%s: %v. Nothing was written: check this box's Internet access and the server's name, or add --no-check to write the account without trying it", u.String(), err)
+		return fmt.Errorf("%s: %v. Nothing was written: check this box's Internet access and the server's name, or add --no-check to write it without trying", u.String(), err)
 	}
 	if err := try("sending", p.SMTP, deliver.TryLogin(p, hostname, 30*time.Second)); err != nil {
 		return err

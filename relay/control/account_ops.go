@@ -157,7 +157,13 @@ func accountRemove(cfg *config.Config, name string, o AccountOpts, stdout io.Wri
 		return err
 	}
 	var gone []string
-	if s := acct.Upstream.PasswordFile; s != "" {
+	shared := ""
+	for _, other := range cfg.Accounts {
+		if other.Name != name && other.Upstream.PasswordFile != "" && other.Upstream.PasswordFile == acct.Upstream.PasswordFile {
+			shared = other.Name
+		}
+	}
+	if s := acct.Upstream.PasswordFile; s != "" && shared == "" {
 		cred := keys.CredentialFile(s)
 		dropIn := filepath.Join(keys.UnitDir(), "sesam-relay.service.d", "50-"+config.PasswordCredential(s)+".conf")
 		for _, f := range []string{s, cred, dropIn} {
@@ -171,9 +177,12 @@ func accountRemove(cfg *config.Config, name string, o AccountOpts, stdout io.Wri
 		PrintJSON(stdout, map[string]any{"account": name, "file_set_aside": aside, "removed": gone, "applied": applied, "waiting_held": waiting})
 		return nil
 	}
-	fmt.Fprintf(stdout, "account %s removed: its file is set aside as %s (rename it back to restore the account)\n", name, aside)
-	if len(gone) > 0 {
-		fmt.Fprintf(stdout, "its provider password is destroyed (%s)\n", strings.Join(gone, ", "))
+	fmt.Fprintf(stdout, "account %s removed: its file is set aside as %s\n", name, aside)
+	switch {
+	case shared != "":
+		fmt.Fprintf(stdout, "its provider password (%s) is kept: account %s uses it too\n", acct.Upstream.PasswordFile, shared)
+	case len(gone) > 0:
+		fmt.Fprintf(stdout, "its provider password is destroyed (%s): to bring the account back, rename its file back, then `sudo sesam-relay account passwd %s`\n", strings.Join(gone, ", "), name)
 	}
 	fmt.Fprintln(stdout, applied)
 	switch {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -110,6 +111,30 @@ func TestAccountAddTriesTheProviderWritesTheAccountAndReloads(t *testing.T) {
 		t.Fatalf("reload with a typo (%d):\n%s", code, out)
 	}
 	os.Remove(filepath.Join(accountsD, "typo.toml"))
+
+	// A name that would need quoting (a file name, a TOML value, a word of
+	// the CLI's hints) is refused before anything is written.
+	for _, bad := range []string{"a*b", "Dupont", "x\nnotify = []", strings.Repeat("c", 65)} {
+		if out, code := r.account("pw\npw\n", "add", bad, "--address", "a@exemple-sante.fr", "--smtp", "smtp://"+prov.Addr(), "--no-check", "--insecure"); code == 0 || !strings.Contains(out, "cannot name an account") {
+			t.Fatalf("account add %q (%d):\n%s", bad, code, out)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(r.dir, "secrets")); len(ents) != 1 {
+		t.Fatalf("a refused name left a password behind: %v", ents)
+	}
+	// An account written by hand that shares martin's password file: its
+	// removal keeps the file martin still needs.
+	srcB, _ := os.ReadFile(filepath.Join(accountsD, "martin.toml"))
+	src := string(srcB)
+	other := regexp.MustCompile(`(?m)^name(\s*)= "martin"`).ReplaceAllString(src, `name$1= "other"`)
+	other = strings.ReplaceAll(other, "cabinet.martin@", "cabinet.other@")
+	os.WriteFile(filepath.Join(accountsD, "other.toml"), []byte(other), 0o640)
+	if out, code := r.account("", "remove", "other"); code != 0 || !strings.Contains(out, "is kept: account martin uses it too") {
+		t.Fatalf("removing an account that shares martin's password (%d):\n%s", code, out)
+	}
+	if _, err := os.Stat(secret); err != nil {
+		t.Fatalf("removing other destroyed martin's password: %v", err)
+	}
 
 	// Removed, martin's waiting mail is held, never dropped.
 	prov.SetMode(demo.TempFail)
