@@ -125,6 +125,7 @@ type Listen struct {
 	SMTPS   []HostPort `toml:"smtps"` // implicit TLS
 	POP3    []HostPort `toml:"pop3"`  // plain, STLS offered
 	POP3S   []HostPort `toml:"pop3s"` // implicit TLS
+	Web     []HostPort `toml:"web"`   // the practice's page, HTTPS
 	Control string     `toml:"control"`
 	Allow   []Prefix   `toml:"allow"`
 	// AllowPlaintextAuth lists the networks whose clients may log in without

@@ -78,6 +78,7 @@ func (d *daemon) apply(cfg *config.Config) error {
 	d.conns.Set(cfg.Listen.MaxConnections, cfg.Listen.MaxConnectionsPerAddress)
 	gen := newGeneration(cfg, tlsConf, throttle, d.locks, d.conns, d.st, d.log)
 	gen.metrics, gen.metricsPolicy = d.metricsServer(cfg, d.log)
+	gen.web, gen.webPolicy = d.webServer(cfg, tlsConf, gen.throttle)
 	var names []string
 	for _, s := range specs {
 		gen.serve(s.proto, d.listeners[s.key])
@@ -118,7 +119,7 @@ func listenSpecs(cfg *config.Config) []listenSpec {
 	for _, g := range []struct {
 		proto string
 		addrs []config.HostPort
-	}{{"smtp", cfg.Listen.SMTP}, {"smtps", cfg.Listen.SMTPS}, {"pop3", cfg.Listen.POP3}, {"pop3s", cfg.Listen.POP3S}, {"metrics", cfg.Metrics.Listen}} {
+	}{{"smtp", cfg.Listen.SMTP}, {"smtps", cfg.Listen.SMTPS}, {"pop3", cfg.Listen.POP3}, {"pop3s", cfg.Listen.POP3S}, {"web", cfg.Listen.Web}, {"metrics", cfg.Metrics.Listen}} {
 		for _, a := range g.addrs {
 			specs = append(specs, listenSpec{g.proto, string(a), g.proto + "://" + string(a)})
 		}
@@ -142,6 +143,8 @@ type generation struct {
 	throttle      *auth.Throttle
 	metrics       *http.Server
 	metricsPolicy auth.Policy
+	web           *http.Server
+	webPolicy     auth.Policy
 	log           *slog.Logger
 }
 
@@ -179,8 +182,12 @@ func newGeneration(cfg *config.Config, tlsConf *tls.Config, throttle *auth.Throt
 }
 
 func (g *generation) serve(proto string, s *shared) {
-	if proto == "metrics" {
+	switch proto {
+	case "metrics":
 		go serveMetrics(g.metrics, s.view(), g.metricsPolicy, g.log)
+		return
+	case "web":
+		go g.web.Serve(tls.NewListener(auth.Guard(s.view(), g.webPolicy, nil, g.log), g.web.TLSConfig))
 		return
 	}
 	serve := map[string]func(net.Listener) error{"smtp": g.smtp.Serve, "smtps": g.smtp.ServeTLS, "pop3": g.pop.Serve, "pop3s": g.pop.ServeTLS}[proto]
@@ -195,6 +202,7 @@ func (g *generation) shutdown(limit time.Duration) {
 	done := make(chan struct{})
 	go func() { g.pop.Shutdown(ctx); close(done) }()
 	go g.metrics.Shutdown(ctx)
+	go g.web.Shutdown(ctx)
 	g.smtp.Shutdown(ctx)
 	<-done // ctx must outlive both
 }
@@ -203,6 +211,7 @@ func (g *generation) close() {
 	g.smtp.Close()
 	g.pop.Close()
 	g.metrics.Close()
+	g.web.Close()
 }
 
 type worker struct {

@@ -79,6 +79,7 @@ type relay struct {
 	stateDir  string
 	prov      *demo.Provider
 	metrics   string // host:port of /metrics, when [metrics] listen is set
+	web       string // host:port of the practice's page, when [listen] web is set
 	cmd       *exec.Cmd
 	logMu     sync.Mutex
 	log       bytes.Buffer
@@ -199,6 +200,9 @@ func (r *relay) start() {
 				}
 				if a, ok := strings.CutPrefix(l, "metrics://"); ok {
 					r.metrics = a
+				}
+				if a, ok := strings.CutPrefix(l, "web://"); ok {
+					r.web = a
 				}
 			}
 			return

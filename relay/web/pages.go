@@ -1,0 +1,310 @@
+package web
+
+import (
+	"fmt"
+	"html/template"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/sesam-relay/sesam-relay/relay/control"
+	"github.com/sesam-relay/sesam-relay/relay/store"
+	"github.com/sesam-relay/sesam-relay/sesam"
+)
+
+// page is what every template gets.
+type page struct {
+	Title, Nav, CSRF, Login, Message string
+	Lines                            []line
+	Lots                             []lotRow
+	Filter                           string
+	Notices                          []noticeRow
+	Imported                         *importResult
+}
+
+// line is one of Accueil's: green, orange or red, the reason, what to do.
+type line struct {
+	What, Color, Text string
+}
+
+var funcs = template.FuncMap{}
+
+func (s *Server) home(w http.ResponseWriter, r *http.Request, ss *session) {
+	st, err := s.o.Handler().Status()
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	p := page{Title: "Accueil", Nav: "accueil", CSRF: ss.csrf, Login: ss.login}
+	for _, a := range st.Accounts {
+		if a.Name == ss.account {
+			p.Lines = homeLines(st, a, time.Now())
+		}
+	}
+	s.render(w, http.StatusOK, "accueil", p)
+}
+
+// provider names the practitioner's mail provider as they know it.
+func provider(a control.AccountStatus) string {
+	if _, d, ok := strings.Cut(a.Address, "@"); ok {
+		return d
+	}
+	return "votre messagerie"
+}
+
+// at says a moment the French way: "à 14 h 05" today, "le 27/04 à 9 h"
+// before; since, "depuis 14 h 05", "depuis le 27/04 à 9 h".
+func at(t, now time.Time) string {
+	if d, today := day(t, now); !today {
+		return d
+	}
+	return "à " + hour(t)
+}
+
+func since(t, now time.Time) string {
+	if d, today := day(t, now); !today {
+		return "depuis " + d
+	}
+	return "depuis " + hour(t)
+}
+
+func hour(t time.Time) string {
+	t = t.Local()
+	if t.Minute() == 0 {
+		return fmt.Sprintf("%d\u00a0h", t.Hour())
+	}
+	return fmt.Sprintf("%d\u00a0h\u00a0%02d", t.Hour(), t.Minute())
+}
+
+func day(t, now time.Time) (string, bool) {
+	t = t.Local()
+	y, m, d := now.Local().Date()
+	return fmt.Sprintf("le %02d/%02d à %s", t.Day(), int(t.Month()), hour(t)), t.Year() == y && t.Month() == m && t.Day() == d
+}
+
+func homeLines(st control.Status, a control.AccountStatus, now time.Time) []line {
+	prov := provider(a)
+	send := line{What: "Envoi", Color: "vert", Text: "Vos lots partent normalement."}
+	if !a.Health.LastSuccess.IsZero() {
+		send.Text += " Dernier envoi " + at(a.Health.LastSuccess, now) + "."
+	}
+	h := a.Health
+	switch {
+	case st.LocalFault != nil:
+		send = line{"Envoi", "rouge", "Le relais ne peut plus rien enregistrer (disque plein ou en panne) : vos lots restent dans votre logiciel. Appelez votre technicien aujourd'hui."}
+	case !h.FailingSince.IsZero() && h.Failure == "credentials refused":
+		send = line{"Envoi", "rouge", prov + " refuse le mot de passe " + since(h.FailingSince, now) + " : changez-le dans votre webmail, puis donnez le nouveau mot de passe à votre technicien. Vos lots attendent sur le relais : ne les renvoyez pas."}
+	case !h.FailingSince.IsZero() && h.Failure == "access closed":
+		send = line{"Envoi", "rouge", prov + " bloque l'envoi " + since(h.FailingSince, now) + ". Vos lots attendent sur le relais et partiront dès que " + prov + " rouvrira : ne les renvoyez pas. Prévenez votre technicien."}
+	case !h.FailingSince.IsZero():
+		send = line{"Envoi", "orange", prov + " ne répond pas " + since(h.FailingSince, now) + " : le relais réessaie tout seul. Vos lots attendent sur le relais : ne les renvoyez pas."}
+	case a.Counts[store.Held] > 0:
+		send = line{"Envoi", "rouge", plural(a.Counts[store.Held], "message bloqué", "messages bloqués") + " par le relais : ils ne partiront pas sans votre technicien. Appelez-le aujourd'hui et ne les renvoyez pas."}
+	case a.Counts[store.Deferred] > 0:
+		send = line{"Envoi", "orange", plural(a.Counts[store.Deferred], "message attend", "messages attendent") + " un nouvel essai : le relais réessaie tout seul."}
+	}
+	lines := []line{send}
+	if a.Fetch == nil {
+		return append(lines, line{"Relève", "gris", "Le relais ne relève pas vos messages : vos accusés de réception arrivent directement dans votre logiciel."})
+	}
+	f := a.Fetch
+	get := line{"Relève", "vert", "Les retours de la caisse arrivent normalement."}
+	if !f.LastSuccess.IsZero() {
+		get.Text += " Dernière relève " + at(f.LastSuccess, now) + "."
+	}
+	switch {
+	case !f.FailingSince.IsZero() && f.Failure == "credentials refused":
+		get = line{"Relève", "rouge", prov + " refuse le mot de passe " + since(f.FailingSince, now) + " : changez-le dans votre webmail, puis donnez le nouveau mot de passe à votre technicien."}
+	case !f.FailingSince.IsZero() && (f.Failure == "access closed" || f.Blocked):
+		get = line{"Relève", "rouge", prov + " bloque la relève des messages " + since(f.FailingSince, now) + ". Vos lots partent quand même, mais leurs accusés de réception restent dans votre webmail : enregistrez-les et déposez-les dans la page Importer."}
+	case !f.FailingSince.IsZero():
+		get = line{"Relève", "orange", "La relève échoue " + since(f.FailingSince, now) + " : le relais réessaie tout seul."}
+	}
+	return append(lines, get)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// lotRow is one line of Lots.
+type lotRow struct {
+	Date, Fund, State, Color, Returns, Late string
+	Invoices                                int
+}
+
+// stateFR is each lot state in the practitioner's words, with its color.
+var stateFR = map[sesam.LotState][2]string{
+	sesam.LotQueued:        {"en attente d'envoi", "orange"},
+	sesam.LotDeferred:      {"envoi retardé, le relais réessaie", "orange"},
+	sesam.LotSending:       {"en cours d'envoi", "orange"},
+	sesam.LotHeld:          {"bloqué par le relais : appelez votre technicien", "rouge"},
+	sesam.LotDuplicateHeld: {"bloqué : probablement déjà envoyé", "rouge"},
+	sesam.LotDropped:       {"supprimé par le technicien, jamais parti", "gris"},
+	sesam.LotBounced:       {"refusé par la messagerie", "rouge"},
+	sesam.LotDelivered:     {"envoyé, en attente de l'accusé de réception", "orange"},
+	sesam.LotReturned:      {"retours NOEMIE reçus, accusé de réception manquant", "orange"},
+	sesam.LotProbablyAcked: {"probablement reçu par la caisse (à confirmer)", "orange"},
+	sesam.LotAcknowledged:  {"reçu par la caisse", "vert"},
+	sesam.LotToCheck:       {"à vérifier : la réponse de la caisse n'est pas claire", "rouge"},
+	sesam.LotRejected:      {"rejeté par la caisse : réémettez-le depuis votre logiciel", "rouge"},
+}
+
+var classFR = map[sesam.Class]string{
+	"arl-positive": "accusé de réception positif", "arl-negative": "accusé de réception négatif",
+	"arl-unknown": "accusé de réception illisible", "noemie-payment": "paiement NOEMIE",
+	"noemie-reject": "rejet NOEMIE", "noemie-warning": "avertissement NOEMIE", "bounce": "avis de non-remise",
+}
+
+// filters are Lots' views: name in the page, and which lots they keep.
+var filters = map[string]func(control.LotView, time.Time) bool{
+	"":           func(control.LotView, time.Time) bool { return true },
+	"a-verifier": func(l control.LotView, _ time.Time) bool { return stateFR[l.State][1] == "rouge" || l.Late != "" },
+	"en-attente": func(l control.LotView, _ time.Time) bool { return stateFR[l.State][1] == "orange" },
+	"rejetes": func(l control.LotView, _ time.Time) bool {
+		return l.State == sesam.LotRejected || l.State == sesam.LotBounced
+	},
+	"ce-mois": func(l control.LotView, now time.Time) bool {
+		y, m, _ := now.Date()
+		return l.LotAt.Year() == y && l.LotAt.Month() == m
+	},
+}
+
+func (s *Server) lots(w http.ResponseWriter, r *http.Request, ss *session) {
+	filter := r.URL.Query().Get("filtre")
+	keep, ok := filters[filter]
+	if !ok {
+		filter, keep = "", filters[""]
+	}
+	since := time.Now().AddDate(0, -3, 0).Format("2006-01-02")
+	data, err := s.o.Handler().Handle(r.Context(), control.Request{Cmd: "lots", Account: ss.account, Since: since}, webCaller(ss))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	now := time.Now()
+	p := page{Title: "Lots", Nav: "lots", CSRF: ss.csrf, Login: ss.login, Filter: filter}
+	all := data.(control.Lots).Lots
+	for i := len(all) - 1; i >= 0; i-- { // newest first
+		l := all[i]
+		if !keep(l, now) {
+			continue
+		}
+		fr := stateFR[l.State]
+		row := lotRow{Date: l.LotAt.Format("02/01/2006 15:04"), Fund: l.FundName, Invoices: l.Invoices, State: fr[0], Color: fr[1]}
+		if l.Late != "" {
+			row.Late = "en retard"
+			row.Color = "rouge"
+		}
+		var back []string
+		for _, rt := range l.Returns {
+			if c, ok := classFR[rt.Class]; ok {
+				back = append(back, c)
+			} else {
+				back = append(back, "autre retour")
+			}
+		}
+		row.Returns = strings.Join(back, ", ")
+		if n := len(l.RejectedInvoices); n > 0 {
+			row.Returns = strings.TrimPrefix(row.Returns+", "+plural(n, "facture rejetée", "factures rejetées"), ", ")
+		}
+		p.Lots = append(p.Lots, row)
+	}
+	s.render(w, http.StatusOK, "lots", p)
+}
+
+// noticeRow is one notice of Avis.
+type noticeRow struct{ Date, Text string }
+
+var noticeFR = map[sesam.NoticeKind]string{
+	sesam.NoticeUndelivered: "Un lot n'est pas encore parti.",
+	sesam.NoticeHeld:        "Un lot est bloqué par le relais : appelez votre technicien.",
+	sesam.NoticeDuplicate:   "Un lot semble envoyé deux fois : le second est bloqué.",
+	sesam.NoticeNoAck:       "Un lot n'a pas reçu d'accusé de réception dans le délai.",
+	sesam.NoticeRejected:    "La caisse a rejeté un lot : réémettez-le depuis votre logiciel.",
+	sesam.NoticeToCheck:     "La réponse de la caisse à un lot n'est pas claire : à vérifier.",
+	sesam.NoticeBounced:     "Votre messagerie a refusé un lot.",
+	sesam.NoticeInvoices:    "La caisse a rejeté des factures d'un lot.",
+	sesam.NoticeOutage:      "Votre messagerie bloque la relève des messages.",
+	sesam.NoticeRecovered:   "La relève des messages fonctionne de nouveau.",
+	sesam.NoticeSummary:     "Résumé des lots du jour.",
+}
+
+func (s *Server) notices(w http.ResponseWriter, r *http.Request, ss *session) {
+	ws, err := s.o.Handler().Store.Warnings(ss.account, time.Now().AddDate(0, -3, 0), 200)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	p := page{Title: "Avis", Nav: "avis", CSRF: ss.csrf, Login: ss.login}
+	for i := len(ws) - 1; i >= 0; i-- {
+		kind, _, _ := strings.Cut(ws[i].Kind, ":")
+		if strings.HasPrefix(ws[i].Kind, string(sesam.NoticeInvoices)) {
+			kind = string(sesam.NoticeInvoices)
+		}
+		text, ok := noticeFR[sesam.NoticeKind(kind)]
+		if !ok {
+			text = "Avis du relais."
+		}
+		p.Notices = append(p.Notices, noticeRow{Date: ws[i].At.Local().Format("02/01/2006 15:04"), Text: text})
+	}
+	s.render(w, http.StatusOK, "avis", p)
+}
+
+type importResult struct{ Added, Duplicates int }
+
+func (s *Server) importPage(w http.ResponseWriter, r *http.Request, ss *session) {
+	s.render(w, http.StatusOK, "importer", page{Title: "Importer", Nav: "importer", CSRF: ss.csrf, Login: ss.login})
+}
+
+// importFiles takes .eml files saved from the webmail: the CLI's import
+// (deduplicated, classified, matched to their lot, in the audit log).
+func (s *Server) importFiles(w http.ResponseWriter, r *http.Request, ss *session) {
+	r.Body = http.MaxBytesReader(w, r.Body, s.o.MaxImport)
+	p := page{Title: "Importer", Nav: "importer", CSRF: ss.csrf, Login: ss.login}
+	if err := r.ParseMultipartForm(1 << 20); err != nil {
+		p.Message = "Ces fichiers sont trop gros ou illisibles : déposez-les par petits groupes."
+		s.render(w, http.StatusBadRequest, "importer", p)
+		return
+	}
+	defer r.MultipartForm.RemoveAll()
+	var raws [][]byte
+	for _, fh := range r.MultipartForm.File["messages"] {
+		f, err := fh.Open()
+		if err != nil {
+			continue
+		}
+		b, err := io.ReadAll(f)
+		f.Close()
+		if err == nil && len(b) > 0 {
+			raws = append(raws, b)
+		}
+	}
+	if len(raws) == 0 {
+		p.Message = "Choisissez d'abord un ou plusieurs messages enregistrés (fichiers .eml)."
+		s.render(w, http.StatusBadRequest, "importer", p)
+		return
+	}
+	data, err := s.o.Handler().Handle(r.Context(), control.Request{Cmd: "import", Account: ss.account, Files: raws}, webCaller(ss))
+	if err != nil {
+		p.Message = "L'import a échoué : réessayez, et si cela recommence, appelez votre technicien."
+		s.o.Log.Warn("web import failed", "login", ss.login, "error", err)
+		s.render(w, http.StatusInternalServerError, "importer", p)
+		return
+	}
+	im := data.(control.Imported)
+	p.Imported = &importResult{Added: len(im.Added), Duplicates: im.Duplicates}
+	s.render(w, http.StatusOK, "importer", p)
+}
+
+// webCaller names a page's login in the audit log.
+func webCaller(ss *session) control.Caller { return control.Caller{UID: -1, Name: "web:" + ss.login} }
+
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	s.o.Log.Warn("web page failed", "error", err)
+	s.render(w, http.StatusInternalServerError, "erreur", page{Title: "Erreur", Message: "Le relais n'arrive pas à lire son état. Réessayez dans un instant ; si cela dure, appelez votre technicien."})
+}
