@@ -29,6 +29,7 @@ func practiceConfig(t *testing.T, b *booted, hash string) {
 		`smtps   = ["0.0.0.0:465"]`, `smtps   = []`,
 		`pop3    = ["0.0.0.0:110"]`, `pop3    = ["127.0.0.1:1110"]`,
 		`pop3s   = ["0.0.0.0:995"]`, `pop3s   = []`,
+		`web     = ["0.0.0.0:8443"]`, `web     = []`,
 	).Replace(string(mustRead(t, filepath.Join(b.root, "etc/sesam-relay/config.toml"))))
 	cfg += fmt.Sprintf(`
 [backup]

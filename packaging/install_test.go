@@ -165,6 +165,7 @@ func TestInstallUpgradeRemovePurgeOnAFreshDebian(t *testing.T) {
 		`smtps   = ["0.0.0.0:465"]`, `smtps   = []`,
 		`pop3    = ["0.0.0.0:110"]`, `pop3    = []`,
 		`pop3s   = ["0.0.0.0:995"]`, `pop3s   = []`,
+		`web     = ["0.0.0.0:8443"]`, `web     = []`,
 	).Replace(string(mustRead(t, c.path("/etc/sesam-relay/config.toml"))))
 	hash := strings.TrimSpace(runIn(t, c, "secret-local\n", "sesam-relay", "passwd"))
 	cfg += fmt.Sprintf(`

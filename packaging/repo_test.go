@@ -128,6 +128,9 @@ func TestInstallerFollowsTheREADMEFromASignedRepository(t *testing.T) {
 	if st := run("sesam-relay status"); !strings.Contains(st, "dupont") || !strings.Contains(st, "backup:     20") {
 		t.Errorf("status after the README's steps (the account, the backup):\n%s", st)
 	}
+	if page := b.must("curl", "-sk", "https://127.0.0.1:8443/connexion"); !strings.Contains(page, "Identifiant") {
+		t.Errorf("the practice's page does not answer on the packaged port 8443:\n%s", page)
+	}
 	billingSoftwareDay(t, b, "first")
 	if lots := lotsOf(t, b); len(lots) == 0 || len(lots[0].Returns) == 0 {
 		t.Errorf("the ARL collected from the provider is not shown with its lot: %+v", lots)
