@@ -129,6 +129,14 @@ func TestPracticePageInARealBrowser(t *testing.T) {
 		t.Errorf("Lots after the ARL was imported:\n%s", got)
 	}
 	screenshot(t, ctx, "lots")
+	if got := text(t, ctx, `main`); !strings.Contains(got, "Lots envoyés par jour") || !strings.Contains(got, "Délai médian jusqu'à l'accusé de réception") {
+		t.Errorf("the charts of Lots:\n%s", got)
+	}
+	do(t, ctx, "a lot's page", chromedp.Click(`table a`), chromedp.WaitVisible(`dl`))
+	if got := text(t, ctx, `main`); !strings.Contains(got, "La caisse a bien reçu ce lot : rien à faire.") || !strings.Contains(got, "accusé de réception positif") {
+		t.Errorf("the lot's page:\n%s", got)
+	}
+	screenshot(t, ctx, "lot")
 	if !strings.Contains(r.Log(), "caller=web:"+login) {
 		t.Errorf("the import is not in the audit log under the page's login:\n%s", r.Log())
 	}

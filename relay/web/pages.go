@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +22,8 @@ type page struct {
 	Filter                           string
 	Notices                          []noticeRow
 	Imported                         *importResult
+	PerDay, Delay                    template.HTML // Lots' charts
+	Lot                              *lotDetail
 }
 
 // line is one of Accueil's: green, orange or red, the reason, what to do.
@@ -133,8 +136,17 @@ func plural(n int, one, many string) string {
 
 // lotRow is one line of Lots.
 type lotRow struct {
+	ID                                      int64 // the queue's id: no health data in the URL
 	Date, Fund, State, Color, Returns, Late string
 	Invoices                                int
+}
+
+// lotDetail is a lot's own page.
+type lotDetail struct {
+	lotRow
+	Sent, Advice string
+	Returns      []noticeRow // what came back, with its date
+	Bills        []string    // the invoices the fund rejected or already had
 }
 
 // stateFR is each lot state in the practitioner's words, with its color.
@@ -174,47 +186,121 @@ var filters = map[string]func(control.LotView, time.Time) bool{
 	},
 }
 
+// lotWindow is how far back Lots reads the ledger.
+const lotWindow = 3 // months
+
+func (s *Server) accountLots(r *http.Request, ss *session) ([]control.LotView, error) {
+	since := time.Now().AddDate(0, -lotWindow, 0).Format("2006-01-02")
+	data, err := s.o.Handler().Handle(r.Context(), control.Request{Cmd: "lots", Account: ss.account, Since: since}, webCaller(ss))
+	if err != nil {
+		return nil, err
+	}
+	return data.(control.Lots).Lots, nil
+}
+
+func row(l control.LotView) lotRow {
+	fr := stateFR[l.State]
+	out := lotRow{ID: l.ID, Date: l.LotAt.Format("02/01/2006 15:04"), Fund: l.FundName, Invoices: l.Invoices, State: fr[0], Color: fr[1]}
+	if l.Late != "" {
+		out.Late = "en retard"
+		out.Color = "rouge"
+	}
+	var back []string
+	for _, rt := range l.Returns {
+		back = append(back, classOf(rt.Class))
+	}
+	out.Returns = strings.Join(back, ", ")
+	if n := len(l.RejectedInvoices); n > 0 {
+		out.Returns = strings.TrimPrefix(out.Returns+", "+plural(n, "facture rejetée", "factures rejetées"), ", ")
+	}
+	return out
+}
+
+func classOf(c sesam.Class) string {
+	if fr, ok := classFR[c]; ok {
+		return fr
+	}
+	return "autre retour"
+}
+
 func (s *Server) lots(w http.ResponseWriter, r *http.Request, ss *session) {
 	filter := r.URL.Query().Get("filtre")
 	keep, ok := filters[filter]
 	if !ok {
 		filter, keep = "", filters[""]
 	}
-	since := time.Now().AddDate(0, -3, 0).Format("2006-01-02")
-	data, err := s.o.Handler().Handle(r.Context(), control.Request{Cmd: "lots", Account: ss.account, Since: since}, webCaller(ss))
+	all, err := s.accountLots(r, ss)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
 	now := time.Now()
 	p := page{Title: "Lots", Nav: "lots", CSRF: ss.csrf, Login: ss.login, Filter: filter}
-	all := data.(control.Lots).Lots
+	p.PerDay, p.Delay = charts(all, now)
 	for i := len(all) - 1; i >= 0; i-- { // newest first
-		l := all[i]
-		if !keep(l, now) {
-			continue
+		if keep(all[i], now) {
+			p.Lots = append(p.Lots, row(all[i]))
 		}
-		fr := stateFR[l.State]
-		row := lotRow{Date: l.LotAt.Format("02/01/2006 15:04"), Fund: l.FundName, Invoices: l.Invoices, State: fr[0], Color: fr[1]}
-		if l.Late != "" {
-			row.Late = "en retard"
-			row.Color = "rouge"
-		}
-		var back []string
-		for _, rt := range l.Returns {
-			if c, ok := classFR[rt.Class]; ok {
-				back = append(back, c)
-			} else {
-				back = append(back, "autre retour")
-			}
-		}
-		row.Returns = strings.Join(back, ", ")
-		if n := len(l.RejectedInvoices); n > 0 {
-			row.Returns = strings.TrimPrefix(row.Returns+", "+plural(n, "facture rejetée", "factures rejetées"), ", ")
-		}
-		p.Lots = append(p.Lots, row)
 	}
 	s.render(w, http.StatusOK, "lots", p)
+}
+
+func (s *Server) lot(w http.ResponseWriter, r *http.Request, ss *session) {
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	all, err := s.accountLots(r, ss)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	for _, l := range all {
+		if l.ID != id || id == 0 {
+			continue
+		}
+		d := &lotDetail{lotRow: row(l), Sent: "pas encore parti"}
+		if !l.Delivered.IsZero() {
+			d.Sent = l.Delivered.Local().Format("02/01/2006 à 15:04")
+		}
+		for _, rt := range l.Returns {
+			d.Returns = append(d.Returns, noticeRow{Date: rt.Received.Local().Format("02/01/2006 15:04"), Text: classOf(rt.Class)})
+		}
+		for _, inv := range l.RejectedInvoices {
+			d.Bills = append(d.Bills, invoiceText(inv, "rejetée"))
+		}
+		for _, inv := range l.DuplicateInvoices {
+			d.Bills = append(d.Bills, invoiceText(inv, "déjà reçue par la caisse : ne la facturez pas de nouveau"))
+		}
+		d.Advice = advice(l)
+		s.render(w, http.StatusOK, "lot", page{Title: "Lot du " + d.Date, Nav: "lots", CSRF: ss.csrf, Login: ss.login, Lot: d})
+		return
+	}
+	s.render(w, http.StatusNotFound, "erreur", page{Title: "Lot introuvable", Nav: "lots", CSRF: ss.csrf, Login: ss.login, Message: "Ce lot n'existe pas, ou il a plus de trois mois. Revenez à la page Lots."})
+}
+
+func invoiceText(inv sesam.InvoiceOutcome, what string) string {
+	t := "Facture n° " + inv.Number + " " + what
+	if inv.Label != "" {
+		t += " (motif : " + inv.Label + ")"
+	}
+	return t
+}
+
+// advice is what the practitioner does about a lot, in one sentence.
+func advice(l control.LotView) string {
+	switch {
+	case l.State == sesam.LotRejected:
+		return "Ce lot n'a pas été pris en compte par la caisse : réémettez-le depuis votre logiciel."
+	case l.State == sesam.LotAcknowledged && len(l.RejectedInvoices) > 0:
+		return "Les autres factures ne sont pas concernées : ne renvoyez pas le lot, corrigez et refacturez les factures rejetées."
+	case l.State == sesam.LotAcknowledged:
+		return "La caisse a bien reçu ce lot : rien à faire."
+	case l.State == sesam.LotHeld || l.State == sesam.LotDuplicateHeld || l.State == sesam.LotToCheck:
+		return "Appelez votre technicien ; ne renvoyez pas ce lot avant."
+	case l.State == sesam.LotBounced:
+		return "Votre messagerie a refusé ce lot : appelez votre technicien. Si l'envoi reste impossible, prévenez votre caisse."
+	case l.Late != "":
+		return "Ce lot est en retard : appelez votre technicien ; ne le renvoyez pas avant."
+	}
+	return "Rien à faire pour l'instant : le relais vous préviendra si ce lot a un problème."
 }
 
 // noticeRow is one notice of Avis.

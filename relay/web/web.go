@@ -72,6 +72,7 @@ func New(o Options) *Server {
 	s.mux.HandleFunc("POST /deconnexion", s.authed(s.logout))
 	s.mux.HandleFunc("GET /{$}", s.authed(s.home))
 	s.mux.HandleFunc("GET /lots", s.authed(s.lots))
+	s.mux.HandleFunc("GET /lots/{id}", s.authed(s.lot))
 	s.mux.HandleFunc("GET /avis", s.authed(s.notices))
 	s.mux.HandleFunc("GET /importer", s.authed(s.importPage))
 	s.mux.HandleFunc("POST /importer", s.authed(s.importFiles))
