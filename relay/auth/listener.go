@@ -24,6 +24,8 @@ type Policy struct {
 	Throttle *Throttle
 	Conns    *ConnLimit // nil: no cap
 	Budget   Budget
+	// AllowName names the allowlist in the log; empty: "[listen] allow".
+	AllowName string
 }
 
 // Guard wraps a listener: connections from outside the allowlist, from an
@@ -53,7 +55,11 @@ func (g *guard) Accept() (net.Conn, error) {
 		var line string
 		switch {
 		case !g.p.Allow.Allows(c.RemoteAddr()):
-			g.log.Warn("connection refused: address not in [listen] allow", "remote", remote, "listener", g.Addr().String())
+			name := g.p.AllowName
+			if name == "" {
+				name = "[listen] allow"
+			}
+			g.log.Warn("connection refused: address not in "+name, "remote", remote, "listener", g.Addr().String())
 			if g.ref != nil {
 				line = g.ref.NotAllowed(AddrOf(c.RemoteAddr()).String())
 			}

@@ -207,6 +207,10 @@ type Login struct {
 	// Human marks a person's login (a phone, the practitioner's mail
 	// program): the relay's warnings about lots go there.
 	Human bool `toml:"human"`
+	// Technician marks the login of the practice's technician: the page
+	// adds the Technicien tab (the queue with hold, release and retry,
+	// the provider's health, the last backup, the journal's warnings).
+	Technician bool `toml:"technician"`
 }
 
 // WarnLogins are the logins that get the relay's warnings about lots.

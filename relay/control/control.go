@@ -161,6 +161,7 @@ type Live struct {
 	Actions     *Actions                                               // the last technician actions
 	StoreKey    keys.Source                                            // where the store key was read
 	Fingerprint string                                                 // of the listeners' TLS certificate
+	Recent      func() []string                                        // the journal's last warnings, newest first
 }
 
 // Handler answers requests over a store.

@@ -108,7 +108,7 @@ func (d *daemon) apply(cfg *config.Config) error {
 		d.log.Warn("weakened protection: " + w)
 	}
 	d.handler.Store(&control.Handler{Store: d.st, Config: cfg, Log: d.log, Live: &control.Live{
-		Started: d.started, Listeners: names, Health: d.health, FetchHealth: d.fetchHealth, Fetch: d.fetch, Reload: d.askReload, Actions: d.actions, StoreKey: d.keySource, Fingerprint: Fingerprint(tlsConf)}})
+		Started: d.started, Listeners: names, Health: d.health, FetchHealth: d.fetchHealth, Fetch: d.fetch, Reload: d.askReload, Actions: d.actions, StoreKey: d.keySource, Fingerprint: Fingerprint(tlsConf), Recent: d.recent.List}})
 	return nil
 }
 
@@ -264,6 +264,7 @@ func (d *daemon) replaceAccounts(old, cfg *config.Config) {
 	defer d.mu.Unlock()
 	for _, a := range cfg.Accounts {
 		if d.workers[a.Name] == nil {
+			d.deliveries.Init(a.Name)
 			w := deliver.NewWorker(a, cfg.Delivery, cfg.Hostname, cfg.Sesam.Contact, counted{d.st, a.Name, d.deliveries}, d.log)
 			d.workers[a.Name] = &worker{Worker: w, acct: a, task: start(w.Run)}
 		}

@@ -28,6 +28,8 @@ import (
 // makes it read the config again with load and apply it; a config that
 // does not load or apply is refused, and the running one kept.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload <-chan struct{}, load func() (*config.Config, error)) error {
+	recent := &recentLog{}
+	log = slog.New(recentHandler{Handler: log.Handler(), r: recent})
 	st, keySource, err := openStore(cfg, log)
 	if err != nil {
 		return err
@@ -41,7 +43,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload <-cha
 	d := &daemon{st: st, keySource: keySource, log: log, started: time.Now(), listeners: map[string]*shared{},
 		workers: map[string]*worker{}, pollers: map[string]*poller{}, locks: pop3d.NewLocks(),
 		conns: auth.NewConnLimit(0, 0), metricsConns: auth.NewConnLimit(8, 4), deliveries: metrics.NewDeliveries(),
-		load: load, reloads: make(chan chan error), actions: &control.Actions{}}
+		load: load, reloads: make(chan chan error), actions: &control.Actions{}, recent: recent,
+		webConns: auth.NewConnLimit(32, 8)}
 	if err := d.apply(cfg); err != nil {
 		d.stop()
 		return err
@@ -90,6 +93,8 @@ type daemon struct {
 	// metricsConns caps the scrapers' connections, apart from the clients'.
 	metricsConns *auth.ConnLimit
 	deliveries   *metrics.Deliveries // counted across reloads
+	recent       *recentLog          // the last warnings, for the technician's page
+	webConns     *auth.ConnLimit     // the page's connections, apart from the mail clients'
 	side         []*task             // the warner and the purge, restarted at each reload
 	handler      atomic.Pointer[control.Handler]
 	load         func() (*config.Config, error) // reads the config file again; nil: no reload

@@ -66,12 +66,12 @@ func (d *daemon) metricsServer(cfg *config.Config, log *slog.Logger) (*http.Serv
 		allow[i] = p.Prefix
 	}
 	srv := &http.Server{
-		Handler:           metrics.Handler(metrics.Source{Handler: d.handler.Load, Waiting: d.st.WaitingByAccount, Deliveries: d.deliveries, Version: Version}),
+		Handler:           metrics.Handler(metrics.Source{Handler: d.handler.Load, Waiting: d.st.WaitingByAccount, Deliveries: d.deliveries, Version: Version, Log: log}),
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 20 * time.Second, WriteTimeout: 30 * time.Second,
 		IdleTimeout: 30 * time.Second, MaxHeaderBytes: 8 << 10,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	return srv, auth.Policy{Allow: allow, Conns: d.metricsConns, Budget: metricsBudget}
+	return srv, auth.Policy{Allow: allow, Conns: d.metricsConns, Budget: metricsBudget, AllowName: "[metrics] allow"}
 }
 
 func serveMetrics(srv *http.Server, l net.Listener, p auth.Policy, log *slog.Logger) {

@@ -206,7 +206,7 @@ func TestMetricsRefuseHostsOutsideTheirAllowlist(t *testing.T) {
 	if err == nil || strings.Contains(string(out), "200") {
 		t.Fatalf("curl from outside [metrics] allow got an answer: %v %s", err, out)
 	}
-	if !strings.Contains(r.Log(), "connection refused: address not in [listen] allow") {
+	if !strings.Contains(r.Log(), "connection refused: address not in [metrics] allow") {
 		t.Errorf("the refusal is not logged:\n%s", r.Log())
 	}
 	plain := newRelay(t, newProvider(t), opts{})

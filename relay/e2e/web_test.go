@@ -12,6 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/sesam-relay/sesam-relay/relay/demo"
 	"github.com/sesam-relay/sesam-relay/relay/store"
 	"github.com/sesam-relay/sesam-relay/sesam"
 )
@@ -31,13 +32,26 @@ func browser(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	ctx, cancel2 := chromedp.NewContext(actx)
 	t.Cleanup(cancel2)
+	// The first run starts the browser, and must have no deadline of its
+	// own (it would stop the browser); each later step gets one.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
 	return ctx
+}
+
+// step bounds one browser step: a page that never shows what is waited
+// for fails the test instead of hanging it.
+func step(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, 30*time.Second)
 }
 
 // do runs steps in the browser, at most a minute.
 func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	if err := chromedp.Do(ctx, steps...); err != nil {
+	sctx, cancel := step(ctx)
+	defer cancel()
+	if err := chromedp.Do(sctx, steps...); err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
 }
@@ -45,7 +59,9 @@ func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action
 // text is what the page shows in sel.
 func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
-	s, err := chromedp.Run(ctx, chromedp.Text(sel))
+	sctx, cancel := step(ctx)
+	defer cancel()
+	s, err := chromedp.Run(sctx, chromedp.Text(sel))
 	if err != nil {
 		t.Fatalf("the text of %s: %v", sel, err)
 	}
@@ -54,7 +70,9 @@ func text(t *testing.T, ctx context.Context, sel string) string {
 
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	sctx, cancel := step(ctx)
+	defer cancel()
+	png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +138,7 @@ func TestPracticePageInARealBrowser(t *testing.T) {
 	do(t, ctx, "Importer", chromedp.Navigate(base+"/importer"), chromedp.WaitVisible(`input[type=file]`),
 		chromedp.SetUploadFiles(`input[type=file]`, []string{arl}), chromedp.Submit(`form[action="/importer"]`),
 		chromedp.WaitVisible(`p.fait`))
-	if got := text(t, ctx, `p.fait`); !strings.Contains(got, "1 message(s) importé(s)") {
+	if got := text(t, ctx, `p.fait`); !strings.Contains(got, "1 message importé") {
 		t.Errorf("after the upload: %s", got)
 	}
 	screenshot(t, ctx, "importer")
@@ -163,5 +181,77 @@ func TestPracticePageInARealBrowser(t *testing.T) {
 	out, err := exec.Command("curl", "-sk", "-D", "-", "-o", "/dev/null", "-d", "csrf=x&identifiant=a&mot_de_passe=b", base+"/connexion").CombinedOutput()
 	if h := strings.ToLower(string(out)); err != nil || !strings.Contains(h, "content-security-policy: default-src 'none'") || !strings.Contains(h, "httponly; secure; samesite=strict") {
 		t.Errorf("headers of the login page (curl):\n%s %v", out, err)
+	}
+}
+
+// The technician's tab, for a login marked technician only: the queue with
+// a lot the relay holds as uncertain (the provider cut the connection after
+// the final dot); releasing it first asks for a yes and says why; once
+// confirmed, the lot leaves. The practitioner's login has no such tab, and
+// is refused the page.
+func TestTechnicianPageAsksBeforeReleasingAnUncertainLot(t *testing.T) {
+	prov := newProvider(t)
+	prov.SetMode(demo.DropAfterDot)
+	r := newRelay(t, prov, opts{listen: `web = ["127.0.0.1:0"]`,
+		accounts: "  [[account.login]]\n  name = \"tech\"\n  password_hash = \"" + passwordHash + "\"\n  technician = true\n"})
+	lot := sesam.SampleLot{From: sender, Fund: fund, Emitter: "12345678901234", Invoices: 2, At: time.Now(), Seq: 4}
+	p := filepath.Join(t.TempDir(), "lot.eml")
+	os.WriteFile(p, lot.Mail(), 0o600)
+	if res := r.python(pyArgs{"file": p, "to": fund}); len(res) != 1 || res[0].Code != 250 {
+		t.Fatalf("submitting the lot: %+v", res)
+	}
+	waitFor(t, 15*time.Second, "the lot held as uncertain", func() bool { return r.states()[store.Held] == 1 })
+
+	ctx := browser(t)
+	base := "https://" + r.web
+	signIn := func(who string) {
+		do(t, ctx, "logging in as "+who, chromedp.Navigate(base+"/connexion"), chromedp.WaitVisible(`input[name=identifiant]`),
+			chromedp.SendKeys(`input[name=identifiant]`, who), chromedp.SendKeys(`input[name=mot_de_passe]`, password),
+			chromedp.Submit(`form.connexion`), chromedp.WaitVisible(`section.ligne`))
+	}
+	signIn(login)
+	if got := text(t, ctx, `header`); strings.Contains(got, "Technicien") {
+		t.Errorf("the practitioner's login shows the Technicien tab: %s", got)
+	}
+	do(t, ctx, "the technician's page as the practitioner", chromedp.Navigate(base+"/technicien"), chromedp.WaitVisible(`p.message`))
+	if got := text(t, ctx, `main`); !strings.Contains(got, "réservée à votre technicien") {
+		t.Errorf("the practitioner on /technicien: %s", got)
+	}
+	do(t, ctx, "logging out", chromedp.Navigate(base+"/"), chromedp.WaitVisible(`form.sortie`), chromedp.Submit(`form.sortie`), chromedp.WaitVisible(`form.connexion`))
+
+	signIn("tech")
+	if got := text(t, ctx, `header`); !strings.Contains(got, "Technicien") {
+		t.Fatalf("the technician's login has no Technicien tab: %s\n%s", got, text(t, ctx, `main`))
+	}
+	sctx, cancel := step(ctx)
+	err := chromedp.Do(sctx, chromedp.Navigate(base+"/technicien"), chromedp.WaitVisible(`h1`))
+	cancel()
+	if err != nil {
+		out, _ := exec.Command("curl", "-sk", "-m", "5", base+"/technicien").CombinedOutput()
+		t.Fatalf("the Technicien page: %v\n%s\n%s", err, out, r.Log())
+	}
+	if got := text(t, ctx, `main`); !strings.Contains(got, "File d'attente") {
+		t.Fatalf("the Technicien page:\n%s\n%s", got, r.Log())
+	}
+	got := text(t, ctx, `main`)
+	for _, want := range []string{"File d'attente", "bloqué", "Sauvegarde", "Aucune sauvegarde", "Journal (derniers avertissements)", "uncertain"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the Technicien page lacks %q:\n%s", want, got)
+		}
+	}
+	screenshot(t, ctx, "technicien")
+	do(t, ctx, "Libérer", chromedp.Click(`main form button`), chromedp.WaitVisible(`section.ligne.rouge`))
+	if got := text(t, ctx, `main`); !strings.Contains(got, "il est peut-être déjà parti") || !strings.Contains(got, "libérer quand même") {
+		t.Fatalf("releasing an uncertain lot does not ask first:\n%s", got)
+	}
+	screenshot(t, ctx, "technicien-confirmer")
+	if st := r.states(); st[store.Held] != 1 {
+		t.Fatalf("the lot left before the yes: %v", st)
+	}
+	prov.SetMode(demo.Normal)
+	do(t, ctx, "the yes", chromedp.Click(`main form button`), chromedp.WaitVisible(`h1`))
+	waitFor(t, 15*time.Second, "the released lot sent", func() bool { return r.states()[store.Sent] == 1 })
+	if !strings.Contains(r.Log(), "caller=web:tech") {
+		t.Errorf("the release is not in the audit log under web:tech:\n%s", r.Log())
 	}
 }

@@ -9,6 +9,7 @@ package metrics
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"runtime"
 	"time"
@@ -39,6 +40,13 @@ func NewDeliveries() *Deliveries {
 	}, []string{"account", "result"})}
 }
 
+// Init shows an account's counters at 0 before its first attempt.
+func (d *Deliveries) Init(account string) {
+	for _, r := range Results {
+		d.v.WithLabelValues(account, r)
+	}
+}
+
 // Count adds one attempt; a nil Deliveries counts nothing.
 func (d *Deliveries) Count(account, result string) {
 	if d != nil {
@@ -52,6 +60,7 @@ type Source struct {
 	Waiting    func() (map[string]store.Waiting, error)
 	Deliveries *Deliveries
 	Version    string
+	Log        *slog.Logger // where a failed scrape is said
 }
 
 // Handler serves /metrics from src.
@@ -62,7 +71,8 @@ func Handler(src Source) http.Handler {
 		reg.MustRegister(src.Deliveries.v)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true, ErrorHandling: promhttp.HTTPErrorOnError}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true, ErrorHandling: promhttp.HTTPErrorOnError,
+		ErrorLog: slog.NewLogLogger(src.Log.Handler(), slog.LevelWarn)}))
 	return mux
 }
 

@@ -1,10 +1,14 @@
 package web
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"html/template"
 	"io"
+	"mime/multipart"
 	"net/http"
+	"net/mail"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +28,8 @@ type page struct {
 	Imported                         *importResult
 	PerDay, Delay                    template.HTML // Lots' charts
 	Lot                              *lotDetail
+	Tech                             bool // the login is the technician's: the tab shows
+	Techn                            *techPage
 }
 
 // line is one of Accueil's: green, orange or red, the reason, what to do.
@@ -39,10 +45,10 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request, ss *session) {
 		s.fail(w, err)
 		return
 	}
-	p := page{Title: "Accueil", Nav: "accueil", CSRF: ss.csrf, Login: ss.login}
+	p := page{Title: "Accueil", Nav: "accueil", CSRF: ss.csrf, Login: ss.login, Tech: ss.technician}
 	for _, a := range st.Accounts {
 		if a.Name == ss.account {
-			p.Lines = homeLines(st, a, time.Now())
+			p.Lines = homeLines(st, a, s.now())
 		}
 	}
 	s.render(w, http.StatusOK, "accueil", p)
@@ -62,18 +68,17 @@ func at(t, now time.Time) string {
 	if d, today := day(t, now); !today {
 		return d
 	}
-	return "à " + hour(t)
+	return "à " + hour(t.In(now.Location()))
 }
 
 func since(t, now time.Time) string {
 	if d, today := day(t, now); !today {
 		return "depuis " + d
 	}
-	return "depuis " + hour(t)
+	return "depuis " + hour(t.In(now.Location()))
 }
 
 func hour(t time.Time) string {
-	t = t.Local()
 	if t.Minute() == 0 {
 		return fmt.Sprintf("%d\u00a0h", t.Hour())
 	}
@@ -81,8 +86,8 @@ func hour(t time.Time) string {
 }
 
 func day(t, now time.Time) (string, bool) {
-	t = t.Local()
-	y, m, d := now.Local().Date()
+	t = t.In(now.Location())
+	y, m, d := now.Date()
 	return fmt.Sprintf("le %02d/%02d à %s", t.Day(), int(t.Month()), hour(t)), t.Year() == y && t.Month() == m && t.Day() == d
 }
 
@@ -91,6 +96,8 @@ func homeLines(st control.Status, a control.AccountStatus, now time.Time) []line
 	send := line{What: "Envoi", Color: "vert", Text: "Vos lots partent normalement."}
 	if !a.Health.LastSuccess.IsZero() {
 		send.Text += " Dernier envoi " + at(a.Health.LastSuccess, now) + "."
+	} else if a.Counts[store.Sent] == 0 {
+		send = line{"Envoi", "gris", "Aucun lot n'est encore parti par le relais : le premier dira si " + prov + " l'accepte."}
 	}
 	h := a.Health
 	switch {
@@ -234,8 +241,8 @@ func (s *Server) lots(w http.ResponseWriter, r *http.Request, ss *session) {
 		s.fail(w, err)
 		return
 	}
-	now := time.Now()
-	p := page{Title: "Lots", Nav: "lots", CSRF: ss.csrf, Login: ss.login, Filter: filter}
+	now := s.now()
+	p := page{Title: "Lots", Nav: "lots", CSRF: ss.csrf, Login: ss.login, Tech: ss.technician, Filter: filter}
 	p.PerDay, p.Delay = charts(all, now)
 	for i := len(all) - 1; i >= 0; i-- { // newest first
 		if keep(all[i], now) {
@@ -258,10 +265,10 @@ func (s *Server) lot(w http.ResponseWriter, r *http.Request, ss *session) {
 		}
 		d := &lotDetail{lotRow: row(l), Sent: "pas encore parti"}
 		if !l.Delivered.IsZero() {
-			d.Sent = l.Delivered.Local().Format("02/01/2006 à 15:04")
+			d.Sent = l.Delivered.In(s.zone()).Format("02/01/2006 à 15:04")
 		}
 		for _, rt := range l.Returns {
-			d.Returns = append(d.Returns, noticeRow{Date: rt.Received.Local().Format("02/01/2006 15:04"), Text: classOf(rt.Class)})
+			d.Returns = append(d.Returns, noticeRow{Date: rt.Received.In(s.zone()).Format("02/01/2006 15:04"), Text: classOf(rt.Class)})
 		}
 		for _, inv := range l.RejectedInvoices {
 			d.Bills = append(d.Bills, invoiceText(inv, "rejetée"))
@@ -270,10 +277,10 @@ func (s *Server) lot(w http.ResponseWriter, r *http.Request, ss *session) {
 			d.Bills = append(d.Bills, invoiceText(inv, "déjà reçue par la caisse : ne la facturez pas de nouveau"))
 		}
 		d.Advice = advice(l)
-		s.render(w, http.StatusOK, "lot", page{Title: "Lot du " + d.Date, Nav: "lots", CSRF: ss.csrf, Login: ss.login, Lot: d})
+		s.render(w, http.StatusOK, "lot", page{Title: "Lot du " + d.Date, Nav: "lots", CSRF: ss.csrf, Login: ss.login, Tech: ss.technician, Lot: d})
 		return
 	}
-	s.render(w, http.StatusNotFound, "erreur", page{Title: "Lot introuvable", Nav: "lots", CSRF: ss.csrf, Login: ss.login, Message: "Ce lot n'existe pas, ou il a plus de trois mois. Revenez à la page Lots."})
+	s.render(w, http.StatusNotFound, "erreur", page{Title: "Lot introuvable", Nav: "lots", CSRF: ss.csrf, Login: ss.login, Tech: ss.technician, Message: "Ce lot n'existe pas, ou il a plus de trois mois. Revenez à la page Lots."})
 }
 
 func invoiceText(inv sesam.InvoiceOutcome, what string) string {
@@ -326,7 +333,7 @@ func (s *Server) notices(w http.ResponseWriter, r *http.Request, ss *session) {
 		s.fail(w, err)
 		return
 	}
-	p := page{Title: "Avis", Nav: "avis", CSRF: ss.csrf, Login: ss.login}
+	p := page{Title: "Avis", Nav: "avis", CSRF: ss.csrf, Login: ss.login, Tech: ss.technician}
 	for i := len(ws) - 1; i >= 0; i-- {
 		kind, _, _ := strings.Cut(ws[i].Kind, ":")
 		if strings.HasPrefix(ws[i].Kind, string(sesam.NoticeInvoices)) {
@@ -336,39 +343,53 @@ func (s *Server) notices(w http.ResponseWriter, r *http.Request, ss *session) {
 		if !ok {
 			text = "Avis du relais."
 		}
-		p.Notices = append(p.Notices, noticeRow{Date: ws[i].At.Local().Format("02/01/2006 15:04"), Text: text})
+		p.Notices = append(p.Notices, noticeRow{Date: ws[i].At.In(s.zone()).Format("02/01/2006 15:04"), Text: text})
 	}
 	s.render(w, http.StatusOK, "avis", p)
 }
 
-type importResult struct{ Added, Duplicates int }
+type importResult struct{ Text string }
+
+func importText(added, dup int) string {
+	t := plural(added, "message importé", "messages importés")
+	if added == 0 {
+		t = "Aucun nouveau message"
+	}
+	if dup > 0 {
+		t += ", " + plural(dup, "déjà présent", "déjà présents")
+	}
+	return t + ". Votre logiciel les recevra à sa prochaine relève ; ceux qui concernent un lot apparaissent aussi dans la page Lots."
+}
 
 func (s *Server) importPage(w http.ResponseWriter, r *http.Request, ss *session) {
-	s.render(w, http.StatusOK, "importer", page{Title: "Importer", Nav: "importer", CSRF: ss.csrf, Login: ss.login})
+	s.render(w, http.StatusOK, "importer", page{Title: "Importer", Nav: "importer", CSRF: ss.csrf, Login: ss.login, Tech: ss.technician})
 }
 
 // importFiles takes .eml files saved from the webmail: the CLI's import
 // (deduplicated, classified, matched to their lot, in the audit log).
 func (s *Server) importFiles(w http.ResponseWriter, r *http.Request, ss *session) {
-	r.Body = http.MaxBytesReader(w, r.Body, s.o.MaxImport)
-	p := page{Title: "Importer", Nav: "importer", CSRF: ss.csrf, Login: ss.login}
-	if err := r.ParseMultipartForm(1 << 20); err != nil {
-		p.Message = "Ces fichiers sont trop gros ou illisibles : déposez-les par petits groupes."
+	p := page{Title: "Importer", Nav: "importer", CSRF: ss.csrf, Login: ss.login, Tech: ss.technician}
+	if r.MultipartForm == nil { // authed parsed the body, bounded
+		p.Message = "Choisissez d'abord un ou plusieurs messages enregistrés (fichiers .eml)."
 		s.render(w, http.StatusBadRequest, "importer", p)
 		return
 	}
 	defer r.MultipartForm.RemoveAll()
+	files := r.MultipartForm.File["messages"]
+	if len(files) > maxImportFiles {
+		p.Message = fmt.Sprintf("Déposez au plus %d messages à la fois.", maxImportFiles)
+		s.render(w, http.StatusBadRequest, "importer", p)
+		return
+	}
 	var raws [][]byte
-	for _, fh := range r.MultipartForm.File["messages"] {
-		f, err := fh.Open()
+	for _, fh := range files {
+		b, err := readUpload(fh)
 		if err != nil {
-			continue
+			p.Message = "« " + fh.Filename + " » " + err.Error() + " : rien n'a été importé."
+			s.render(w, http.StatusBadRequest, "importer", p)
+			return
 		}
-		b, err := io.ReadAll(f)
-		f.Close()
-		if err == nil && len(b) > 0 {
-			raws = append(raws, b)
-		}
+		raws = append(raws, b)
 	}
 	if len(raws) == 0 {
 		p.Message = "Choisissez d'abord un ou plusieurs messages enregistrés (fichiers .eml)."
@@ -383,8 +404,30 @@ func (s *Server) importFiles(w http.ResponseWriter, r *http.Request, ss *session
 		return
 	}
 	im := data.(control.Imported)
-	p.Imported = &importResult{Added: len(im.Added), Duplicates: im.Duplicates}
+	p.Imported = &importResult{importText(len(im.Added), im.Duplicates)}
 	s.render(w, http.StatusOK, "importer", p)
+}
+
+// readUpload reads one uploaded file, which must be a mail as the
+// webmail saves it (headers, then a body), at most maxImportFile bytes.
+func readUpload(fh *multipart.FileHeader) ([]byte, error) {
+	if fh.Size > maxImportFile {
+		return nil, errors.New("est trop gros pour un accusé de réception ou un retour NOEMIE")
+	}
+	f, err := fh.Open()
+	if err != nil {
+		return nil, errors.New("n'a pas pu être lu")
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxImportFile+1))
+	if err != nil || len(b) > maxImportFile {
+		return nil, errors.New("n'a pas pu être lu")
+	}
+	m, err := mail.ReadMessage(bytes.NewReader(b))
+	if err != nil || (m.Header.Get("From") == "" && m.Header.Get("Subject") == "") {
+		return nil, errors.New("n'est pas un message enregistré depuis le webmail (fichier .eml)")
+	}
+	return b, nil
 }
 
 // webCaller names a page's login in the audit log.

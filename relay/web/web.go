@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,12 +37,19 @@ var pages = template.Must(template.New("").Funcs(funcs).ParseFS(files, "template
 type Options struct {
 	Logins    *auth.Checker
 	AccountOf map[string]string // login -> account
-	Throttle  *auth.Throttle
-	Handler   func() *control.Handler
-	Log       *slog.Logger
+	// Technicians are the logins marked technician = true.
+	Technicians map[string]bool
+	Throttle    *auth.Throttle
+	Handler     func() *control.Handler
+	Log         *slog.Logger
 	// MaxImport bounds one upload (all its files together).
 	MaxImport int64
+	// Zone is the practice's time zone, for the times the page shows.
+	Zone *time.Location
 }
+
+// Bounds of an upload: files, and bytes in one (a return is tens of KB).
+const maxImportFiles, maxImportFile = 200, 5 << 20
 
 const (
 	cookieName  = "sesam_session"
@@ -52,6 +60,7 @@ const (
 
 type session struct {
 	login, account, csrf string
+	technician           bool
 	created, seen        time.Time
 }
 
@@ -76,6 +85,8 @@ func New(o Options) *Server {
 	s.mux.HandleFunc("GET /avis", s.authed(s.notices))
 	s.mux.HandleFunc("GET /importer", s.authed(s.importPage))
 	s.mux.HandleFunc("POST /importer", s.authed(s.importFiles))
+	s.mux.HandleFunc("GET /technicien", s.authed(s.techHome))
+	s.mux.HandleFunc("POST /technicien", s.authed(s.techAction))
 	return s
 }
 
@@ -87,6 +98,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Strict-Transport-Security", "max-age=31536000")
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		s.render(w, http.StatusNotFound, "erreur", page{Title: "Page introuvable", Message: "Cette page n'existe pas. Revenez à l'accueil."})
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -96,6 +111,16 @@ func (s *Server) style(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "max-age=3600")
 	w.Write(b)
 }
+
+// zone is the practice's time zone (the config's; the box's if unset).
+func (s *Server) zone() *time.Location {
+	if s.o.Zone != nil {
+		return s.o.Zone
+	}
+	return time.Local
+}
+
+func (s *Server) now() time.Time { return time.Now().In(s.zone()) }
 
 func token() string {
 	b := make([]byte, 32)
@@ -133,13 +158,38 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, *session)) ht
 			http.Redirect(w, r, "/connexion", http.StatusSeeOther)
 			return
 		}
-		if r.Method == http.MethodPost && !sameToken(r.FormValue("csrf"), ss.csrf) {
-			s.o.Log.Warn("web form refused: missing or wrong CSRF token", "remote", r.RemoteAddr, "login", ss.login, "path", r.URL.Path)
-			s.render(w, http.StatusForbidden, "erreur", page{Title: "Formulaire refusé", Message: "Ce formulaire n'est plus valable. Rechargez la page et recommencez."})
+		if r.Method == http.MethodPost && !s.postToken(w, r, ss) {
 			return
 		}
 		h(w, r, ss)
 	}
+}
+
+// postToken bounds a form's body before reading any of it, then checks
+// its CSRF token (in the body only, never the URL). It answers when not.
+func (s *Server) postToken(w http.ResponseWriter, r *http.Request, ss *session) bool {
+	limit := int64(16 << 10)
+	if r.URL.Path == "/importer" {
+		limit = s.o.MaxImport
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	var err error
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+		err = r.ParseMultipartForm(1 << 20)
+	} else {
+		err = r.ParseForm()
+	}
+	if err != nil {
+		s.render(w, http.StatusRequestEntityTooLarge, "erreur", page{Title: "Envoi refusé", CSRF: ss.csrf, Login: ss.login, Tech: ss.technician,
+			Message: "Ce que vous avez envoyé est trop gros ou illisible : déposez les messages par petits groupes (au plus 20 Mo à la fois)."})
+		return false
+	}
+	if !sameToken(r.PostFormValue("csrf"), ss.csrf) {
+		s.o.Log.Warn("web form refused: missing or wrong CSRF token", "remote", r.RemoteAddr, "login", ss.login, "path", r.URL.Path)
+		s.render(w, http.StatusForbidden, "erreur", page{Title: "Formulaire refusé", CSRF: ss.csrf, Login: ss.login, Tech: ss.technician, Message: "Ce formulaire n'est plus valable. Rechargez la page et recommencez."})
+		return false
+	}
+	return true
 }
 
 func sameToken(a, b string) bool {
@@ -163,17 +213,17 @@ func (s *Server) loginForm(w http.ResponseWriter, r *http.Request, code int, msg
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	pre, err := r.Cookie(preCookie)
-	if err != nil || !sameToken(r.FormValue("csrf"), pre.Value) {
+	if err != nil || r.ParseForm() != nil || !sameToken(r.PostFormValue("csrf"), pre.Value) {
 		s.loginForm(w, r, http.StatusForbidden, "Ce formulaire n'est plus valable : recommencez.")
 		return
 	}
-	user, pass := r.FormValue("identifiant"), r.FormValue("mot_de_passe")
+	user, pass := r.PostFormValue("identifiant"), r.PostFormValue("mot_de_passe")
 	remote := addr(r)
 	log := s.o.Log.With("remote", r.RemoteAddr, "login", auth.LogName(user))
 	at, ok := s.o.Throttle.Begin(remote, user)
 	if !ok {
 		log.Warn("web login refused unchecked: too many failed logins")
-		s.loginForm(w, r, http.StatusTooManyRequests, "Trop d'essais manqués : attendez un quart d'heure avant de réessayer.")
+		s.loginForm(w, r, http.StatusTooManyRequests, "Trop d'essais manqués depuis cet appareil : attendez quelques minutes avant de réessayer, ou demandez le mot de passe à votre technicien.")
 		return
 	}
 	account, known := s.o.AccountOf[user]
@@ -208,7 +258,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		}
 		delete(s.sessions, oldest)
 	}
-	s.sessions[id] = &session{login: user, account: account, csrf: token(), created: now, seen: now}
+	s.sessions[id] = &session{login: user, account: account, csrf: token(), technician: s.o.Technicians[user], created: now, seen: now}
 	s.mu.Unlock()
 	log.Info("web login", "account", account)
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
