@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -598,8 +599,16 @@ func (s Sesam) SummaryAt() (time.Duration, bool) {
 
 // Zone is the lot stamps' time zone.
 func (s Sesam) Zone() *time.Location {
-	if l, err := time.LoadLocation(s.StampZone); err == nil {
-		return l
+	if l, ok := zones.Load(s.StampZone); ok {
+		return l.(*time.Location)
 	}
-	return nil
+	l, err := time.LoadLocation(s.StampZone)
+	if err != nil {
+		return nil
+	}
+	zones.Store(s.StampZone, l)
+	return l
 }
+
+// zones keeps each zone read once: reading it parses a file of tzdata.
+var zones sync.Map
