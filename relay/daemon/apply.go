@@ -21,6 +21,7 @@ import (
 	"github.com/sesam-relay/sesam-relay/relay/smtpd"
 	"github.com/sesam-relay/sesam-relay/relay/store"
 	"github.com/sesam-relay/sesam-relay/relay/warn"
+	"github.com/sesam-relay/sesam-relay/relay/web"
 	"github.com/sesam-relay/sesam-relay/sesam"
 )
 
@@ -187,7 +188,7 @@ func (g *generation) serve(proto string, s *shared) {
 		go serveMetrics(g.metrics, s.view(), g.metricsPolicy, g.log)
 		return
 	case "web":
-		go g.web.Serve(tls.NewListener(auth.Guard(s.view(), g.webPolicy, nil, g.log), g.web.TLSConfig))
+		go g.web.Serve(tls.NewListener(web.PlainToHTTPS(auth.Guard(s.view(), g.webPolicy, nil, g.log)), g.web.TLSConfig))
 		return
 	}
 	serve := map[string]func(net.Listener) error{"smtp": g.smtp.Serve, "smtps": g.smtp.ServeTLS, "pop3": g.pop.Serve, "pop3s": g.pop.ServeTLS}[proto]

@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
@@ -41,6 +43,26 @@ func webSession(t *testing.T, base, user, pw string) (*http.Client, string) {
 	}
 	resp.Body.Close()
 	return c, token("/importer")
+}
+
+// webLoginAttempt posts one login with a fresh form, and returns the page.
+func webLoginAttempt(t *testing.T, base, user, pw string) (int, string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := c.Get(base + "/connexion")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp, err = c.PostForm(base+"/connexion", url.Values{"csrf": {string(csrfField.FindSubmatch(b)[1])}, "identifiant": {user}, "mot_de_passe": {pw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ = io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 func upload(t *testing.T, c *http.Client, base, csrf, query string, files map[string][]byte) (int, string) {
@@ -109,13 +131,29 @@ func TestPageBoundsUploadsAndConnectionsAndAnswersInFrench(t *testing.T) {
 			held = append(held, conn)
 		}
 	}
-	defer func() {
-		for _, c := range held {
-			c.Close()
-		}
-	}()
 	if res := r.python(pyArgs{}); len(res) != 1 || res[0].Code != 250 {
 		t.Errorf("with page connections held open, the billing software's submission: %+v", res)
+	}
+	for _, c := range held {
+		c.Close()
+	}
+	waitFor(t, 5*time.Second, "the held connections to be let go", func() bool {
+		out, _ := exec.Command("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://"+r.web+"/").Output()
+		return string(out) == "301"
+	})
+
+	// The address typed without https://: sent there, not answered in English.
+	out, err := exec.Command("curl", "-s", "-i", "http://"+r.web+"/lots").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "301") || !strings.Contains(string(out), "Location: https://"+r.web+"/") || strings.Contains(string(out), "Client sent") {
+		t.Errorf("http:// to the page: %v\n%s", err, out)
+	}
+	// Wrong passwords are throttled with SMTP's and POP3's rule, in French.
+	var last string
+	for range 7 {
+		_, last = webLoginAttempt(t, base, login, "pas-le-bon")
+	}
+	if !strings.Contains(last, "Trop d&#39;essais manqués") {
+		t.Errorf("the seventh wrong password:\n%s", last)
 	}
 
 	resp, err := c.Get(base + "/nulle-part")
