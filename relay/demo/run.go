@@ -51,6 +51,7 @@ state_dir = %q
 [listen]
 smtp    = [%q]
 pop3    = [%q]
+web     = ["127.0.0.1:0"]   # the practice's page
 control = %q
 allow   = ["127.0.0.0/8", "::1/128"]
 allow_plaintext_auth = ["127.0.0.0/8", "::1/128"]   # so that any mail client here can try it without TLS
@@ -160,7 +161,7 @@ func Run(ctx context.Context, in io.Reader, out io.Writer) error {
 	defer stop()
 	done := make(chan error, 1)
 	go func() { done <- daemon.Run(dctx, cfg, log, nil, nil) }()
-	smtpAddr, pop3Addr, err := waitReady(cfg, done)
+	smtpAddr, pop3Addr, webAddr, err := waitReady(cfg, done)
 	if err != nil {
 		stop()
 		return err
@@ -177,6 +178,8 @@ func Run(ctx context.Context, in io.Reader, out io.Writer) error {
   travel in clear (see q). Lots sent with l are S/MIME-shaped and go through.
   The practitioner's phone logs in as "demo-phone" (password "demo"): it sees the
   same returns, and the relay's warnings about lots (in French).
+  The practice's page (in French): https://%s/  login %q, password %q
+  (the browser warns about the demo's self-signed certificate once).
 
   In another terminal:  %s --config %s status
                         %s --config %s queue --all
@@ -189,7 +192,7 @@ func Run(ctx context.Context, in io.Reader, out io.Writer) error {
     q   show the queue
     m   show the local mailbox (what the billing software collects by POP3)
     x   quit (Ctrl-C works too)
-`, smtpAddr, pop3Addr, demoLogin, demoPassword, smtpAddr, demoAddress, "secretariat@cabinet-voisin.test", pop3Addr, self(), cfgPath, self(), cfgPath, self(), cfgPath)
+`, smtpAddr, pop3Addr, demoLogin, demoPassword, smtpAddr, demoAddress, "secretariat@cabinet-voisin.test", pop3Addr, webAddr, demoLogin, demoPassword, self(), cfgPath, self(), cfgPath, self(), cfgPath)
 
 	lines := make(chan string)
 	go func() {
@@ -270,11 +273,11 @@ func self() string {
 	return "sesam-relay"
 }
 
-func waitReady(cfg *config.Config, done chan error) (smtpAddr, pop3Addr string, err error) {
+func waitReady(cfg *config.Config, done chan error) (smtpAddr, pop3Addr, webAddr string, err error) {
 	for i := 0; i < 100; i++ {
 		select {
 		case err := <-done:
-			return "", "", fmt.Errorf("the relay did not start: %v", err)
+			return "", "", "", fmt.Errorf("the relay did not start: %v", err)
 		default:
 		}
 		var st control.Status
@@ -286,12 +289,15 @@ func waitReady(cfg *config.Config, done chan error) (smtpAddr, pop3Addr string, 
 				if a, ok := strings.CutPrefix(l, "pop3://"); ok {
 					pop3Addr = a
 				}
+				if a, ok := strings.CutPrefix(l, "web://"); ok {
+					webAddr = a
+				}
 			}
-			return smtpAddr, pop3Addr, nil
+			return smtpAddr, pop3Addr, webAddr, nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return "", "", fmt.Errorf("the relay did not start in 5 s")
+	return "", "", "", fmt.Errorf("the relay did not start in 5 s")
 }
 
 // acknowledgement is a synthetic positive ARL for a lot: made up for the

@@ -180,6 +180,14 @@ func TestDemoShowsALotWaitingThenDelivered(t *testing.T) {
 	if err != nil || !strings.Contains(string(got), "Subject: ARL positif - IR/99999999999999/") {
 		t.Fatalf("curl %s: %v\n%s", pop3[1], err, got)
 	}
+	// The practice's page, at the address the banner gives.
+	web := regexp.MustCompile(`page \(in French\): (https://[0-9.:]+/)`).FindStringSubmatch(out.String())
+	if web == nil {
+		t.Fatalf("the banner gives no page address:\n%s", out.String())
+	}
+	if got, err := exec.Command("curl", "-sk", web[1]+"connexion").CombinedOutput(); err != nil || !strings.Contains(string(got), "Identifiant") {
+		t.Fatalf("curl %s: %v\n%s", web[1], err, got)
+	}
 	in.Write([]byte("o\nl\nq\n"))
 	waitFor(t, 15*time.Second, "a lot waiting", func() bool {
 		return strings.Contains(out.String(), "deferred") || strings.Contains(out.String(), "#2 queued")
